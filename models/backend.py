@@ -1,0 +1,173 @@
+"""The one interface the daemon calls for every backend (IC-LoRA on Wan, VACE zero-shot).
+
+Everything crosses it as numpy in the engine's own size and colour space; resizing to the
+model grid, colour conversion and windowing happen behind it. ``realify`` runs a whole clip
+window by window through ``realify_window``; the daemon calls ``realify_window`` itself
+because frames arrive as a stream.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from .windows import Window, plan_windows
+
+COLOR_SPACES = ("srgb", "linear")
+# How a depth plane is encoded. "distance": eye/view distance (larger = farther; Blender Z,
+# Unity linear eye depth, Unreal SceneDepth); "inverse": disparity-like (larger = nearer).
+DEPTH_KINDS = ("distance", "inverse")
+ATTENTION_MODES = ("full", "causal-ref")
+REFERENCE_CONDITIONS = ("color", "depth", "normals", "edges")
+
+
+class Cancelled(Exception):
+    """Raised inside a backend when the caller's cancel check returns True."""
+
+
+@dataclass
+class GBuffers:
+    """A clip of coarse frames as the engine rendered them.
+
+    color:   (T, H, W, 3) uint8 sRGB, or float16/float32 linear (scene-referred) when color_space="linear"
+    depth:   (T, H, W) float32; inf/NaN allowed for sky and missing samples
+    normals: (T, H, W, 3) float in [-1, 1], any consistent space (camera space preferred)
+    edges:   (T, H, W) float in [0, 1], when the engine draws its own (else derived)
+    """
+
+    color: np.ndarray
+    color_space: str = "srgb"
+    depth: np.ndarray | None = None
+    depth_kind: str = "distance"
+    normals: np.ndarray | None = None
+    edges: np.ndarray | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.color.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return int(self.color.shape[1]), int(self.color.shape[2])
+
+    def slice(self, start: int, end: int) -> "GBuffers":
+        def cut(a):
+            return None if a is None else a[start:end]
+
+        return replace(self, color=self.color[start:end], depth=cut(self.depth), normals=cut(self.normals), edges=cut(self.edges))
+
+
+@dataclass
+class RealifyConfig:
+    prompt: str = "photorealistic video, natural lighting, real materials, film grain"
+    negative_prompt: str = "cartoon, CG render, video game, plastic, blurry, low quality"
+    steps: int = 30
+    guidance: float = 5.0  # <= 1.0 turns classifier-free guidance off (one branch per step)
+    shift: float = 5.0  # flow-matching timestep shift (Wan uses 3.0 at 480p, 5.0 at 720p)
+    seed: int = 0
+    strength: float = 1.0  # 1.0: start from noise; < 1.0: start from the noised input (lighter edit)
+    window: int = 81
+    overlap: int = 9
+    resolution: str = "480p"  # "480p", "720p" or "native" (only padded to the model grid)
+    reference: tuple[str, ...] = ("color",)  # conditions that become IC-LoRA reference tokens
+    attention_mode: str = "full"  # or "causal-ref"; a trained LoRA's metadata overrides it
+    preview_every: int = 0  # >0: decode an x0 estimate every k steps and report it as a preview
+
+    def validate(self) -> "RealifyConfig":
+        from .windows import validate_window
+
+        validate_window(self.window, self.overlap)
+        if self.steps < 1:
+            raise ValueError(f"steps={self.steps}: use at least 1 denoising step")
+        if not 0.0 < self.strength <= 1.0:
+            raise ValueError(f"strength={self.strength}: use a value in (0, 1]; 1.0 ignores the input colours' noise level")
+        if self.attention_mode not in ATTENTION_MODES:
+            raise ValueError(f"attention_mode={self.attention_mode!r}: choose one of {ATTENTION_MODES}")
+        bad = [r for r in self.reference if r not in REFERENCE_CONDITIONS]
+        if bad or not self.reference:
+            raise ValueError(f"reference={self.reference}: choose one or more of {REFERENCE_CONDITIONS}")
+        return self
+
+
+# Quality presets: overrides applied over RealifyConfig by the daemon and the CLI.
+QUALITY_PRESETS: dict[str, dict] = {
+    "preview": {"steps": 4, "guidance": 1.0, "resolution": "480p", "preview_every": 1},
+    "final": {"steps": 30, "guidance": 5.0, "resolution": "720p"},
+}
+
+
+def apply_quality(config: RealifyConfig, quality: str) -> RealifyConfig:
+    if quality not in QUALITY_PRESETS:
+        raise ValueError(f"unknown quality preset {quality!r}: choose one of {sorted(QUALITY_PRESETS)}")
+    return replace(config, **QUALITY_PRESETS[quality])
+
+
+@dataclass
+class ProgressEvent:
+    kind: str  # "window_started" | "step" | "preview" | "window_done"
+    window: int
+    num_windows: int
+    step: int = 0
+    num_steps: int = 0
+    frames: tuple[int, int] = (0, 0)  # [start, end) input frames of this window
+    preview: np.ndarray | None = field(default=None, repr=False)  # (T, H, W, 3) uint8 at the input size
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+CancelFn = Callable[[], bool]
+
+
+class Backend(ABC):
+    """A loaded (or loadable) model that turns coarse windows into realistic frames."""
+
+    name: str = "backend"
+
+    @abstractmethod
+    def load(self, device: str = "cpu", dtype: str = "float32", offload: str = "none") -> None:
+        """Put weights on ``device``; offload is "none", "model" or "group"."""
+
+    @abstractmethod
+    def unload(self) -> None:
+        """Free the weights and device memory."""
+
+    @abstractmethod
+    def memory_estimate(self, num_frames: int, height: int, width: int, config: RealifyConfig) -> int:
+        """Peak device bytes to run one window of this shape (weights included)."""
+
+    @abstractmethod
+    def realify_window(
+        self,
+        clip: GBuffers,
+        config: RealifyConfig,
+        prefix: np.ndarray | None = None,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+        window: Window | None = None,
+    ) -> np.ndarray:
+        """Realify one window of at most ``config.window`` frames (any count; padded internally).
+
+        prefix: (P, H, W, 3) uint8 frames already generated for the first P frames of this
+        window by the previous one (P == config.overlap); the new frames continue them without a seam.
+        Returns (T, H, W, 3) uint8 sRGB at the input size, one frame per input frame.
+        """
+
+    def realify(
+        self,
+        clip: GBuffers,
+        config: RealifyConfig,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> np.ndarray:
+        """Realify a clip of any length: windows in order, each continuing the last."""
+        config.validate()
+        height, width = clip.size
+        out = np.empty((clip.num_frames, height, width, 3), np.uint8)
+        for w in plan_windows(clip.num_frames, config.window, config.overlap):
+            prefix = out[w.start : w.emit_start] if w.prefix_length else None
+            frames = self.realify_window(clip.slice(w.start, w.end), config, prefix, progress, cancel, window=w)
+            out[w.emit_start : w.end] = frames[w.prefix_length :]
+        return out
