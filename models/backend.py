@@ -74,6 +74,7 @@ class RealifyConfig:
     overlap: int = 9
     resolution: str = "480p"  # "480p", "720p" or "native" (only padded to the model grid)
     reference: tuple[str, ...] = ("color",)  # conditions that become IC-LoRA reference tokens
+    reference_downscale: int = 1  # >1: reference clips at 1/n size each side (n^2 fewer tokens), positions rescaled
     attention_mode: str = "full"  # or "causal-ref"; a trained LoRA's metadata overrides it
     preview_every: int = 0  # >0: decode an x0 estimate every k steps and report it as a preview
 
@@ -87,6 +88,8 @@ class RealifyConfig:
             raise ValueError(f"strength={self.strength}: use a value in (0, 1]; 1.0 ignores the input colours' noise level")
         if self.attention_mode not in ATTENTION_MODES:
             raise ValueError(f"attention_mode={self.attention_mode!r}: choose one of {ATTENTION_MODES}")
+        if self.reference_downscale not in (1, 2, 4):
+            raise ValueError(f"reference_downscale={self.reference_downscale}: use 1 (full size), 2 or 4")
         bad = [r for r in self.reference if r not in REFERENCE_CONDITIONS]
         if bad or not self.reference:
             raise ValueError(f"reference={self.reference}: choose one or more of {REFERENCE_CONDITIONS}")
@@ -94,8 +97,12 @@ class RealifyConfig:
 
 
 # Quality presets: overrides applied over RealifyConfig by the daemon and the CLI.
+# "preview" is what Realify shows first: 480p, 4 steps without CFG (a step-distilled LoRA,
+# ``Levers.step_lora``, makes 4 steps clean), reference tokens at half size each side (a
+# quarter of them), an x0 preview every step; the daemon runs it on the preview backbone
+# (``backends.preview_model_for``).
 QUALITY_PRESETS: dict[str, dict] = {
-    "preview": {"steps": 4, "guidance": 1.0, "resolution": "480p", "preview_every": 1},
+    "preview": {"steps": 4, "guidance": 1.0, "resolution": "480p", "preview_every": 1, "reference_downscale": 2},
     "final": {"steps": 30, "guidance": 5.0, "resolution": "720p"},
 }
 

@@ -1,0 +1,247 @@
+"""The asyncio client: the same shape as the synchronous one, with awaitables.
+
+    async with await connect() as client:
+        async with await client.realify(prompt="...") as session:
+            await session.send(0, color, depth)
+            await session.end()
+            async for event in session.events(): ...
+
+``send`` awaits gRPC flow control (backpressure); a reader task drains the daemon's
+replies so sending everything before reading cannot deadlock the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, Iterable, Sequence
+
+import grpc
+import numpy as np
+
+from c2r.v1 import coarse2real_pb2 as pb
+from c2r.v1 import coarse2real_pb2_grpc as pb_grpc
+
+from .client import job_spec, negotiate
+from .config import info_request, session_config
+from .errors import C2RError, Cancelled, DaemonUnavailable, InvalidInput, from_rpc_error, session_lost
+from .events import Event, EventDecoder, Result
+from .frames import check_message_size, pack_frame
+from .launcher import EmbeddedDaemon, ensure_daemon
+from .session import RETRY_DELAYS
+from .transport import DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, auth_metadata, channel_options, split_address
+
+_CLOSE = object()
+
+
+class AsyncSession:
+    """One realify session on an asyncio event loop. Leaving ``async with`` early cancels it."""
+
+    def __init__(self, call, started: pb.SessionStarted, address: str, max_message_bytes: int):
+        self.address = address
+        self.session_id = started.session_id
+        self.effective = started.effective
+        self.warnings = list(started.warnings)
+        self.frames_sent = 0
+        self._call = call
+        self._max_message_bytes = max_message_bytes
+        self._decoder = EventDecoder()
+        self._inbox: asyncio.Queue = asyncio.Queue()
+        self._ended = False
+        self._cancelled = False
+        self._failure: C2RError | None = None
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def open(cls, stub, metadata, config: pb.SessionConfig, address: str, max_message_bytes: int) -> "AsyncSession":
+        """Start the stream; a connection dropped before SessionStarted is retried with backoff."""
+        delays = iter(RETRY_DELAYS)
+        while True:
+            call = stub.Realify(metadata=metadata)
+            try:
+                await call.write(pb.ClientMessage(config=config))
+                first = await call.read()
+            except grpc.RpcError as error:
+                delay = next(delays, None)
+                if error.code() != grpc.StatusCode.UNAVAILABLE or delay is None:
+                    raise from_rpc_error(error, address) from None
+                await asyncio.sleep(delay)
+                continue
+            if first is grpc.aio.EOF or first.WhichOneof("kind") != "started":
+                call.cancel()
+                raise C2RError(f"the daemon at {address} did not start the session (got {first!r})")
+            return cls(call, first.started, address, max_message_bytes)
+
+    async def _read(self) -> None:
+        try:
+            while (message := await self._call.read()) is not grpc.aio.EOF:
+                for event in self._decoder.decode(message):
+                    self._inbox.put_nowait(event)
+        except grpc.RpcError as error:
+            self._failure = from_rpc_error(error, self.address)
+            if isinstance(self._failure, DaemonUnavailable):
+                self._failure = session_lost(self.address, self._decoder.next_index, self.frames_sent)
+            self._inbox.put_nowait(self._failure)
+        finally:
+            self._inbox.put_nowait(_CLOSE)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Results (final ones in index order), progress, warnings, then Finished."""
+        while True:
+            item = await self._inbox.get()
+            if item is _CLOSE:
+                return
+            if isinstance(item, C2RError):
+                if isinstance(item, Cancelled) and self._cancelled:
+                    return
+                raise item
+            yield item
+
+    async def results(self) -> AsyncIterator[Result]:
+        async for event in self.events():
+            if isinstance(event, Result) and not event.preview:
+                yield event
+
+    async def send(
+        self,
+        index: int,
+        color: np.ndarray,
+        depth: np.ndarray | None = None,
+        normals: np.ndarray | None = None,
+        edges: np.ndarray | None = None,
+        color_space: str = "srgb",
+        depth_kind: str = "distance",
+    ) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._cancelled or self._ended:
+            raise InvalidInput(f"session {self.session_id} has ended; start a new session to send more frames")
+        frame = pack_frame(index, color, depth, normals, edges, color_space, depth_kind)
+        check_message_size(frame, self._max_message_bytes)
+        await self._write(pb.ClientMessage(frame=frame))
+        self.frames_sent += 1
+
+    async def _write(self, message: pb.ClientMessage) -> None:
+        try:
+            await self._call.write(message)
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            await asyncio.wait([self._reader], timeout=5.0)
+            raise self._failure or DaemonUnavailable(f"the daemon at {self.address} closed the session") from None
+
+    async def end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            await self._write(pb.ClientMessage(end=pb.EndOfStream()))
+            await self._call.done_writing()
+
+    async def cancel(self) -> None:
+        if self._cancelled or self._reader.done():
+            return
+        self._cancelled = True
+        if self._ended:  # the request stream is already closed: only cancelling the call reaches the daemon
+            self._call.cancel()
+            return
+        try:
+            await self._call.write(pb.ClientMessage(cancel=pb.Cancel()))
+            await self._call.done_writing()
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            self._call.cancel()
+
+    async def close(self) -> None:
+        if not self._reader.done():
+            await self.cancel()
+            done, _ = await asyncio.wait([self._reader], timeout=5.0)
+            if not done:
+                self._call.cancel()
+                await asyncio.wait([self._reader], timeout=5.0)
+
+    async def __aenter__(self) -> "AsyncSession":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+
+class AsyncClient:
+    """An asyncio connection to one daemon (and the daemon, if this client started it)."""
+
+    def __init__(self, address: str, token: str | None = None, timeout: float = 10.0, daemon: EmbeddedDaemon | None = None):
+        split_address(address)
+        self.address = address
+        self.timeout = timeout
+        self.daemon = daemon
+        self.max_message_bytes = MAX_MESSAGE_BYTES
+        self._metadata = auth_metadata(token)
+        self._channel = grpc.aio.insecure_channel(address, options=channel_options())
+        self._stub = pb_grpc.Coarse2RealStub(self._channel)
+
+    async def _unary(self, method, request):
+        try:
+            return await method(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error, self.address) from None
+
+    async def info(self) -> pb.InfoReply:
+        return await self._unary(self._stub.GetInfo, info_request())
+
+    async def handshake(self) -> pb.InfoReply:
+        info = await self.info()
+        self.max_message_bytes = negotiate(info, self.address)
+        return info
+
+    async def realify(self, buffers: Sequence[str] = ("color", "depth"), **options) -> AsyncSession:
+        """Open a session; ``options`` are Client.realify's keyword arguments."""
+        config = session_config(buffers=buffers, **options)
+        return await AsyncSession.open(self._stub, self._metadata, config, self.address, self.max_message_bytes)
+
+    async def submit_job(self, input: str, output: str, depth: str = "", normals: str = "", format: str = "",
+                         fps: float = 0.0, **options) -> pb.Job:
+        """As Client.submit_job."""
+        return await self._unary(self._stub.SubmitJob, job_spec(input, output, depth, normals, format, fps, **options))
+
+    async def watch_job(self, job_id: str) -> AsyncIterator[pb.JobEvent]:
+        """Job events until the job finishes."""
+        try:
+            async for event in self._stub.WatchJob(pb.JobRef(id=job_id), metadata=self._metadata):
+                yield event
+        except grpc.RpcError as error:
+            raise from_rpc_error(error, self.address) from None
+
+    async def list_jobs(self) -> list[pb.Job]:
+        return list((await self._unary(self._stub.ListJobs, pb.ListJobsRequest())).jobs)
+
+    async def cancel_job(self, job_id: str) -> pb.Job:
+        return await self._unary(self._stub.CancelJob, pb.JobRef(id=job_id))
+
+    async def close(self) -> None:
+        await self._channel.close()
+        if self.daemon is not None:
+            await asyncio.to_thread(self.daemon.stop)
+            self.daemon = None
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+
+async def connect(
+    address: str = DEFAULT_ADDRESS,
+    token: str | None = None,
+    start_daemon: bool = True,
+    model: str | None = None,
+    timeout: float = 10.0,
+    daemon_args: Iterable[str] = (),
+    python: str | None = None,
+) -> AsyncClient:
+    """As ``c2r.client.connect``; starting a daemon runs in a worker thread."""
+    daemon = await asyncio.to_thread(
+        ensure_daemon, address, token, start_daemon, model, tuple(daemon_args), min(timeout, 2.0), python
+    )
+    client = AsyncClient(address, token=token, timeout=timeout, daemon=daemon)
+    try:
+        await client.handshake()
+    except C2RError:
+        await client.close()
+        raise
+    return client

@@ -1,0 +1,43 @@
+"""`c2r serve`: run the render daemon in the foreground (Ctrl-C or SIGTERM stops it)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from .settings import DaemonSettings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = DaemonSettings()
+    parser.add_argument("--host", default=d.host, help="address to bind (default 127.0.0.1; any other needs --token)")
+    parser.add_argument("--port", type=int, default=d.port, help="gRPC port (0: any free port, printed when ready)")
+    parser.add_argument("--token", default=None, help="require 'authorization: Bearer TOKEN' on every call")
+    parser.add_argument("--state-dir", default=str(d.state_dir), help="job database, staged frames, spilled frames")
+    parser.add_argument("--output-root", default=str(d.output_root), help="job outputs land under this folder, never outside it")
+    parser.add_argument("--model", default=d.model, help="model loaded at start and used when a session names none")
+    parser.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"), help="where the engine runs the model")
+    parser.add_argument("--preview-port", type=int, default=d.preview_port, help="ZeroMQ PUB port for preview frames on 127.0.0.1 (0: any)")
+    parser.add_argument("--heartbeat-timeout", type=float, default=d.heartbeat_timeout,
+                        help="seconds of engine silence before it counts as hung and is restarted")
+    parser.add_argument("--session-memory-mb", type=int, default=d.session_memory_mb,
+                        help="frames a session holds in memory before spilling to the state dir")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s daemon %(levelname)s %(message)s", stream=sys.stderr)
+    settings = DaemonSettings(
+        host=args.host, port=args.port, token=args.token, state_dir=args.state_dir, output_root=args.output_root,
+        model=args.model, device=args.device, preview_port=args.preview_port, heartbeat_timeout=args.heartbeat_timeout,
+        session_memory_mb=args.session_memory_mb,
+    )
+    try:
+        settings.validate()
+    except ValueError as e:
+        print(f"c2r serve: {e}", file=sys.stderr)
+        return 2
+    from .server import serve  # grpc and the daemon's modules load only when serving
+
+    return asyncio.run(serve(settings))

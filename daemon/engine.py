@@ -1,0 +1,246 @@
+"""The engine process: owns the device and the model, runs one window at a time.
+
+Started by ``engine_client.EngineClient`` as ``python -m c2r.daemon.engine``; it connects a
+PULL socket (requests), PUSH sockets (events) and a PUB socket (previews, into the front
+end's relay) to the front end. A heartbeat thread speaks on its own socket from the first instant, before
+torch is even imported, so the front end can tell a slow start from a hang; it also exits
+the process when the front end is gone, so a killed daemon never leaves an engine behind.
+
+Busy loop: take a request, run its window through ``Backend.realify_window`` (progress ->
+events, cancel check -> polls the request socket for a cancel of this request), send the
+frames back, publish them for preview. A CUDA out-of-memory reloads the model with the
+next lower-memory strategy and retries once before reporting "oom".
+
+Preview framing (viewers SUBscribe to the relay's address, GetInfo.preview_address): three frames per message:
+topic = session id (utf-8), header = JSON {"session", "index", "height", "width",
+"preview" (bool: progressive estimate), "step"}, body = raw RGB8 bytes, row 0 at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import pickle
+import resource
+import sys
+import threading
+import time
+
+import zmq
+
+log = logging.getLogger("c2r.engine")
+OFFLOAD_STRATEGIES = ("none", "model", "group")  # most memory first
+
+
+def heartbeat(ctx: zmq.Context, events: str, interval: float, parent: int) -> None:
+    sock = ctx.socket(zmq.PUSH)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(events)
+    while True:
+        if os.getppid() != parent:
+            os._exit(0)
+        sock.send(pickle.dumps({"kind": "heartbeat", "pid": os.getpid()}))
+        time.sleep(interval)
+
+
+def choose_offload(backend, device: str, clip, config) -> str:
+    """Full GPU when the window fits in free memory with a margin, else offload: a heuristic on the backend's estimate."""
+    if not device.startswith("cuda"):
+        return "none"
+    import torch
+
+    free = torch.cuda.mem_get_info()[0] + torch.cuda.memory_reserved()  # the estimate counts the weights already held
+    need = backend.memory_estimate(clip.num_frames, *clip.size, config)
+    if need < 0.9 * free:
+        return "none"
+    return "model" if need < 2 * free else "group"
+
+
+def peak_memory_bytes(device: str) -> int:
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.max_memory_allocated())
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Engine:
+    def __init__(self, args: argparse.Namespace, ctx: zmq.Context):
+        self.args = args
+        self.requests = ctx.socket(zmq.PULL)
+        self.requests.connect(args.requests)
+        self.events = ctx.socket(zmq.PUSH)
+        self.events.setsockopt(zmq.LINGER, 1000)
+        self.events.connect(args.events)
+        self.preview = ctx.socket(zmq.PUB)
+        self.preview.setsockopt(zmq.SNDHWM, 256)
+        self.preview.setsockopt(zmq.LINGER, 0)
+        self.preview.connect(args.preview)  # the front end's relay (preview.py), which viewers subscribe to
+        self.backend = None
+        self.backend_key: tuple[str, str] | None = None
+        self.offload = "none"
+        self.device = self._device(args.device)
+
+    @staticmethod
+    def _device(wanted: str) -> str:
+        import torch
+
+        if wanted == "auto":
+            return "cuda:0" if torch.cuda.is_available() else "cpu"
+        return wanted
+
+    def send(self, message: dict) -> None:
+        self.events.send(pickle.dumps({**message, "pid": os.getpid()}, protocol=5))
+
+    def hello(self) -> None:
+        from c2r.models.backends import available_models
+
+        self.send({"kind": "hello", "device": self.device, "models": list(available_models()),
+                   "loaded_model": self.backend_key[0] if self.backend_key else ""})
+
+    def backend_for(self, model: str, lora: str, offload: str | None = None):
+        key = (model, lora)
+        if self.backend_key != key or (offload is not None and offload != self.offload):
+            from c2r.models.backends import create_backend
+
+            if self.backend is not None:
+                self.backend.unload()
+                self.backend = None
+            backend = create_backend(model, lora=lora or None)
+            self.offload = offload or "none"
+            backend.load(self.device, "bfloat16" if self.device.startswith("cuda") else "float32", self.offload)
+            self.backend, self.backend_key = backend, key
+            self.send({"kind": "loaded", "model": model})
+        return self.backend
+
+    def start(self) -> None:
+        """Load the default model; a failure here (no CUDA, weights missing) is reported once as fatal, not retried."""
+        import torch
+
+        try:
+            if self.device.startswith("cuda") and not torch.cuda.is_available():
+                raise RuntimeError(f"--device {self.args.device}: no CUDA device is visible to torch; use --device cpu or auto")
+            self.backend_for(self.args.model, "")
+        except Exception as e:
+            log.exception("the engine cannot start")
+            self.send({"kind": "fatal", "message": f"{type(e).__name__}: {e}"})
+            raise SystemExit(1) from None
+        self.hello()
+
+    def serve(self) -> None:
+        self.start()
+        while True:
+            message = pickle.loads(self.requests.recv())
+            if message["op"] == "stop":
+                return
+            if message["op"] == "run":
+                self.run_request(message)
+
+    def publish(self, session: str, first: int, frames, preview: bool, step: int = 0) -> None:
+        for i, frame in enumerate(frames):
+            header = {"session": session, "index": first + i, "height": int(frame.shape[0]),
+                      "width": int(frame.shape[1]), "preview": preview, "step": step}
+            self.preview.send_multipart([session.encode(), json.dumps(header).encode(), frame.tobytes()])
+
+    def run_request(self, req: dict) -> None:
+        from c2r.models.backend import Cancelled
+
+        rid, window, clip = req["id"], req["window"], req["clip"]
+
+        def progress(event) -> None:
+            if event.kind in ("window_started", "window_done"):
+                return  # the engine reports those itself, whatever the backend does
+            out = {"kind": event.kind, "step": event.step, "num_steps": event.num_steps}
+            if event.preview is not None:
+                out["preview"] = event.preview
+                self.publish(req["session"], window.start, event.preview[window.prefix_length :], True, event.step)
+            self.send({"kind": "event", "id": rid, "event": out})
+
+        def cancel() -> bool:
+            while self.requests.poll(0):
+                message = pickle.loads(self.requests.recv())
+                if message["op"] == "cancel" and message["id"] == rid:
+                    return True
+            return False
+
+        started = time.perf_counter()
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        self.send({"kind": "event", "id": rid, "event": {"kind": "window_started"}})
+        try:
+            frames = self._run_with_oom_retry(req, progress, cancel)
+        except Cancelled:
+            self.send({"kind": "error", "id": rid, "code": "cancelled", "message": "cancelled"})
+            return
+        except ValueError as e:
+            self.send({"kind": "error", "id": rid, "code": "invalid", "message": str(e)})
+            return
+        except FileNotFoundError as e:  # a model or LoRA whose weights are not on this machine
+            self.send({"kind": "error", "id": rid, "code": "missing", "message": str(e)})
+            return
+        except MemoryError as e:  # torch.OutOfMemoryError twice, see _run_with_oom_retry
+            self.send({"kind": "error", "id": rid, "code": "oom", "message": str(e)})
+            return
+        except Exception as e:  # a model bug must not kill the engine: report it, keep serving
+            log.exception("window %s of %s failed", window.index, req["session"])
+            self.send({"kind": "error", "id": rid, "code": "internal", "message": f"{type(e).__name__}: {e}"})
+            return
+        seconds = time.perf_counter() - started
+        peak = peak_memory_bytes(self.device)
+        log.info("window %s of %s: %dx%dx%d frames in %.2f s, peak memory %.0f MiB, offload %s", window.index,
+                 req["session"], clip.num_frames, *clip.size, seconds, peak / 2**20, self.offload)
+        self.send({"kind": "result", "id": rid, "frames": frames, "seconds": seconds, "peak_bytes": peak})
+        self.publish(req["session"], window.emit_start, frames[window.prefix_length :], False)
+
+    def _run_with_oom_retry(self, req: dict, progress, cancel):
+        import torch
+
+        clip, config = req["clip"], req["config"]
+        backend = self.backend_for(req["model"], req["lora"])
+        if self.offload == "none":
+            wanted = choose_offload(backend, self.device, clip, config)
+            if wanted != "none":
+                backend = self.backend_for(req["model"], req["lora"], wanted)
+        try:
+            return backend.realify_window(clip, config, req["prefix"], progress, cancel, window=req["window"])
+        except torch.OutOfMemoryError as first:
+            lower = OFFLOAD_STRATEGIES[min(OFFLOAD_STRATEGIES.index(self.offload) + 1, len(OFFLOAD_STRATEGIES) - 1)]
+            log.warning("out of GPU memory with offload %s (%s); retrying once with offload %s", self.offload, first, lower)
+            torch.cuda.empty_cache()
+            backend = self.backend_for(req["model"], req["lora"], lower)
+            try:
+                return backend.realify_window(clip, config, req["prefix"], progress, cancel, window=req["window"])
+            except torch.OutOfMemoryError as second:
+                raise MemoryError(
+                    f"out of GPU memory for a {clip.num_frames}-frame {clip.size[0]}x{clip.size[1]} window even with "
+                    f"offload {lower} ({second}); lower the resolution, the window or use quality 'preview'"
+                ) from None
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m c2r.daemon.engine")
+    p.add_argument("--requests", required=True)
+    p.add_argument("--events", required=True)
+    p.add_argument("--preview", required=True)
+    p.add_argument("--model", default="tiny")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--parent", type=int, required=True)
+    p.add_argument("--heartbeat-interval", type=float, default=0.5)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s engine[%(process)d] %(levelname)s %(message)s")
+    ctx = zmq.Context()
+    threading.Thread(target=heartbeat, args=(ctx, args.events, args.heartbeat_interval, args.parent), daemon=True).start()
+    Engine(args, ctx).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Checks every incoming frame of a session before it is accepted.
+
+What a session refuses (INVALID_ARGUMENT, with the frame index and value):
+- an index other than the next one expected (a gap or a repeat);
+- a buffer declared in ``SessionConfig.buffers`` missing from a frame;
+- a dtype a slot does not take, or bytes not matching the shape (see ``planes``);
+- a size different from the first frame's (shapes may not change mid-stream);
+- NaN or inf in colour, normals or edges;
+- depth that is entirely non-finite, or negative: NaN/inf depth marks sky or missing
+  samples and is fine per pixel, but a frame with no finite depth carries no geometry
+  (usually a wrong render pass or an unwritten buffer) and negative distances are a
+  wrong convention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from c2r.v1 import coarse2real_pb2 as pb
+
+from .errors import InvalidInput
+from .planes import plane_to_array
+
+FLOATS = (pb.FLOAT16, pb.FLOAT32)
+# slot -> (accepted dtypes, channels or None for (H, W))
+SLOTS: dict[str, tuple[tuple[int, ...], int | None]] = {
+    "color": ((pb.UINT8, *FLOATS), 3),
+    "depth": (FLOATS, None),
+    "normals": (FLOATS, 3),
+    "edges": ((pb.UINT8, *FLOATS), None),
+}
+BUFFER_SLOTS = {pb.COLOR: "color", pb.DEPTH: "depth", pb.NORMALS: "normals", pb.EDGES: "edges"}
+
+
+@dataclass
+class CheckedFrame:
+    index: int
+    planes: dict[str, np.ndarray]  # slot -> array, only the slots the session declared
+    color_space: str  # "srgb" | "linear"
+    depth_kind: str  # "distance" | "inverse"
+
+
+class FrameChecker:
+    """Validates one session's frames in order; remembers the first frame's size and conventions."""
+
+    def __init__(self, declared: list[str], first_index: int = 0):
+        self.declared = declared
+        self.next_index = first_index
+        self.size: tuple[int, int] | None = None
+        self.color_kind: tuple[int, str] | None = None
+
+    def check(self, frame: pb.Frame) -> CheckedFrame:
+        if frame.index != self.next_index:
+            what = "a repeat" if frame.index < self.next_index else "a gap"
+            raise InvalidInput(
+                f"frame index {frame.index} received where {self.next_index} was expected ({what}); "
+                f"send frames with consecutive indices starting at 0, resending from frame {self.next_index}"
+            )
+        planes = {slot: self._plane(frame, slot) for slot in self.declared}
+        color_space = self._color_space(frame, planes["color"])
+        self._check_finite(frame.index, planes)
+        self.next_index += 1
+        depth_kind = "inverse" if frame.depth_kind == pb.INVERSE else "distance"
+        return CheckedFrame(frame.index, planes, color_space, depth_kind)
+
+    def _plane(self, frame: pb.Frame, slot: str) -> np.ndarray:
+        if not frame.HasField(slot):
+            raise InvalidInput(
+                f"frame {frame.index}: the session declared buffer {slot.upper()} but the frame has no {slot} plane; "
+                "send it in every frame, or leave it out of SessionConfig.buffers"
+            )
+        dtypes, channels = SLOTS[slot]
+        try:
+            array = plane_to_array(getattr(frame, slot), slot, dtypes, channels)
+        except InvalidInput as e:
+            raise InvalidInput(f"frame {frame.index}: {e}") from None
+        size = (int(array.shape[0]), int(array.shape[1]))
+        if self.size is None:
+            self.size = size
+        elif size != self.size:
+            raise InvalidInput(
+                f"frame {frame.index}: {slot} is {size[0]}x{size[1]} (HxW) but this session's frames are "
+                f"{self.size[0]}x{self.size[1]}; the size may not change mid-stream: end this session and start a new one"
+            )
+        return array
+
+    def _color_space(self, frame: pb.Frame, color: np.ndarray) -> str:
+        unspecified = "srgb" if color.dtype == np.uint8 else "linear"
+        space = {pb.SRGB: "srgb", pb.LINEAR: "linear"}.get(frame.color_space, unspecified)
+        if (space == "srgb") != (color.dtype == np.uint8):
+            raise InvalidInput(
+                f"frame {frame.index}: colour space {space.upper()} with {color.dtype} data; "
+                "send SRGB colour as UINT8 or LINEAR colour as FLOAT16/FLOAT32"
+            )
+        kind = (color.dtype.itemsize, space)
+        if self.color_kind is None:
+            self.color_kind = kind
+        elif kind != self.color_kind:
+            raise InvalidInput(
+                f"frame {frame.index}: colour changed to {space} {color.dtype} mid-stream; keep one colour format per session"
+            )
+        return space
+
+    @staticmethod
+    def _check_finite(index: int, planes: dict[str, np.ndarray]) -> None:
+        for slot in ("color", "normals", "edges"):
+            a = planes.get(slot)
+            if a is not None and a.dtype != np.uint8 and not np.isfinite(a).all():
+                bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+                raise InvalidInput(
+                    f"frame {index}: {slot} has {bad} NaN/inf values; {slot} must be finite everywhere "
+                    "(check the render pass; clamp or zero invalid pixels before sending)"
+                )
+        depth = planes.get("depth")
+        if depth is None:
+            return
+        finite = np.isfinite(depth)
+        if not finite.any():
+            raise InvalidInput(
+                f"frame {index}: depth has no finite value (all NaN/inf); NaN/inf marks sky or missing samples per pixel, "
+                "but a whole frame of it means the depth pass is missing: send a real depth pass, or leave DEPTH out of buffers"
+            )
+        low = float(depth[finite].min())
+        if low < 0:
+            raise InvalidInput(
+                f"frame {index}: depth has negative values (min {low:g}); send positive view distances (DISTANCE) "
+                "or positive disparities (INVERSE), e.g. negate an OpenGL-style view-space z"
+            )

@@ -1,0 +1,47 @@
+"""Raw pixel planes on the wire <-> numpy arrays.
+
+A plane is trusted for nothing: its dtype must be one the slot accepts, its shape must have
+the slot's rank and channel count, and its byte length must be exactly what the shape says.
+Each refusal names the slot, the value received and what to send instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from c2r.v1 import coarse2real_pb2 as pb
+
+from .errors import InvalidInput
+
+WIRE_DTYPES = {pb.UINT8: np.dtype("<u1"), pb.FLOAT16: np.dtype("<f2"), pb.FLOAT32: np.dtype("<f4")}
+DTYPE_OF_ARRAY = {np.dtype(np.uint8): pb.UINT8, np.dtype(np.float16): pb.FLOAT16, np.dtype(np.float32): pb.FLOAT32}
+
+
+def dtype_name(code: int) -> str:
+    return pb.DType.Name(code) if code in pb.DType.values() else str(code)
+
+
+def plane_to_array(plane: pb.Plane, slot: str, dtypes: tuple[int, ...], channels: int | None) -> np.ndarray:
+    """Decode ``plane`` for ``slot`` ("color", "depth", ...); channels None means an (H, W) plane."""
+    allowed = ", ".join(dtype_name(d) for d in dtypes)
+    if plane.dtype not in dtypes:
+        raise InvalidInput(f"frame {slot}: dtype {dtype_name(plane.dtype)} is not accepted here; send one of {allowed}")
+    shape = tuple(int(s) for s in plane.shape)
+    want = "(H, W)" if channels is None else f"(H, W, {channels})"
+    rank_ok = len(shape) == 2 if channels is None else len(shape) == 3 and shape[2] == channels
+    if not rank_ok or 0 in shape:
+        raise InvalidInput(f"frame {slot}: shape {list(shape)} is not {want}; send the plane with shape {want}")
+    dtype = WIRE_DTYPES[plane.dtype]
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(plane.data) != expected:
+        raise InvalidInput(
+            f"frame {slot}: {len(plane.data)} bytes for shape {list(shape)} {dtype_name(plane.dtype)}, expected {expected}; "
+            "send exactly prod(shape) * itemsize little-endian bytes in C order"
+        )
+    return np.frombuffer(plane.data, dtype=dtype).reshape(shape)
+
+
+def array_to_plane(array: np.ndarray) -> pb.Plane:
+    array = np.ascontiguousarray(array)
+    code = DTYPE_OF_ARRAY[array.dtype]
+    return pb.Plane(dtype=code, shape=list(array.shape), data=array.astype(WIRE_DTYPES[code], copy=False).tobytes())

@@ -1,0 +1,40 @@
+"""The preview relay: one stable ZeroMQ PUB address for every engine's preview frames.
+
+Engines PUBlish into the relay's XSUB socket (a random loopback port); viewers SUBscribe
+to its XPUB socket on ``--preview-port``. The address viewers use therefore stays the same
+when an engine is restarted and whatever the number of engines, and subscriptions travel
+upstream so engines drop frames nobody watches. The framing is the engine's (see
+``engine.py``): topic, JSON header, RGB8 bytes.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import zmq
+
+
+class PreviewRelay:
+    def __init__(self, port: int):
+        self.ctx = zmq.Context()
+        self.backend = self.ctx.socket(zmq.XSUB)
+        self.engines_address = f"tcp://127.0.0.1:{self.backend.bind_to_random_port('tcp://127.0.0.1')}"
+        self.frontend = self.ctx.socket(zmq.XPUB)
+        self.frontend.setsockopt(zmq.SNDHWM, 256)
+        try:
+            self.frontend.bind(f"tcp://127.0.0.1:{port or '*'}")
+        except zmq.ZMQError as e:
+            self.ctx.destroy(linger=0)
+            raise RuntimeError(f"cannot bind the preview port {port} ({e}); choose another --preview-port, or 0 for any") from None
+        self.address = self.frontend.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._thread = threading.Thread(target=self._run, name="preview-relay", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            zmq.proxy(self.frontend, self.backend)
+        except zmq.ZMQError:  # close() destroyed the sockets under it: the relay's normal end
+            pass
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)

@@ -1,0 +1,217 @@
+"""The front end: the asyncio gRPC service c2r.v1.Coarse2Real, health and reflection.
+
+It owns sessions and jobs and never runs the model: windows go through the scheduler to
+the engine processes (``engines``, ``engine_client``), so an engine crash, hang or OOM
+costs a window, not the daemon. Every client-caused failure is a ``ClientError`` mapped to its status here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import signal
+import sys
+import uuid
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from c2r import __version__
+from c2r.models.backend import QUALITY_PRESETS
+from c2r.v1 import coarse2real_pb2 as pb
+from c2r.v1 import coarse2real_pb2_grpc as pb_grpc
+
+from . import telemetry
+from .auth import TokenAuth
+from .engines import EnginePool
+from .errors import ClientError, InvalidInput, SessionCancelled, TooLarge
+from .frame_check import FrameChecker
+from .jobs import JobManager
+from .preview import PreviewRelay
+from .scheduler import WindowScheduler
+from .session import Session
+from .session_config import PROTOCOL_MAJOR, PROTOCOL_MINOR, protocol_warnings, resolve
+from .settings import MAX_MESSAGE_BYTES, TRANSPORT_MESSAGE_BYTES, DaemonSettings
+
+log = logging.getLogger("c2r.daemon")
+SERVICE = pb.DESCRIPTOR.services_by_name["Coarse2Real"].full_name
+
+
+def check_size(message) -> None:
+    size = message.ByteSize()
+    if size > MAX_MESSAGE_BYTES:
+        raise TooLarge(
+            f"message of {size / 2**20:.1f} MiB exceeds the daemon's limit of {MAX_MESSAGE_BYTES / 2**20:.0f} MiB per message; "
+            "lower the resolution, send colour as UINT8 and depth/normals as FLOAT16, or leave out buffers you do not need"
+        )
+
+
+class Coarse2RealService(pb_grpc.Coarse2RealServicer):
+    def __init__(self, settings: DaemonSettings, engines: EnginePool, scheduler: WindowScheduler, jobs: JobManager,
+                 preview_address: str):
+        self.settings, self.engines, self.scheduler, self.jobs = settings, engines, scheduler, jobs
+        self.preview_address = preview_address
+
+    # ------------------------------------------------------------------ info
+
+    async def GetInfo(self, request: pb.InfoRequest, context) -> pb.InfoReply:
+        try:
+            warnings = protocol_warnings(request.protocol_major, request.protocol_minor)
+        except ClientError as e:
+            await context.abort(e.code, str(e))
+        info = self.engines.info
+        gpus = await asyncio.to_thread(telemetry.gpus)
+        return pb.InfoReply(
+            daemon_version=__version__, protocol_major=PROTOCOL_MAJOR, protocol_minor=PROTOCOL_MINOR,
+            gpus=[pb.Gpu(**g) for g in gpus], loaded_model=info.get("loaded_model", ""),
+            models=info.get("models", []), qualities=sorted(QUALITY_PRESETS),
+            capabilities=pb.Capabilities(progressive_preview=True, jobs=True, causal_ref=True, png_results=True,
+                                         exr_output=importlib.util.find_spec("OpenEXR") is not None),
+            max_message_bytes=MAX_MESSAGE_BYTES, warnings=warnings, preview_address=self.preview_address,
+            output_root=str(self.settings.output_root), device=info.get("device", ""),
+        )
+
+    # ------------------------------------------------------------------ interactive sessions
+
+    async def Realify(self, request_iterator, context) -> None:
+        session: Session | None = None
+        tasks: list[asyncio.Task] = []
+        try:
+            first = await context.read()
+            if first is grpc.aio.EOF or first.WhichOneof("kind") != "config":
+                got = "nothing" if first is grpc.aio.EOF else f"a {first.WhichOneof('kind')} message"
+                raise InvalidInput(f"the first message of a Realify stream must be a SessionConfig, got {got}; send the config first")
+            check_size(first)
+            resolved = resolve(first.config, self.engines.info.get("models", []), self.settings.model)
+            session_id = f"s-{uuid.uuid4().hex[:12]}"
+            session = Session(session_id, resolved, self.scheduler, self.settings.state_dir / "spill" / session_id,
+                              self.settings.session_memory_mb * 2**20)
+            log.info("session %s started: model %s, window %d/%d, buffers %s, client %r", session_id, resolved.model,
+                     resolved.config.window, resolved.config.overlap, resolved.buffers, first.config.client_name)
+            await context.write(pb.ServerMessage(started=pb.SessionStarted(
+                session_id=session_id, effective=resolved.effective, warnings=resolved.warnings)))
+            tasks = [asyncio.create_task(self._read_frames(context, session)), asyncio.create_task(session.run())]
+            while (item := await session.outbox.get()) is not None:
+                if isinstance(item, ClientError):
+                    raise item
+                if callable(item):  # a message whose encoding (PNG) is too slow for the event loop
+                    item = await asyncio.to_thread(item)
+                await context.write(item)
+            log.info("session %s done: %d frames in, %d out", session_id, session.received, session.returned)
+        except ClientError as e:
+            if session:
+                log.info("session %s ended: %s", session.id, e)
+            await context.abort(e.code, str(e))
+        finally:
+            for task in tasks:
+                task.cancel()
+            if session:
+                await self._drop(session)
+
+    async def _read_frames(self, context, session: Session) -> None:
+        checker = FrameChecker(session.resolved.buffers)
+        try:
+            while True:
+                await session.wait_for_room()
+                message = await context.read()
+                if message is grpc.aio.EOF:
+                    break  # half-close without EndOfStream: same as ending the stream
+                check_size(message)
+                kind = message.WhichOneof("kind")
+                if kind == "frame":
+                    await session.accept(checker.check(message.frame))
+                elif kind == "end":
+                    break
+                elif kind == "cancel":
+                    session.outbox.put_nowait(SessionCancelled(
+                        f"session cancelled by the client after {session.returned} of {session.received} frames were returned"))
+                    return
+                else:
+                    raise InvalidInput(f"unexpected {kind} message mid-stream; send Frame, EndOfStream or Cancel after the config")
+            await session.end()
+        except ClientError as e:
+            await session.end(e)
+
+    async def _drop(self, session: Session) -> None:
+        self.scheduler.drop_owner(session.id)
+        await self.engines.cancel(session.id)
+        session.close()
+
+    # ------------------------------------------------------------------ jobs
+
+    async def SubmitJob(self, request: pb.JobSpec, context) -> pb.Job:
+        try:
+            return await self.jobs.submit(request)
+        except ClientError as e:
+            await context.abort(e.code, str(e))
+
+    async def WatchJob(self, request: pb.JobRef, context):
+        try:
+            async for event in self.jobs.watch(request.id):
+                yield event
+        except ClientError as e:
+            await context.abort(e.code, str(e))
+
+    async def CancelJob(self, request: pb.JobRef, context) -> pb.Job:
+        try:
+            return await self.jobs.cancel(request.id)
+        except ClientError as e:
+            await context.abort(e.code, str(e))
+
+    async def ListJobs(self, request: pb.ListJobsRequest, context) -> pb.ListJobsReply:
+        return pb.ListJobsReply(jobs=self.jobs.list())
+
+
+async def serve(settings: DaemonSettings) -> int:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings.output_root.mkdir(parents=True, exist_ok=True)
+    telemetry.log_gpus()
+    options = [("grpc.max_receive_message_length", TRANSPORT_MESSAGE_BYTES), ("grpc.max_send_message_length", TRANSPORT_MESSAGE_BYTES)]
+    server = grpc.aio.server(options=options, interceptors=[TokenAuth(settings.token)] if settings.token else [])
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        print(f"c2r serve: cannot bind {settings.host}:{settings.port} (in use?); choose another --port", file=sys.stderr)
+        return 1
+    health_service = health.aio.HealthServicer()
+    for name in ("", SERVICE):
+        await health_service.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
+    scheduler = WindowScheduler()
+    try:
+        relay = PreviewRelay(settings.preview_port)
+    except RuntimeError as e:
+        print(f"c2r serve: {e}", file=sys.stderr)
+        return 1
+    engines = EnginePool(settings, relay.engines_address)
+    jobs = JobManager(settings, scheduler, engines.cancel)
+    pb_grpc.add_Coarse2RealServicer_to_server(Coarse2RealService(settings, engines, scheduler, jobs, relay.address), server)
+    reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    await server.start()
+    try:
+        info = await engines.start()
+    except RuntimeError as e:
+        print(f"c2r serve: {e}", file=sys.stderr)
+        await server.stop(0)
+        await engines.stop()
+        relay.close()
+        return 1
+    dispatcher = asyncio.create_task(engines.dispatch(scheduler))
+    jobs.start(info["models"])
+    for name in ("", SERVICE):
+        await health_service.set(name, health_pb2.HealthCheckResponse.SERVING)
+    print(f"c2r daemon listening on {settings.host}:{port}", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down; unfinished jobs resume at the next start")
+    await health_service.enter_graceful_shutdown()
+    await server.stop(2)
+    await jobs.stop()
+    dispatcher.cancel()
+    await engines.stop()
+    relay.close()
+    return 0

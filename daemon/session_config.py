@@ -1,0 +1,101 @@
+"""SessionConfig (wire) -> RealifyConfig (model layer), with presets, defaults and refusals.
+
+The same resolution serves interactive sessions and jobs, so a job and a session with
+the same config run the same model with the same settings. The effective config is
+sent back in SessionStarted so the client sees every default that was filled in
+(including a drawn seed, which makes any run repeatable).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, replace
+
+from c2r.models.backend import QUALITY_PRESETS, RealifyConfig, apply_quality
+from c2r.v1 import coarse2real_pb2 as pb
+
+from .errors import InvalidInput, VersionMismatch
+from .frame_check import BUFFER_SLOTS
+
+PROTOCOL_MAJOR = pb.PROTOCOL_MAJOR
+PROTOCOL_MINOR = pb.PROTOCOL_MINOR
+DEFAULT_QUALITY = "final"
+
+
+@dataclass
+class ResolvedSession:
+    model: str
+    lora: str
+    config: RealifyConfig
+    buffers: list[str]  # slots every frame carries, "color" first
+    effective: pb.SessionConfig
+    warnings: list[str]
+
+
+def protocol_warnings(major: int, minor: int) -> list[str]:
+    """Refuse another protocol major; a minor difference (or an unstated version) is only a warning."""
+    if major == 0:
+        return [f"the client did not state its protocol version; assuming {PROTOCOL_MAJOR}.{PROTOCOL_MINOR}"]
+    if major != PROTOCOL_MAJOR:
+        raise VersionMismatch(
+            f"client speaks protocol {major}.{minor} but this daemon speaks {PROTOCOL_MAJOR}.{PROTOCOL_MINOR}; "
+            f"install a client (or plugin) for protocol major {PROTOCOL_MAJOR}, or a daemon for major {major}"
+        )
+    if minor != PROTOCOL_MINOR:
+        return [
+            f"client protocol {major}.{minor}, daemon {PROTOCOL_MAJOR}.{PROTOCOL_MINOR}: fields one side does not know are ignored; "
+            "update the older side when convenient"
+        ]
+    return []
+
+
+def resolve(cfg: pb.SessionConfig, models: list[str], default_model: str) -> ResolvedSession:
+    warnings = protocol_warnings(cfg.protocol_major, cfg.protocol_minor)
+    model = cfg.model or default_model
+    if model not in models:
+        raise InvalidInput(f"unknown model {model!r}; choose one of {sorted(models)} (GetInfo lists them)")
+    quality = cfg.quality or DEFAULT_QUALITY
+    if quality not in QUALITY_PRESETS:
+        raise InvalidInput(f"unknown quality preset {quality!r}; choose one of {sorted(QUALITY_PRESETS)}")
+    config = apply_quality(RealifyConfig(), quality)
+    overrides = {
+        name: getattr(cfg, name)
+        for name in ("steps", "guidance", "window", "overlap", "strength", "seed")
+        if cfg.HasField(name)
+    }
+    if "seed" not in overrides:
+        overrides["seed"] = secrets.randbelow(2**31)
+    for name in ("prompt", "negative_prompt", "resolution"):
+        if getattr(cfg, name):
+            overrides[name] = getattr(cfg, name)
+    if cfg.preview_every:
+        overrides["preview_every"] = cfg.preview_every
+    config = replace(config, **overrides)
+    try:
+        config.validate()
+    except ValueError as e:
+        raise InvalidInput(f"session config: {e}") from None
+    if config.resolution not in ("480p", "720p", "native"):
+        raise InvalidInput(f"resolution {config.resolution!r}: choose 480p, 720p or native")
+    buffers = _buffers(cfg)
+    effective = pb.SessionConfig()
+    effective.CopyFrom(cfg)
+    effective.protocol_major, effective.protocol_minor = PROTOCOL_MAJOR, PROTOCOL_MINOR
+    effective.model, effective.quality, effective.lora = model, quality, cfg.lora
+    effective.prompt, effective.negative_prompt, effective.resolution = config.prompt, config.negative_prompt, config.resolution
+    effective.steps, effective.guidance, effective.seed = config.steps, config.guidance, config.seed
+    effective.window, effective.overlap, effective.strength = config.window, config.overlap, config.strength
+    effective.preview_every = config.preview_every
+    del effective.buffers[:]
+    effective.buffers.extend(b for b, slot in BUFFER_SLOTS.items() if slot in buffers)
+    return ResolvedSession(model, cfg.lora, config, buffers, effective, warnings)
+
+
+def _buffers(cfg: pb.SessionConfig) -> list[str]:
+    unknown = [b for b in cfg.buffers if b not in BUFFER_SLOTS]
+    if unknown:
+        raise InvalidInput(f"buffers: unknown value(s) {unknown}; use COLOR, DEPTH, NORMALS, EDGES")
+    declared = {BUFFER_SLOTS[b] for b in cfg.buffers} or {"color"}
+    if "color" not in declared:
+        raise InvalidInput("buffers: COLOR is required in every session; add COLOR to SessionConfig.buffers")
+    return [slot for slot in BUFFER_SLOTS.values() if slot in declared]

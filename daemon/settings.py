@@ -1,0 +1,38 @@
+"""Everything `c2r serve` can be told, in one place, with the defaults the docs promise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+MAX_MESSAGE_BYTES = 64 * 2**20  # one Frame message; see the proto header and daemon/README.md
+TRANSPORT_MESSAGE_BYTES = 4 * MAX_MESSAGE_BYTES  # gRPC's own cap: above MAX we still read it to refuse it clearly
+
+
+@dataclass
+class DaemonSettings:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    token: str | None = None
+    state_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "coarse2real" / "daemon")
+    output_root: Path = field(default_factory=lambda: Path.home() / "coarse2real-output")
+    model: str = "tiny"
+    device: str = "auto"
+    preview_port: int = 50052
+    heartbeat_timeout: float = 30.0  # seconds without a word from the engine before it counts as hung
+    session_memory_mb: int = 1024  # per-session frame memory before spilling to disk
+
+    def validate(self) -> "DaemonSettings":
+        if self.host not in LOCAL_HOSTS and not self.token:
+            raise ValueError(
+                f"--host {self.host} exposes the daemon beyond this machine; pass --token SECRET too "
+                "(clients then send 'authorization: Bearer SECRET'), or bind 127.0.0.1"
+            )
+        if self.heartbeat_timeout <= 1:
+            raise ValueError(f"--heartbeat-timeout {self.heartbeat_timeout}: use more than 1 second (heartbeats come every 0.5 s)")
+        if self.session_memory_mb < 0:
+            raise ValueError(f"--session-memory-mb {self.session_memory_mb}: use 0 or more (0 spills every frame to disk)")
+        self.state_dir = Path(self.state_dir).expanduser().resolve()
+        self.output_root = Path(self.output_root).expanduser().resolve()
+        return self

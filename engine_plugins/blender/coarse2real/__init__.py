@@ -1,0 +1,27 @@
+"""coarse2real for Blender: realify the frame range or the viewport through the local daemon.
+
+A thin layer over ``c2r.client``: capture (passes.py, viewport.py), a worker thread for the
+network (session_worker.py), a timer-driven run (job.py) and the UI (panel, operators,
+preferences). Installed as an extension, the client and its native wheels come with it.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import job, operators, panel, preferences, properties
+
+CLASSES = (preferences.C2RPreferences, *operators.CLASSES, *panel.CLASSES)
+
+
+def register() -> None:
+    properties.register()
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    job.shut_down()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
+    properties.unregister()

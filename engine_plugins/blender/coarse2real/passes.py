@@ -1,0 +1,136 @@
+"""Render one frame and read its Combined, Z and Normal passes as numpy arrays.
+
+Python cannot read the Render Result's pixels, and in background mode (bpy from PyPI, a
+render farm, CI) the compositor's Viewer node image stays an empty 256x256 placeholder in
+Blender 4.5. What works everywhere is a compositor File Output node: it writes each pass to
+a file during the render and ``bpy.data.images.load`` reads it back. Z and Normal go out as
+full-float OpenEXR (exact values). Combined goes out as an 8-bit PNG, which the node writes
+through the scene's view transform (AgX, Filmic, looks, exposure): the daemon gets the frame
+as the artist sees it in the render window, not the raw linear light. ``PassCapture`` adds
+that node for the length of a realify run and puts the scene back as it found it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+# Cycles and EEVEE write 1e10 into the Z pass where no surface was hit; the wire contract
+# marks sky with inf, which the daemon's preprocessing understands.
+SKY_DEPTH = 1.0e9
+NODE_NAME = "coarse2real capture"
+PASS_FILES = {"Image": "png", "Depth": "exr", "Normal": "exr"}  # render-layer output -> file written
+
+
+@dataclass
+class CapturedFrame:
+    """One rendered frame as the wire wants it: row 0 at the top."""
+
+    frame: int  # the scene frame number
+    color: np.ndarray  # (H, W, 3) uint8 sRGB, through the scene's view transform
+    depth: np.ndarray  # (H, W) float32 view-axis distance, inf for sky
+    normals: np.ndarray  # (H, W, 3) float32 camera-space unit normals, 0 for sky
+
+
+def read_image_pixels(path: str) -> np.ndarray:
+    """An image file as (H, W, 4) float32, row 0 at the top; the datablock is removed again."""
+    image = bpy.data.images.load(path, check_existing=False)
+    try:
+        width, height = image.size
+        pixels = np.empty(width * height * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return pixels.reshape(height, width, 4)[::-1]
+
+
+def world_to_camera_normals(normals: np.ndarray, camera: bpy.types.Object) -> np.ndarray:
+    """World-space normals (Cycles' Normal pass) into the camera's frame (x right, y up, z back).
+
+    Camera space is what the daemon prefers: the same surface keeps its colour when only the
+    camera moves, so the model sees geometry, not camera motion.
+    """
+    rotation = np.array(camera.matrix_world.to_3x3().normalized(), dtype=np.float32)
+    return normals @ rotation  # row vectors: n_cam = R^T n_world
+
+
+class PassCapture:
+    """Enables the passes and a File Output node on ``scene``; restores both on close."""
+
+    def __init__(self, scene: bpy.types.Scene):
+        self.scene = scene
+        self.view_layer = scene.view_layers[0] if bpy.context.view_layer is None else bpy.context.view_layer
+        self.folder = tempfile.mkdtemp(prefix="c2r-passes-")
+        self._saved = {
+            "use_nodes": scene.use_nodes,
+            "use_compositing": scene.render.use_compositing,
+            "use_sequencer": scene.render.use_sequencer,
+            "use_pass_z": self.view_layer.use_pass_z,
+            "use_pass_normal": self.view_layer.use_pass_normal,
+        }
+        self.view_layer.use_pass_z = True
+        self.view_layer.use_pass_normal = True
+        scene.use_nodes = True
+        scene.render.use_compositing = True  # the File Output node only runs with it
+        scene.render.use_sequencer = False  # with strips in the scene's sequencer, they would be rendered instead
+        tree = scene.node_tree
+        layers = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers" and n.layer == self.view_layer.name), None)
+        self._added_layers = layers is None
+        if layers is None:
+            layers = tree.nodes.new("CompositorNodeRLayers")
+            layers.layer = self.view_layer.name
+        self.layers_node = layers
+        node = tree.nodes.new("CompositorNodeOutputFile")
+        node.name = node.label = NODE_NAME
+        node.base_path = self.folder + os.sep
+        node.format.file_format = "OPEN_EXR"
+        node.format.color_depth = "32"
+        node.format.exr_codec = "NONE"
+        node.file_slots.clear()
+        for name in PASS_FILES:
+            node.file_slots.new(name)
+            tree.links.new(layers.outputs[name], node.inputs[name])
+        display = node.file_slots["Image"]
+        display.use_node_format = False
+        display.format.file_format, display.format.color_depth, display.format.color_mode = "PNG", "8", "RGB"
+        self.output_node = node
+
+    def render(self, frame: int) -> CapturedFrame:
+        """Render ``frame`` (blocking) and return its passes; the EXRs are deleted after reading."""
+        self.scene.frame_set(frame)
+        bpy.ops.render.render(write_still=False)
+        planes = {}
+        for name, extension in PASS_FILES.items():
+            path = os.path.join(self.folder, f"{name}{frame:04d}.{extension}")
+            if not os.path.exists(path):
+                raise RuntimeError(
+                    f"the {name} pass of frame {frame} was not written to {path}; check that the render "
+                    f"engine {self.scene.render.engine!r} produces Z and Normal passes (Cycles and EEVEE do)"
+                )
+            planes[name] = read_image_pixels(path)
+            os.remove(path)
+        depth = planes["Depth"][..., 0].copy()
+        sky = ~np.isfinite(depth) | (depth >= SKY_DEPTH)
+        depth[sky] = np.inf
+        normals = world_to_camera_normals(planes["Normal"][..., :3], self.scene.camera)
+        normals[sky] = 0.0
+        color = np.round(planes["Image"][..., :3] * 255.0).astype(np.uint8)  # 8-bit pixels read back as code / 255
+        return CapturedFrame(frame, color, depth, np.ascontiguousarray(normals))
+
+    def close(self) -> None:
+        tree = self.scene.node_tree
+        if tree is not None:
+            tree.nodes.remove(self.output_node)
+            if self._added_layers:
+                tree.nodes.remove(self.layers_node)
+        self.scene.use_nodes = self._saved["use_nodes"]
+        self.scene.render.use_compositing = self._saved["use_compositing"]
+        self.scene.render.use_sequencer = self._saved["use_sequencer"]
+        self.view_layer.use_pass_z = self._saved["use_pass_z"]
+        self.view_layer.use_pass_normal = self._saved["use_pass_normal"]
+        shutil.rmtree(self.folder, ignore_errors=True)

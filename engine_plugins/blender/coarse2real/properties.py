@@ -1,0 +1,85 @@
+"""What the panel edits (saved with the scene) and what a run reports (not saved).
+
+The run's status lives on the WindowManager, which is never written to the .blend, so a file
+saved mid-run does not reopen looking busy.
+"""
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+PRESETS = [
+    ("preview", "Preview", "Few denoising steps at 480p with progressive previews: a quick look"),
+    ("final", "Final", "Full denoising at 720p: the result to keep"),
+]
+
+
+class C2RSceneSettings(bpy.types.PropertyGroup):
+    prompt: StringProperty(
+        name="Prompt",
+        description="What the realistic version should look like",
+        default="photorealistic video, natural lighting, real materials",
+    )
+    negative_prompt: StringProperty(name="Negative", description="What to steer away from", default="cartoon, CG render, plastic")
+    preset: EnumProperty(
+        name="Preset", items=[("DEFAULT", "Default", "The default preset set in the add-on preferences")] + PRESETS, default="DEFAULT"
+    )
+    seed: IntProperty(name="Seed", description="Same seed, same result", default=0, min=0)
+    model: StringProperty(name="Model", description="Model name on the daemon; empty = the daemon's default", default="")
+    strength: FloatProperty(
+        name="Strength", description="1 = from noise (strongest change); lower keeps more of the render",
+        default=1.0, min=0.05, max=1.0,
+    )  # fmt: skip
+    resolution: EnumProperty(
+        name="Resolution",
+        items=[
+            ("DEFAULT", "From Preset", "480p for Preview, 720p for Final"),
+            ("480p", "480p", "Model grid about 480 lines, aspect kept"),
+            ("720p", "720p", "Model grid about 720 lines, aspect kept"),
+            ("native", "Render Size", "The render resolution, only padded to the model grid"),
+        ],
+        default="DEFAULT",
+    )
+    window: IntProperty(
+        name="Window", description="Frames per model window (4k+1, e.g. 17, 33, 81); 0 = the daemon's default. "
+        "Shorter windows return the first frames sooner", default=0, min=0,
+    )  # fmt: skip
+    overlap: IntProperty(
+        name="Overlap", description="Frames shared by consecutive windows (0 or 4j+1); used with Window", default=1, min=0
+    )
+    send_normals: BoolProperty(name="Send Normals", description="Send the Normal pass as well as Z", default=True)
+    write_movie: BoolProperty(name="Write Movie", description="Also write an mp4 (needs PyAV in Blender's Python)", default=False)
+
+
+STATES = [
+    ("IDLE", "Idle", ""),
+    ("RUNNING", "Running", ""),
+    ("CANCELLING", "Cancelling", ""),
+]
+
+
+class C2RStatus(bpy.types.PropertyGroup):
+    state: EnumProperty(items=STATES, default="IDLE")
+    message: StringProperty(default="")
+    connection: StringProperty(default="")  # which daemon the last run used, and whether Blender started it
+    is_error: BoolProperty(default=False)
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    frames_rendered: IntProperty(default=0)
+    frames_returned: IntProperty(default=0)
+    frames_total: IntProperty(default=0)
+
+
+CLASSES = (C2RSceneSettings, C2RStatus)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.coarse2real = bpy.props.PointerProperty(type=C2RSceneSettings)
+    bpy.types.WindowManager.coarse2real_status = bpy.props.PointerProperty(type=C2RStatus)
+
+
+def unregister() -> None:
+    del bpy.types.WindowManager.coarse2real_status
+    del bpy.types.Scene.coarse2real
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

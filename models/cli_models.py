@@ -1,0 +1,65 @@
+"""`c2r models list|pull`: which backbones exist, which are on this machine, and fetching them."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    sub.add_parser("list", help="show the model presets and whether their weights are here")
+    pull = sub.add_parser("pull", help="download a preset's weights (needs internet)")
+    pull.add_argument("name", help="preset name, e.g. wan2.2-t2v-a14b")
+    pull.add_argument("--dir", default=None, help="download into this folder instead of the Hugging Face cache")
+
+
+def run(args) -> int:
+    return {"list": list_models, "pull": pull_model}[args.models_command](args)
+
+
+def list_models(args) -> int:
+    from .registry import PRESETS, folder_size_bytes, local_path, missing_files
+
+    print(f"{'name':18} {'kind':5} {'params':>9}  {'local':24} description")
+    for p in PRESETS.values():
+        folder = None if p.is_tiny else local_path(p)
+        if p.is_tiny:
+            where = "built in-process"
+        elif folder is None:
+            where = "no (c2r models pull)"
+        elif missing_files(p, folder):
+            where = "incomplete (c2r models pull)"
+        else:
+            where = f"yes ({folder_size_bytes(folder) / 1e9:.1f} GB)"
+        experts = len(p.experts)
+        params = "random" if p.is_tiny else f"{experts}x{p.params_billion:g}B" if experts > 1 else f"{p.params_billion:g}B"
+        print(f"{p.name:18} {p.kind:5} {params:>9}  {where:24} {p.description}")
+    return 0
+
+
+def pull_model(args) -> int:
+    from .registry import get_preset
+
+    try:
+        preset = get_preset(args.name)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if preset.is_tiny:
+        print(f"{preset.name} is built in-process with random weights; nothing to download")
+        return 0
+    from huggingface_hub import snapshot_download
+
+    print(f"downloading {preset.repo_id} ({preset.params_billion:g}B parameters per expert) ...", file=sys.stderr)
+    try:
+        folder = snapshot_download(preset.repo_id, local_dir=args.dir)
+    except Exception as err:  # the hub raises many connection error types; all mean the same to the user
+        print(
+            f"error: could not download {preset.repo_id}: {type(err).__name__}: {err}\n"
+            "Check the internet connection (and HF_TOKEN if the repo is gated), then rerun "
+            f"`c2r models pull {preset.name}`; or copy a diffusers-format folder here and pass its path.",
+            file=sys.stderr,
+        )
+        return 1
+    print(folder)
+    return 0

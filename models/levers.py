@@ -1,0 +1,149 @@
+"""GPU speed levers: each a switch, applied once when a backend loads, and the defaults per GPU.
+
+``Levers()`` is plain diffusers behaviour (every lever off); ``choose_levers`` picks what
+fits and what is fastest on the GPU found. What each lever does:
+
+attention_backend  diffusers' attention dispatcher backend ("flash", "_flash_3", "sage",
+                   "_native_cudnn" ...), set with ``transformer.set_attention_backend``;
+                   the IC-LoRA processors dispatch through it too. None: torch SDPA.
+compile_blocks     ``torch.compile`` of each repeated transformer block (regional
+                   compilation; the IC wrapper calls the blocks, so they are what runs).
+step_cache         reuse of block outputs between steps through diffusers' cache hooks:
+                   "first-block" (FirstBlockCache), "taylorseer" (TaylorSeer, lite mode: only
+                   the output projection is extrapolated; the full mode keeps (order+1)
+                   copies of every attention output, over 100 GB for A14B at 81x480p). Changes
+                   the output (an approximation); off by default. MagCache is not offered: it
+                   needs per-model magnitude ratios calibrated on that checkpoint's own runs.
+vae_tiling         ``vae.enable_tiling()``: decode in tiles, for cards where an 81-frame
+                   720p decode does not fit.
+offload            "none", "model" or "group" (see ``ICLoRABackend._placement``).
+batched_cfg        both CFG branches in one forward of batch 2 instead of two forwards.
+causal_ref         use the cached ``causal-ref`` attention when no trained LoRA fixes the mode.
+preview_decoder    "latent": x0 previews through a per-window linear latent->RGB fit
+                   (``latent_preview``); "vae": the full VAE decode.
+step_lora          path of a step-distilled LoRA (``step_lora``) and its weight.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+STEP_CACHES = ("none", "first-block", "taylorseer")
+PREVIEW_DECODERS = ("latent", "vae")
+GIB = 2**30
+# Names (as pynvml/torch report them) of GPUs whose fastest attention is a Hopper/Blackwell kernel.
+HOPPER_OR_NEWER = ("H100", "H200", "H800", "H20", "GH200", "B100", "B200", "GB200", "RTX 50", "RTX PRO 6000")
+HEADROOM = 0.9  # plan to use at most this share of the card (allocator fragmentation, CUDA context)
+
+
+@dataclass(frozen=True)
+class Levers:
+    attention_backend: str | None = None
+    compile_blocks: bool = False
+    step_cache: str = "none"
+    step_cache_threshold: float = 0.05  # first-block: relative residual change under which blocks are skipped
+    vae_tiling: bool = False
+    offload: str = "none"
+    batched_cfg: bool = False
+    causal_ref: bool = False
+    preview_decoder: str = "vae"
+    step_lora: str | None = None
+    step_lora_weight: float = 1.0
+
+    def validate(self) -> "Levers":
+        from .backends import OFFLOADS
+
+        if self.step_cache not in STEP_CACHES:
+            raise ValueError(f"step_cache={self.step_cache!r}: choose one of {STEP_CACHES} "
+                             "(MagCache needs per-checkpoint calibration and is not offered)")
+        if self.preview_decoder not in PREVIEW_DECODERS:
+            raise ValueError(f"preview_decoder={self.preview_decoder!r}: choose one of {PREVIEW_DECODERS}")
+        if self.offload not in OFFLOADS:
+            raise ValueError(f"offload={self.offload!r}: choose one of {OFFLOADS}")
+        return self
+
+
+def apply_to_transformer(transformer, levers: Levers) -> None:
+    """Attention backend, step cache and compilation on one expert (in that order: compile last)."""
+    if levers.attention_backend:
+        transformer.set_attention_backend(levers.attention_backend)
+    if levers.step_cache != "none":
+        transformer.enable_cache(_cache_config(levers))
+    if levers.compile_blocks:
+        transformer.compile_repeated_blocks(fullgraph=levers.step_cache == "none")
+
+
+def _cache_config(levers: Levers):
+    from diffusers.hooks import FirstBlockCacheConfig, TaylorSeerCacheConfig
+
+    if levers.step_cache == "first-block":
+        return FirstBlockCacheConfig(threshold=levers.step_cache_threshold)
+    return TaylorSeerCacheConfig(use_lite_mode=True)
+
+
+def apply_to_vae(vae, levers: Levers) -> None:
+    if levers.vae_tiling:
+        vae.enable_tiling()
+
+
+# --- choosing defaults from the GPU ---------------------------------------------------------
+def detect_gpu(index: int = 0) -> tuple[str, int] | None:
+    """(name, total bytes) of GPU ``index`` via NVML (no CUDA context needed), else torch; None without one."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            name = pynvml.nvmlDeviceGetName(handle)
+            return (name.decode() if isinstance(name, bytes) else name), int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no driver, no NVML library, no such index: fall back to torch
+        import torch
+
+        if torch.cuda.is_available() and index < torch.cuda.device_count():
+            props = torch.cuda.get_device_properties(index)
+            return props.name, int(props.total_memory)
+        return None
+
+
+def fastest_attention(gpu_name: str) -> str | None:
+    """The quickest exact attention kernel installed for this GPU (None: torch SDPA picks)."""
+    hopper = any(tag in gpu_name for tag in HOPPER_OR_NEWER)
+    if hopper and importlib.util.find_spec("flash_attn_interface"):
+        return "_flash_3"
+    if importlib.util.find_spec("flash_attn"):
+        return "flash"
+    return "_native_cudnn" if hopper else None
+
+
+def choose_levers(gpu_name: str | None, total_bytes: int, model: str, num_frames: int = 81,
+                  height: int = 720, width: int = 1280) -> Levers:
+    """Defaults for ``model`` on this GPU: the least offloading that fits a window, the fastest kernels.
+
+    ``gpu_name`` None (or no memory) means the CPU: only the levers that help there. The
+    window shape is the final quality's (81 frames at 720p), the largest the daemon runs.
+    Output-changing levers (step cache, causal-ref, distilled LoRA) stay off: they are the
+    user's choice.
+    """
+    if not gpu_name or total_bytes <= 0:
+        return Levers(batched_cfg=True, preview_decoder="latent")
+    offload = choose_offload(model, total_bytes, num_frames, height, width)
+    return Levers(attention_backend=fastest_attention(gpu_name), compile_blocks=True,
+                  vae_tiling=total_bytes < 40 * GIB, offload=offload, batched_cfg=offload != "group",
+                  preview_decoder="latent")
+
+
+def choose_offload(model: str, total_bytes: int, num_frames: int, height: int, width: int) -> str:
+    """The first of "none", "model", "group" whose planned peak fits in ``HEADROOM`` of the card."""
+    from .backend import QUALITY_PRESETS, RealifyConfig
+    from .backends import ICLoRABackend
+
+    backend = ICLoRABackend(model)
+    config = RealifyConfig(**{**QUALITY_PRESETS["final"], "window": num_frames})
+    for offload in ("none", "model"):
+        if backend.planned_peak(num_frames, height, width, config, offload) <= HEADROOM * total_bytes:
+            return offload
+    return "group"

@@ -1,0 +1,41 @@
+"""`c2r train`: train the IC-LoRA on a `c2r datagen` folder (multi-GPU: `accelerate launch -m c2r.main train ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML settings over the paper defaults (models/research/realmaster.toml)")
+    parser.add_argument("--data", type=Path, required=True, help="dataset folder written by `c2r datagen`")
+    parser.add_argument("--out", "-o", type=Path, required=True, help="run folder: cache, checkpoints, loss.csv, lora/")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set rank=16 --set reference=['edges']")
+    parser.add_argument("--resume", metavar="CHECKPOINT", help="'latest' or a checkpoints/step_XXXXXXX folder")
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """KEY=VALUE pairs; values are Python literals when they parse as one, else strings."""
+    overrides = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: write KEY=VALUE, for example --set rank=16")
+        try:
+            overrides[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            overrides[key.strip()] = raw
+    return overrides
+
+
+def run(args: argparse.Namespace) -> int:
+    from .train import load_config, run_training
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    config = load_config(args.config, parse_overrides(args.set))
+    lora = run_training(config, args.data, args.out, resume=args.resume)
+    print(f"LoRA written to {lora}; realify with it: c2r realify INPUT --model {config.model} --lora {lora.resolve()}")
+    return 0

@@ -1,0 +1,78 @@
+"""The daemon's pure parts without a process: scheduling order, frame spilling, output paths."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from c2r.daemon.errors import InvalidInput
+from c2r.daemon.frame_check import CheckedFrame
+from c2r.daemon.frame_store import FrameStore
+from c2r.daemon.paths import safe_output
+from c2r.daemon.scheduler import WindowScheduler, WindowTask
+
+
+def test_scheduler_runs_interactive_first_then_same_shape_then_fifo():
+    async def order() -> list[str]:
+        scheduler = WindowScheduler()
+
+        def task(owner, interactive, shape):
+            return WindowTask(owner, interactive, shape, {}, on_event=lambda e: None)
+
+        first = task("warm", True, (17, 64, 64))
+        scheduler.submit(first)
+        assert await scheduler.next() is first  # (17, 64, 64) is now the warm shape
+        scheduler.finished(first)
+        for t in (task("job", False, (17, 64, 64)), task("s-other", True, (17, 32, 32)), task("s-same", True, (17, 64, 64)),
+                  task("s-late", True, (17, 32, 32))):
+            assert scheduler.submit(t) >= 0
+        ran = []
+        while scheduler.queue:
+            t = await scheduler.next()
+            ran.append(t.owner)
+            scheduler.finished(t)
+        return ran
+
+    # interactive before batch; the warm shape first; then arrival order (s-other, then s-late, whose shape is now warm)
+    assert asyncio.run(order()) == ["s-same", "s-other", "s-late", "job"]
+
+
+def test_scheduler_drops_a_vanished_owners_windows():
+    async def run():
+        scheduler = WindowScheduler()
+        gone = WindowTask("gone", True, (1,), {}, on_event=lambda e: None)
+        kept = WindowTask("kept", False, (1,), {}, on_event=lambda e: None)
+        scheduler.submit(gone)
+        scheduler.submit(kept)
+        scheduler.drop_owner("gone")
+        assert gone.result.cancelled()
+        assert await scheduler.next() is kept
+
+    asyncio.run(run())
+
+
+def test_frame_store_spills_past_its_bound_and_cleans_up(tmp_path):
+    frames = [np.full((8, 8, 3), i, np.uint8) for i in range(5)]
+    store = FrameStore(tmp_path / "spill", memory_bytes=2 * frames[0].nbytes)
+    for i, f in enumerate(frames):
+        store.put(CheckedFrame(i, {"color": f}, "srgb", "distance"))
+    assert store.spilled == 3 and store.in_memory == 2 * frames[0].nbytes
+    clip = store.clip(1, 4)
+    assert np.array_equal(clip.color, np.stack(frames[1:4])) and clip.depth is None
+    store.release_before(3)
+    assert sorted(store.frames) == [3, 4] and len(list((tmp_path / "spill").iterdir())) == 2 and store.in_memory == 0
+    store.close()
+    assert not (tmp_path / "spill").exists()
+
+
+def test_safe_output_keeps_everything_under_the_root(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "out").symlink_to(tmp_path, target_is_directory=True)
+    assert safe_output(root, "shots/a.mp4") == root.resolve() / "shots" / "a.mp4"
+    for bad, words in (("/etc/x.mp4", "absolute"), ("a/../../x.mp4", "'..'"), ("out/x.mp4", "outside the output root"),
+                       ("C:/x.mp4", "absolute"), ("", "empty")):
+        with pytest.raises(InvalidInput, match=words):
+            safe_output(root, bad)

@@ -1,0 +1,100 @@
+"""Replay, against a REAL daemon, the exact message sequence the Unity package's session sends.
+
+The C# side cannot run here, so the frames are packed by ``unity_packing`` (the package's
+rules re-implemented from its spec, pinned to the C# unit tests' vectors below) and sent in
+RealifySessionProtocol's order: SessionConfig, frames 0..n-1, then EndOfStream or Cancel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import grpc
+import pytest
+
+from c2r.v1 import coarse2real_pb2 as pb
+from unity_packing import linear_eye_depth_reversed_z, plane, unity_frame
+
+HEIGHT, WIDTH, NEAR, FAR = 32, 48, 0.1, 100.0
+CLIENT_NAME = "unity com.coarse2real.realify 0.1.0"  # DaemonConnection.ClientName
+
+
+def session_config() -> pb.SessionConfig:
+    """RealifyStreamingSession.DefaultConfig("", "tiny", "preview", "native", withNormals: true)."""
+    return pb.SessionConfig(
+        protocol_major=pb.PROTOCOL_MAJOR, protocol_minor=0, client_name=CLIENT_NAME, prompt="", model="tiny", quality="preview",
+        resolution="native", buffers=[pb.COLOR, pb.DEPTH, pb.NORMALS], result_encoding=pb.RAW_RGB8,
+    )  # fmt: skip
+
+
+def unity_readbacks(index: int, rng: np.random.Generator):
+    """What GBufferCapture reads back for one frame: bottom row first, RGBA everywhere but depth."""
+    rgba = rng.integers(0, 256, (HEIGHT, WIDTH, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    device = np.linspace(0.9, 0.001, HEIGHT, dtype=np.float32)[:, None].repeat(WIDTH, 1)
+    device[-4:] = 0.0  # the top rows in Unity's bottom-up order: cleared depth, i.e. sky
+    normals = np.zeros((HEIGHT, WIDTH, 4), np.float16)
+    normals[..., 2] = 1.0  # facing the camera in Unity's view space (camera looks down -Z)
+    normals[..., 3] = 1.0
+    return rgba, device + index * 1e-4, normals
+
+
+def requests(frames: int, last: pb.ClientMessage, rng: np.random.Generator):
+    yield pb.ClientMessage(config=session_config())
+    for index in range(frames):
+        yield pb.ClientMessage(frame=unity_frame(index, *unity_readbacks(index, rng), NEAR, FAR))
+    yield last
+
+
+def test_python_reference_matches_the_csharp_unit_test_vectors():
+    bottom_up = np.array([[[1, 2, 3, 255], [4, 5, 6, 255]], [[7, 8, 9, 255], [10, 11, 12, 255]]], np.uint8)
+    color = plane(bottom_up, 3, np.uint8, pb.UINT8)
+    assert list(color.shape) == [2, 2, 3] and color.data == bytes([7, 8, 9, 10, 11, 12, 1, 2, 3, 4, 5, 6])
+    depth = plane(np.array([[1, 2], [3, np.inf]], np.float32), None, np.float32, pb.FLOAT32)
+    assert depth.data == bytes([0, 0, 0x40, 0x40, 0, 0, 0x80, 0x7F, 0, 0, 0x80, 0x3F, 0, 0, 0, 0x40])
+    eye = linear_eye_depth_reversed_z(np.array([1.0, 0.5, 0.0], np.float32), NEAR, FAR)
+    np.testing.assert_allclose(eye[:2], [0.1, 1 / (999 / 100 * 0.5 + 0.01)], rtol=1e-5)
+    assert np.isinf(eye[2])
+
+
+def test_unity_session_sequence_returns_every_frame_in_order(daemon):
+    stub = daemon.stub()
+    replies = list(stub.Realify(requests(9, pb.ClientMessage(end=pb.EndOfStream()), np.random.default_rng(0)),
+                                metadata=daemon.metadata, timeout=180))  # fmt: skip
+    kinds = [r.WhichOneof("kind") for r in replies]
+    assert kinds[0] == "started" and kinds[-1] == "done", kinds
+    assert replies[0].started.effective.client_name == CLIENT_NAME
+    finals = [r.result for r in replies if r.WhichOneof("kind") == "result" and not r.result.preview]
+    assert sorted(f.index for f in finals) == list(range(9))
+    for result in finals:
+        assert list(result.color.shape) == [HEIGHT, WIDTH, 3] and result.color.dtype == pb.UINT8
+        assert len(result.color.data) == HEIGHT * WIDTH * 3
+    assert (replies[-1].done.frames_received, replies[-1].done.frames_returned) == (9, 9)
+
+
+def test_unity_cancel_ends_the_session_without_results_and_the_daemon_keeps_serving(daemon):
+    stub = daemon.stub()
+    call = stub.Realify(requests(5, pb.ClientMessage(cancel=pb.Cancel()), np.random.default_rng(1)), metadata=daemon.metadata, timeout=60)
+    replies = []
+    with pytest.raises(grpc.RpcError) as ended:
+        for reply in call:
+            replies.append(reply)
+    assert ended.value.code() == grpc.StatusCode.CANCELLED
+    assert "cancelled by the client" in ended.value.details()
+    assert replies[0].WhichOneof("kind") == "started"
+    assert not [r for r in replies if r.WhichOneof("kind") == "result" and not r.result.preview]  # the 81-frame window never ran
+    info = stub.GetInfo(pb.InfoRequest(protocol_major=pb.PROTOCOL_MAJOR, client_name=CLIENT_NAME), metadata=daemon.metadata, timeout=10)
+    assert info.protocol_major == pb.PROTOCOL_MAJOR
+
+
+def test_a_frame_index_gap_is_refused_like_the_csharp_protocol_refuses_it(daemon):
+    def gapped():
+        yield pb.ClientMessage(config=session_config())
+        rng = np.random.default_rng(2)
+        yield pb.ClientMessage(frame=unity_frame(0, *unity_readbacks(0, rng), NEAR, FAR))
+        yield pb.ClientMessage(frame=unity_frame(2, *unity_readbacks(2, rng), NEAR, FAR))
+        yield pb.ClientMessage(end=pb.EndOfStream())
+
+    with pytest.raises(grpc.RpcError) as refused:
+        list(daemon.stub().Realify(gapped(), metadata=daemon.metadata, timeout=60))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "a gap" in refused.value.details() and "resending from frame 1" in refused.value.details()

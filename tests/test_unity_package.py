@@ -1,0 +1,99 @@
+"""What can be verified of the Unity package without Unity or a .NET SDK.
+
+* protoc generates the package's C# messages from proto/ cleanly, and the committed copy is
+  current (grpcio-tools' own protoc has only the Python generators, so this uses the protoc of
+  the `protoc-exe` package, or any protoc on PATH);
+* the hand-written gRPC method descriptors name the service and calls proto/ defines;
+* the engine-independent C# (Runtime/Core) compiles with Mono's mcs and its NUnit tests pass,
+  where mcs and nunit-console are installed (Debian: mono-mcs, libnunit-cil-dev, nunit-console);
+* the package layout: package.json, asmdefs, no UnityEngine in Core.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from c2r.v1 import coarse2real_pb2 as pb
+
+PACKAGE = Path(__file__).resolve().parents[1] / "engine_plugins" / "unity" / "com.coarse2real.realify"
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("unity_generate_csharp", PACKAGE / "Tools~" / "generate_csharp.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_protoc_generates_the_committed_csharp_messages(tmp_path):
+    generator = _generator()
+    try:
+        generator.find_protoc()
+    except SystemExit as missing:
+        pytest.skip(str(missing))
+    [generated] = generator.generate(tmp_path)
+    text = generated.read_text()
+    assert "namespace C2R.V1 {" in text
+    for message in ("Plane", "Frame", "SessionConfig", "ClientMessage", "ServerMessage", "ResultFrame", "InfoRequest", "InfoReply"):
+        assert f"public sealed partial class {message} : pb::IMessage<{message}>" in text, message
+    for enum, member in (("DType", "Float16 = 2"), ("DepthKind", "Distance = 1"), ("ColorSpace", "Srgb = 1"), ("Buffer", "Normals = 3")):
+        assert re.search(rf"public enum {enum} {{[^}}]*{member}", text), (enum, member)
+    committed = PACKAGE / "Runtime" / "Protocol" / "Coarse2Real.cs"
+    assert committed.read_text() == text, "Runtime/Protocol/Coarse2Real.cs is stale: run `python engine_plugins/unity/com.coarse2real.realify/Tools~/generate_csharp.py`"
+
+
+def test_handwritten_grpc_methods_match_the_proto_service():
+    source = (PACKAGE / "Runtime" / "Protocol" / "Coarse2RealMethods.cs").read_text()
+    service = pb.DESCRIPTOR.services_by_name["Coarse2Real"]
+    assert f'ServiceName = "{service.full_name}"' in source
+    declared = re.findall(r"new Method<(\w+), (\w+)>\(\s*MethodType\.(\w+), ServiceName, \"(\w+)\"", source)
+    assert declared, source
+    for request, reply, kind, name in declared:
+        method = service.methods_by_name[name]
+        assert (method.input_type.name, method.output_type.name) == (request, reply)
+        streaming = (method.client_streaming, method.server_streaming)
+        assert kind == {(False, False): "Unary", (True, True): "DuplexStreaming"}[streaming], name
+    assert {name for *_, name in declared} == {"GetInfo", "Realify"}
+
+
+def test_core_csharp_compiles_and_its_nunit_tests_pass(tmp_path):
+    mcs, console = shutil.which("mcs"), shutil.which("nunit-console")
+    nunit = next(iter(sorted(Path("/usr/lib/cli").glob("nunit.framework-*/nunit.framework.dll"))), None)
+    if not (mcs and console and nunit):
+        pytest.skip("Mono's mcs / nunit-console not installed (Debian: apt-get install mono-mcs libnunit-cil-dev nunit-console)")
+    sources = sorted(str(p) for p in (PACKAGE / "Runtime" / "Core").glob("*.cs")) + sorted(str(p) for p in (PACKAGE / "Tests" / "Core").glob("*.cs"))
+    dll = tmp_path / "Coarse2Real.Core.Tests.dll"
+    built = subprocess.run([mcs, "-target:library", f"-out:{dll}", f"-r:{nunit}", "-warnaserror+", *sources], capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr
+    ran = subprocess.run([console, "-nologo", "-noshadow", f"-work={tmp_path}", str(dll)], capture_output=True, text=True, timeout=120)
+    summary = re.search(r"Tests run: (\d+), Errors: (\d+), Failures: (\d+)", ran.stdout)
+    assert ran.returncode == 0 and summary, ran.stdout + ran.stderr
+    run, errors, failures = map(int, summary.groups())
+    assert run >= 19 and errors == 0 and failures == 0, ran.stdout
+
+
+def test_package_manifest_and_assembly_definitions():
+    manifest = json.loads((PACKAGE / "package.json").read_text())
+    assert manifest["name"] == "com.coarse2real.realify" and re.fullmatch(r"\d+\.\d+\.\d+", manifest["version"])
+    assert manifest["unity"] == "2022.3" and "com.unity.render-pipelines.universal" in manifest["dependencies"]
+    for sample in manifest["samples"]:
+        assert (PACKAGE / sample["path"]).is_dir()
+    asmdefs = {json.loads(p.read_text())["name"]: (p, json.loads(p.read_text())) for p in PACKAGE.rglob("*.asmdef")}
+    assert set(asmdefs) == {"Coarse2Real.Core", "Coarse2Real.Protocol", "Coarse2Real.Runtime", "Coarse2Real.Editor", "Coarse2Real.Core.Tests"}
+    core_path, core = asmdefs["Coarse2Real.Core"]
+    assert core["noEngineReferences"] is True and core["references"] == [] and core["precompiledReferences"] == []
+    for source in core_path.parent.glob("*.cs"):
+        assert not re.search(r"\bUnity(Engine|Editor)\b", source.read_text()), source
+    assert asmdefs["Coarse2Real.Editor"][1]["includePlatforms"] == ["Editor"]
+    for name, (_, asmdef) in asmdefs.items():
+        for reference in asmdef["references"]:
+            assert reference in asmdefs or reference.startswith(("Unity.", "Cysharp.")), (name, reference)
+    for folder in ("Runtime", "Editor", "Samples~", "Documentation~"):
+        assert (PACKAGE / folder).is_dir(), folder
