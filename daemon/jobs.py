@@ -78,7 +78,7 @@ class JobManager:
         return color, depth, normals
 
     async def submit(self, spec: pb.JobSpec) -> pb.Job:
-        resolved = resolve(spec.config, self.models, self.settings.model)
+        resolved = resolve(spec.config, self.models, self.settings)
         if spec.fps < 0:
             raise InvalidInput(f"job fps={spec.fps}: give a positive frame rate, or 0 for the input's")
         target = output_target(safe_output(self.settings.output_root, spec.output), spec.format)
@@ -102,7 +102,7 @@ class JobManager:
         spec, stage = job.spec, self._stage(job_id)
         store = FrameStore(self.settings.state_dir / "spill" / job_id, self.settings.session_memory_mb * 2**20)
         try:
-            resolved = resolve(spec.config, self.models, self.settings.model)
+            resolved = resolve(spec.config, self.models, self.settings)
             job_input = await asyncio.to_thread(JobInput, *self._inputs(spec), spec.fps)
             first = len(self.store.windows(job_id))
             self.publish(self.store.update(job_id, state=pb.RUNNING, frames_total=job_input.clip.num_frames))

@@ -84,7 +84,7 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
                 got = "nothing" if first is grpc.aio.EOF else f"a {first.WhichOneof('kind')} message"
                 raise InvalidInput(f"the first message of a Realify stream must be a SessionConfig, got {got}; send the config first")
             check_size(first)
-            resolved = resolve(first.config, self.engines.info.get("models", []), self.settings.model)
+            resolved = resolve(first.config, self.engines.info.get("models", []), self.settings)
             session_id = f"s-{uuid.uuid4().hex[:12]}"
             session = Session(session_id, resolved, self.scheduler, self.settings.state_dir / "spill" / session_id,
                               self.settings.session_memory_mb * 2**20)

@@ -16,6 +16,7 @@ from c2r.v1 import coarse2real_pb2 as pb
 
 from .errors import InvalidInput, VersionMismatch
 from .frame_check import BUFFER_SLOTS
+from .settings import DaemonSettings
 
 PROTOCOL_MAJOR = pb.PROTOCOL_MAJOR
 PROTOCOL_MINOR = pb.PROTOCOL_MINOR
@@ -25,7 +26,7 @@ DEFAULT_QUALITY = "final"
 @dataclass
 class ResolvedSession:
     model: str
-    lora: str
+    lora: str  # a resolved path on the daemon's disk, or "" for none
     config: RealifyConfig
     buffers: list[str]  # slots every frame carries, "color" first
     effective: pb.SessionConfig
@@ -49,9 +50,23 @@ def protocol_warnings(major: int, minor: int) -> list[str]:
     return []
 
 
-def resolve(cfg: pb.SessionConfig, models: list[str], default_model: str) -> ResolvedSession:
+def resolve_lora(name: str, settings: DaemonSettings) -> str:
+    """A session names a LoRA; only the daemon's LoRA folder can supply it (never a client-chosen path)."""
+    if not name:
+        return settings.lora or ""
+    if name != name.strip() or any(ch in name for ch in "/\\:") or name in (".", ".."):
+        raise InvalidInput(f"lora {name!r}: give the NAME of a LoRA in the daemon's LoRA folder {settings.lora_dir}, "
+                           "not a path (the daemon never loads client-chosen paths)")
+    available = sorted(p.name for p in settings.lora_dir.iterdir()) if settings.lora_dir.is_dir() else []
+    if name not in available:
+        raise InvalidInput(f"lora {name!r} is not in the daemon's LoRA folder {settings.lora_dir} (it holds {available or 'nothing'}); "
+                           "copy the folder saved by `c2r train` there, or start the daemon with --lora-dir")
+    return str(settings.lora_dir / name)
+
+
+def resolve(cfg: pb.SessionConfig, models: list[str], settings: DaemonSettings) -> ResolvedSession:
     warnings = protocol_warnings(cfg.protocol_major, cfg.protocol_minor)
-    model = cfg.model or default_model
+    model = cfg.model or settings.model
     if model not in models:
         raise InvalidInput(f"unknown model {model!r}; choose one of {sorted(models)} (GetInfo lists them)")
     quality = cfg.quality or DEFAULT_QUALITY
@@ -78,6 +93,7 @@ def resolve(cfg: pb.SessionConfig, models: list[str], default_model: str) -> Res
     if config.resolution not in ("480p", "720p", "native"):
         raise InvalidInput(f"resolution {config.resolution!r}: choose 480p, 720p or native")
     buffers = _buffers(cfg)
+    lora = resolve_lora(cfg.lora, settings)
     effective = pb.SessionConfig()
     effective.CopyFrom(cfg)
     effective.protocol_major, effective.protocol_minor = PROTOCOL_MAJOR, PROTOCOL_MINOR
@@ -88,7 +104,7 @@ def resolve(cfg: pb.SessionConfig, models: list[str], default_model: str) -> Res
     effective.preview_every = config.preview_every
     del effective.buffers[:]
     effective.buffers.extend(b for b, slot in BUFFER_SLOTS.items() if slot in buffers)
-    return ResolvedSession(model, cfg.lora, config, buffers, effective, warnings)
+    return ResolvedSession(model, lora, config, buffers, effective, warnings)
 
 
 def _buffers(cfg: pb.SessionConfig) -> list[str]:

@@ -18,6 +18,8 @@ class DaemonSettings:
     state_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "coarse2real" / "daemon")
     output_root: Path = field(default_factory=lambda: Path.home() / "coarse2real-output")
     model: str = "tiny"
+    lora: str | None = None  # the operator's default LoRA (a path); sessions may name others only inside lora_dir
+    lora_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "coarse2real" / "loras")
     device: str = "auto"
     preview_port: int = 50052
     heartbeat_timeout: float = 30.0  # seconds without a word from the engine before it counts as hung
@@ -35,4 +37,10 @@ class DaemonSettings:
             raise ValueError(f"--session-memory-mb {self.session_memory_mb}: use 0 or more (0 spills every frame to disk)")
         self.state_dir = Path(self.state_dir).expanduser().resolve()
         self.output_root = Path(self.output_root).expanduser().resolve()
+        self.lora_dir = Path(self.lora_dir).expanduser().resolve()
+        if self.lora is not None:
+            self.lora = str(Path(self.lora).expanduser().resolve())
+            if not Path(self.lora).exists():
+                raise ValueError(f"--lora {self.lora}: no such file or folder; give a LoRA saved by `c2r train` "
+                                 "(a folder or a .safetensors file)")
         return self

@@ -76,3 +76,23 @@ def test_safe_output_keeps_everything_under_the_root(tmp_path):
                        ("C:/x.mp4", "absolute"), ("", "empty")):
         with pytest.raises(InvalidInput, match=words):
             safe_output(root, bad)
+
+
+def test_sessions_choose_loras_by_name_inside_the_lora_folder_only(tmp_path):
+    from c2r.daemon.session_config import resolve
+    from c2r.daemon.settings import DaemonSettings
+    from c2r.v1 import coarse2real_pb2 as pb
+
+    (tmp_path / "loras" / "street-v1").mkdir(parents=True)
+    settings = DaemonSettings(state_dir=tmp_path / "state", output_root=tmp_path / "out", lora_dir=tmp_path / "loras").validate()
+
+    def lora_of(name: str) -> str:
+        return resolve(pb.SessionConfig(protocol_major=1, model="tiny", lora=name), ["tiny"], settings).lora
+
+    assert lora_of("street-v1") == str((tmp_path / "loras" / "street-v1").resolve())
+    assert lora_of("") == ""  # no operator default
+    for path in ("/etc", "../state", "a/b", "C:\\loras\\x"):
+        with pytest.raises(InvalidInput, match="not a path"):
+            lora_of(path)
+    with pytest.raises(InvalidInput, match=r"street-v1"):  # the refusal lists what the folder holds
+        lora_of("missing")
