@@ -11,6 +11,9 @@ Columns:
   x0_err    latent error of the model's clean-latent estimate against the target's latents,
             averaged over sigmas 0.3-0.95 (identity: the input's latents). This is exactly what
             the LoRA is trained on, in the space the transformer sees.
+  ref_use   how much worse x0_err gets when the model is shown another clip's render instead
+            of this one's: 0 means the model ignores the reference's content (it learned only
+            the task's average look); the identity baseline's value is the ceiling.
   px_err    mean absolute pixel error (0-255) of the sampled output against the target, both
             through the model's VAE (the best any model can do through that codec).
   edge_corr structure kept: correlation of the output's gradient magnitude with the input's
@@ -134,11 +137,15 @@ def through_vae(pipeline: RealifyPipeline, frames: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def x0_error(pipeline: RealifyPipeline, coarse: np.ndarray, real: np.ndarray, mode: str | None, seed: int) -> float:
-    """Latent error of the clean estimate at several sigmas; mode None = identity baseline."""
+def x0_error(pipeline: RealifyPipeline, coarse: np.ndarray, real: np.ndarray, mode: str | None, seed: int,
+             reference_frames: np.ndarray | None = None) -> float:
+    """Latent error of the clean estimate at several sigmas; mode None = identity baseline.
+
+    reference_frames: condition on these instead of ``coarse`` (another clip: does it matter?).
+    """
     grid = grid_for(coarse.shape[1], coarse.shape[2], "native")
     target = pipeline.encode(frames_to_model(real, grid))
-    reference = pipeline.encode(frames_to_model(coarse, grid))
+    reference = pipeline.encode(frames_to_model(coarse if reference_frames is None else reference_frames, grid))
     if mode is None:
         return float(((reference - target) ** 2).mean())
     model = pipeline.experts["transformer"]
@@ -154,10 +161,12 @@ def x0_error(pipeline: RealifyPipeline, coarse: np.ndarray, real: np.ndarray, mo
 
 
 def score(pipeline: RealifyPipeline, mode: str | None, test_seeds: list[int], frames: int, size: int, steps: int) -> dict:
-    x0, px, edges = [], [], []
+    x0, ref_use, px, edges = [], [], [], []
     for seed in test_seeds:
         coarse, real = synthetic_pair(seed, frames, size)
         x0.append(x0_error(pipeline, coarse, real, mode, seed))
+        other_clip = synthetic_pair(seed + 500, frames, size)[0]
+        ref_use.append(x0_error(pipeline, coarse, real, mode, seed, reference_frames=other_clip) - x0[-1])
         if mode is None:
             output = through_vae(pipeline, coarse)
         else:
@@ -166,7 +175,7 @@ def score(pipeline: RealifyPipeline, mode: str | None, test_seeds: list[int], fr
             output = pipeline(GBuffers(color=coarse), config)
         px.append(float(np.abs(output.astype(np.float32) - through_vae(pipeline, real).astype(np.float32)).mean()))
         edges.append(edge_strength_correlation(through_vae(pipeline, coarse), output))
-    return {"x0_err": float(np.mean(x0)), "px_err": float(np.mean(px)), "edge_corr": float(np.mean(edges))}
+    return {"x0_err": float(np.mean(x0)), "ref_use": float(np.mean(ref_use)), "px_err": float(np.mean(px)), "edge_corr": float(np.mean(edges))}
 
 
 def train_mode(mode: str, data: Path, out: Path, steps: int, frames: int, rank: int, lr: float,
@@ -198,9 +207,10 @@ def run_benchmark(steps: int = 1500, train_clips: int = 8, test_clips: int = 3, 
 
 
 def format_table(results: dict) -> str:
-    lines = [f"{'model':<20}{'x0_err':>10}{'px_err':>10}{'edge_corr':>10}{'train_s':>10}", "-" * 60]
+    lines = [f"{'model':<20}{'x0_err':>10}{'ref_use':>10}{'px_err':>10}{'edge_corr':>10}{'train_s':>10}", "-" * 70]
     for name, r in results.items():
-        lines.append(f"{name:<20}{r['x0_err']:>10.4f}{r['px_err']:>10.2f}{r['edge_corr']:>10.3f}{r.get('train_s', ''):>10}")
+        lines.append(f"{name:<20}{r['x0_err']:>10.4f}{r['ref_use']:>10.4f}{r['px_err']:>10.2f}{r['edge_corr']:>10.3f}"
+                     f"{r.get('train_s', ''):>10}")
     return "\n".join(lines)
 
 

@@ -104,12 +104,14 @@ class Engine:
         key = (model, lora)
         if self.backend_key != key or (offload is not None and offload != self.offload):
             from c2r.models.backends import create_backend
+            from c2r.models.levers import levers_for
 
             if self.backend is not None:
                 self.backend.unload()
                 self.backend = None
-            backend = create_backend(model, lora=lora or None)
-            self.offload = offload or "none"
+            levers = levers_for(self.device, model)  # kernels, compile, tiling, offload for this GPU and model
+            backend = create_backend(model, lora=lora or None, levers=levers)
+            self.offload = offload or levers.offload
             backend.load(self.device, "bfloat16" if self.device.startswith("cuda") else "float32", self.offload)
             self.backend, self.backend_key = backend, key
             self.send({"kind": "loaded", "model": model})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, replace
 
-from c2r.models.backend import QUALITY_PRESETS, RealifyConfig, apply_quality
+from c2r.models.backend import QUALITY_PRESETS, RealifyConfig, apply_quality, preview_model_for
 from c2r.v1 import coarse2real_pb2 as pb
 
 from .errors import InvalidInput, VersionMismatch
@@ -72,6 +72,9 @@ def resolve(cfg: pb.SessionConfig, models: list[str], settings: DaemonSettings) 
     quality = cfg.quality or DEFAULT_QUALITY
     if quality not in QUALITY_PRESETS:
         raise InvalidInput(f"unknown quality preset {quality!r}; choose one of {sorted(QUALITY_PRESETS)}")
+    preview_on_sibling = quality == "preview" and not cfg.model and preview_model_for(model) != model
+    if preview_on_sibling:  # the daemon's default (final) model previews on its small sibling, without its LoRA
+        model = preview_model_for(model)
     config = apply_quality(RealifyConfig(), quality)
     overrides = {
         name: getattr(cfg, name)
@@ -93,7 +96,7 @@ def resolve(cfg: pb.SessionConfig, models: list[str], settings: DaemonSettings) 
     if config.resolution not in ("480p", "720p", "native"):
         raise InvalidInput(f"resolution {config.resolution!r}: choose 480p, 720p or native")
     buffers = _buffers(cfg)
-    lora = resolve_lora(cfg.lora, settings)
+    lora = "" if preview_on_sibling else resolve_lora(cfg.lora, settings)
     effective = pb.SessionConfig()
     effective.CopyFrom(cfg)
     effective.protocol_major, effective.protocol_minor = PROTOCOL_MAJOR, PROTOCOL_MINOR

@@ -100,11 +100,26 @@ class RealifyConfig:
 # "preview" is what Realify shows first: 480p, 4 steps without CFG (a step-distilled LoRA,
 # ``Levers.step_lora``, makes 4 steps clean), reference tokens at half size each side (a
 # quarter of them), an x0 preview every step; the daemon runs it on the preview backbone
-# (``backends.preview_model_for``).
+# (``preview_model_for``).
 QUALITY_PRESETS: dict[str, dict] = {
     "preview": {"steps": 4, "guidance": 1.0, "resolution": "480p", "preview_every": 1, "reference_downscale": 2},
     "final": {"steps": 30, "guidance": 5.0, "resolution": "720p"},
 }
+
+
+# Final model -> preview backbone (same VAE: Wan2.1's 16-channel one). Others preview on themselves
+# (Wan2.2 TI2V-5B has its own 48-channel VAE and is already the fast one of its family).
+PREVIEW_MODELS = {"wan2.2-t2v-a14b": "wan2.1-t2v-1.3b", "wan2.1-vace-14b": "wan2.1-vace-1.3b", "tiny-a14b": "tiny"}
+
+
+def preview_model_for(model: str) -> str:
+    """The backbone a session's ``preview`` quality runs on when ``model`` is its final model.
+
+    A trained IC-LoRA belongs to one backbone, so a preview on another one runs without it
+    (or with a LoRA trained for the preview backbone). Plain data, so the daemon's front end
+    (which never imports torch) can decide before a window reaches the engine.
+    """
+    return PREVIEW_MODELS.get(model, model)
 
 
 def apply_quality(config: RealifyConfig, quality: str) -> RealifyConfig:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .backend import Backend, CancelFn, GBuffers, ProgressEvent, ProgressFn, RealifyConfig
-from .levers import Levers, apply_to_transformer, apply_to_vae
+from .levers import Levers, apply_to_transformer, apply_to_vae, stream_blocks
 from .lora import load_lora
 from .pipeline import ModelPlacement, RealifyPipeline
 from .preprocess import grid_for
@@ -32,21 +32,6 @@ from .windows import Window, padded_length
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OFFLOADS = ("none", "model", "group")
 UMT5_XXL_ENCODER_PARAMS = 5.7e9
-# Final model -> preview backbone (same VAE: Wan2.1's 16-channel one). Others preview on themselves
-# (Wan2.2 TI2V-5B has its own 48-channel VAE and is already the fast one of its family).
-PREVIEW_MODELS = {"wan2.2-t2v-a14b": "wan2.1-t2v-1.3b", "wan2.1-vace-14b": "wan2.1-vace-1.3b", "tiny-a14b": "tiny"}
-
-
-def preview_model_for(model: str) -> str:
-    """The backbone a session's ``preview`` quality runs on when ``model`` is its final model.
-
-    A trained IC-LoRA belongs to one backbone, so a preview on another one runs without it
-    (or with a LoRA trained for the preview backbone).
-    """
-    get_preset(model)
-    return PREVIEW_MODELS.get(model, model)
-
-
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -93,7 +78,8 @@ class ICLoRABackend(Backend):
         if self.levers.step_lora:
             from .step_lora import load_step_lora
 
-            load_step_lora(components, self.levers.step_lora, self.levers.step_lora_weight)
+            load_step_lora(components, self.levers.step_lora, self.levers.step_lora_weight,
+                           self.levers.step_lora_low_noise)
         apply_to_vae(components["vae"], self.levers)
         self.pipeline = RealifyPipeline(
             components,
@@ -120,17 +106,8 @@ class ICLoRABackend(Backend):
         swapped = [components["text_encoder"]]
         if offload == "model":
             return ModelPlacement(self._device, swapped + [components[e] for e in self.preset.experts])
-        from diffusers.hooks import apply_group_offloading
-
         for key in self.preset.experts:
-            transformer = components[key]
-            for name, child in transformer.named_children():
-                if name != "blocks":
-                    child.to(self._device)
-            for param in transformer.parameters(recurse=False):
-                param.data = param.data.to(self._device)
-            for block in transformer.blocks:
-                apply_group_offloading(block, onload_device=self._device, offload_type="leaf_level")
+            stream_blocks(components[key], self._device)
         return ModelPlacement(self._device, swapped)
 
     def unload(self) -> None:
@@ -161,7 +138,7 @@ class ICLoRABackend(Backend):
         tokens = latent_frames * (grid.model_height // cell) * (grid.model_width // cell)
         inner = cfg["num_attention_heads"] * cfg["attention_head_dim"]
         act = 4 if self._dtype() == torch.float32 else 2
-        refs = len(config.reference)
+        refs = len(config.reference) / config.reference_downscale**2  # downscaled clips: fewer tokens each
         mode = self.lora_info.attention_mode if self.lora_info else config.attention_mode
         if uses_cfg(config.guidance) and self.levers.batched_cfg:
             tokens *= 2  # both branches in one batch
@@ -172,7 +149,7 @@ class ICLoRABackend(Backend):
             activations = tokens * (inner * 10 * act + cfg["ffn_dim"] * act)
             activations += 2 * cfg["num_layers"] * refs * tokens * inner * act
         vae_decode = grid.model_height * grid.model_width * 96 * 4 * 4 * 6  # 4 frames x 96 ch x a few maps, fp32
-        return self._weight_bytes(act, offload) + activations + vae_decode
+        return int(self._weight_bytes(act, offload) + activations + vae_decode)
 
     def _dtype(self) -> torch.dtype:
         return self.pipeline.dtype if self.pipeline else torch.bfloat16

@@ -6,8 +6,12 @@ fits and what is fastest on the GPU found. What each lever does:
 attention_backend  diffusers' attention dispatcher backend ("flash", "_flash_3", "sage",
                    "_native_cudnn" ...), set with ``transformer.set_attention_backend``;
                    the IC-LoRA processors dispatch through it too. None: torch SDPA.
+                   diffusers also makes it the process-wide default (one engine process,
+                   one model: harmless; tests and benchmarks restore it).
 compile_blocks     ``torch.compile`` of each repeated transformer block (regional
-                   compilation; the IC wrapper calls the blocks, so they are what runs).
+                   compilation; the IC wrapper calls the blocks, so they are what runs). Not
+                   fullgraph: the causal-ref reference pass appends each layer's keys/values
+                   to a Python list, a graph break by design; the per-step passes compile whole.
 step_cache         reuse of block outputs between steps through diffusers' cache hooks:
                    "first-block" (FirstBlockCache), "taylorseer" (TaylorSeer, lite mode: only
                    the output projection is extrapolated; the full mode keeps (order+1)
@@ -21,7 +25,8 @@ batched_cfg        both CFG branches in one forward of batch 2 instead of two fo
 causal_ref         use the cached ``causal-ref`` attention when no trained LoRA fixes the mode.
 preview_decoder    "latent": x0 previews through a per-window linear latent->RGB fit
                    (``latent_preview``); "vae": the full VAE decode.
-step_lora          path of a step-distilled LoRA (``step_lora``) and its weight.
+step_lora          path of a step-distilled LoRA (``step_lora``), its weight, and for A14B
+                   optionally the low-noise expert's own file.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class Levers:
     preview_decoder: str = "vae"
     step_lora: str | None = None
     step_lora_weight: float = 1.0
+    step_lora_low_noise: str | None = None
 
     def validate(self) -> "Levers":
         from .backends import OFFLOADS
@@ -71,7 +77,24 @@ def apply_to_transformer(transformer, levers: Levers) -> None:
     if levers.step_cache != "none":
         transformer.enable_cache(_cache_config(levers))
     if levers.compile_blocks:
-        transformer.compile_repeated_blocks(fullgraph=levers.step_cache == "none")
+        transformer.compile_repeated_blocks(fullgraph=False)
+
+
+def stream_blocks(transformer, device) -> None:
+    """Group offload: the blocks' layers stay on the CPU and stream to ``device`` as they run.
+
+    Hooks go on each block (the IC wrapper calls blocks directly); the small parts around
+    the blocks move to the device for good.
+    """
+    from diffusers.hooks import apply_group_offloading
+
+    for name, child in transformer.named_children():
+        if name != "blocks":
+            child.to(device)
+    for param in transformer.parameters(recurse=False):
+        param.data = param.data.to(device)
+    for block in transformer.blocks:
+        apply_group_offloading(block, onload_device=device, offload_type="leaf_level")
 
 
 def _cache_config(levers: Levers):
@@ -107,6 +130,14 @@ def detect_gpu(index: int = 0) -> tuple[str, int] | None:
             props = torch.cuda.get_device_properties(index)
             return props.name, int(props.total_memory)
         return None
+
+
+def levers_for(device: str, model: str) -> Levers:
+    """The engine's one call: detect the GPU behind ``device`` ("cuda:N", "cuda", "cpu") and choose."""
+    if not device.startswith("cuda"):
+        return choose_levers(None, 0, model)
+    gpu = detect_gpu(int(device.partition(":")[2] or 0))
+    return choose_levers(*(gpu or (None, 0)), model)
 
 
 def fastest_attention(gpu_name: str) -> str | None:

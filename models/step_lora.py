@@ -11,6 +11,7 @@ any) stays active; both adapters' weights are set together.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 STEP_ADAPTER_NAME = "c2r_step_distill"
@@ -31,21 +32,25 @@ def read_step_lora(path: str | os.PathLike) -> dict:
     return state
 
 
-def load_step_lora(components: dict, path: str | os.PathLike, weight: float = 1.0) -> list[str]:
+def load_step_lora(components: dict, path: str | os.PathLike, weight: float = 1.0,
+                   low_noise_path: str | os.PathLike | None = None) -> list[str]:
     """Add the distilled LoRA to every expert in ``components``; returns the experts it went into.
 
-    A single file serves both A14B experts (the public 4-step LoRAs for A14B ship one file per
-    expert; pass the high-noise one here, or train both from one). Its strength is ``weight``;
-    any adapters already on an expert (the IC-LoRA) keep their own weights.
+    The public 4-step LoRAs for A14B ship one file per expert: ``path`` is the high-noise
+    (or only) one, ``low_noise_path`` the low-noise expert's; without it ``path`` serves both.
+    Its strength is ``weight``; adapters already on an expert (the IC-LoRA) keep weight 1.
     """
-    state = read_step_lora(path)
+    files = {"transformer": path, "transformer_2": low_noise_path or path}
     loaded = []
-    for expert in ("transformer", "transformer_2"):
+    for expert, file in files.items():
         transformer = components.get(expert)
         if transformer is None:
             continue
+        state = read_step_lora(file)
         others = [name for name in getattr(transformer, "peft_config", {}) if name != STEP_ADAPTER_NAME]
-        transformer.load_lora_adapter(dict(state), prefix="transformer", adapter_name=STEP_ADAPTER_NAME)
+        with warnings.catch_warnings():  # peft warns about a second adapter: here that is the point
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            transformer.load_lora_adapter(state, prefix="transformer", adapter_name=STEP_ADAPTER_NAME)
         transformer.set_adapters(others + [STEP_ADAPTER_NAME], [1.0] * len(others) + [weight])
         loaded.append(expert)
     return loaded

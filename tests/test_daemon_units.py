@@ -96,3 +96,21 @@ def test_sessions_choose_loras_by_name_inside_the_lora_folder_only(tmp_path):
             lora_of(path)
     with pytest.raises(InvalidInput, match=r"street-v1"):  # the refusal lists what the folder holds
         lora_of("missing")
+
+
+def test_preview_sessions_run_the_default_model_on_its_small_sibling_without_its_lora(tmp_path):
+    from c2r.daemon.session_config import resolve
+    from c2r.daemon.settings import DaemonSettings
+    from c2r.v1 import coarse2real_pb2 as pb
+
+    lora = tmp_path / "a14b-lora"
+    lora.mkdir()
+    settings = DaemonSettings(state_dir=tmp_path / "s", output_root=tmp_path / "o", model="tiny-a14b", lora=str(lora)).validate()
+    models = ["tiny", "tiny-a14b"]
+
+    preview = resolve(pb.SessionConfig(protocol_major=1, quality="preview"), models, settings)
+    assert (preview.model, preview.lora) == ("tiny", "")  # the A14B LoRA does not fit the 1.3B-style sibling
+    final = resolve(pb.SessionConfig(protocol_major=1, quality="final"), models, settings)
+    assert (final.model, final.lora) == ("tiny-a14b", str(lora.resolve()))
+    chosen = resolve(pb.SessionConfig(protocol_major=1, quality="preview", model="tiny-a14b"), models, settings)
+    assert chosen.model == "tiny-a14b"  # a model the session names explicitly is kept

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from diffusers.models.attention_dispatch import attention_backend
 from safetensors.torch import save_file
 
 from c2r.models.backend import RealifyConfig
@@ -68,10 +69,11 @@ def test_batched_cfg_equals_the_two_sequential_branches(plain, clip):
 
 
 def test_attention_backend_reaches_the_ic_processors(plain, clip):
-    chosen = loaded(attention_backend="_native_math")
-    processors = [b.attn1.processor for b in chosen.pipeline.experts["transformer"].transformer.blocks]
-    assert all(p._attention_backend == "_native_math" for p in processors)
-    np.testing.assert_allclose(chosen.realify_window(clip, CFG), plain.realify_window(clip, CFG), atol=1)
+    with attention_backend():  # set_attention_backend also sets diffusers' global default: restore it after
+        chosen = loaded(attention_backend="_native_math")
+        processors = [b.attn1.processor for b in chosen.pipeline.experts["transformer"].transformer.blocks]
+        assert all(p._attention_backend == "_native_math" for p in processors)
+        np.testing.assert_allclose(chosen.realify_window(clip, CFG), plain.realify_window(clip, CFG), atol=1)
 
 
 def test_vae_tiling_and_causal_ref_levers_give_one_frame_per_input(plain, clip):
@@ -175,6 +177,18 @@ def test_distilled_lora_loads_into_both_experts_and_changes_the_output(tmp_path,
     assert out.shape == base.shape and np.abs(out.astype(int) - base).mean() > 1
     weak = loaded("tiny-a14b", step_lora=str(path), step_lora_weight=0.0).realify_window(clip, config)
     np.testing.assert_array_equal(weak, base)  # weight 0: the adapter is there but contributes nothing
+
+
+def test_a14b_low_noise_expert_takes_its_own_file(tmp_path):
+    high, low = tmp_path / "high_noise.safetensors", tmp_path / "low_noise.safetensors"
+    diffusers_format_lora(high, seed=5)
+    diffusers_format_lora(low, seed=6)
+    components = build_tiny("a14b")
+    assert load_step_lora(components, high, low_noise_path=low) == ["transformer", "transformer_2"]
+    key = "transformer.blocks.0.attn1.to_q.lora_B.weight"
+    for expert, file in (("transformer", high), ("transformer_2", low)):
+        layer = components[expert].blocks[0].attn1.to_q
+        torch.testing.assert_close(layer.lora_B[STEP_ADAPTER_NAME].weight, read_step_lora(file)[key])
 
 
 def test_original_wan_key_names_are_converted_and_sit_beside_the_ic_lora(tmp_path):

@@ -58,6 +58,9 @@ def tiny_config(**overrides):
 def test_paper_defaults_and_config_errors(tmp_path):
     config = load_config()
     assert (config.model, config.rank, config.num_frames, config.reference) == ("wan2.2-t2v-a14b", 32, 81, ("color",))
+    assert config.reference_downscales == (1,)
+    with pytest.raises(ValueError, match="reference_downscale"):
+        load_config(None, {"reference_downscales": [3]})
     with pytest.raises(ValueError, match="unknown training setting"):
         load_config(None, {"rnak": 8})
     with pytest.raises(ValueError, match="4k\\+1"):
@@ -68,15 +71,17 @@ def test_paper_defaults_and_config_errors(tmp_path):
         load_config(bad)
 
 
-def test_train_three_steps_save_and_load_into_backend(dataset, tmp_path):
-    trainer = Trainer(tiny_config(attention_mode="causal-ref", validation_every=3, validation_steps=2), dataset, tmp_path / "run")
-    rows = trainer.train()
-    assert [r["step"] for r in rows] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in rows)
+def test_train_a_few_steps_save_and_load_into_backend(dataset, tmp_path):
+    config = tiny_config(attention_mode="causal-ref", reference_downscales=(1, 2), max_steps=4, validation_every=4,
+                         validation_steps=2)
+    rows = Trainer(config, dataset, tmp_path / "run").train()
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and all(np.isfinite(r["loss"]) for r in rows)
+    assert {r["reference_downscale"] for r in rows} == {1, 2}  # trains for the preview preset's half-size references
     lora = tmp_path / "run" / "lora"
     info = read_lora_info(lora)
     assert (info.rank, info.attention_mode, info.reference) == (4, "causal-ref", ("color",))
-    assert len((tmp_path / "run" / "loss.csv").read_text().splitlines()) == 4
-    assert (tmp_path / "run" / "validation" / "step_0000003.mp4").is_file()
+    assert len((tmp_path / "run" / "loss.csv").read_text().splitlines()) == 5
+    assert (tmp_path / "run" / "validation" / "step_0000004.mp4").is_file()
 
     flat, _ = shapes_pair(0)
     clip = GBuffers(color=flat)

@@ -19,6 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
 
 
+def pair_names(outputs: list[Path]) -> list[str]:
+    """Each output's file stem, with its folder's name in front where stems repeat (datagen's
+    clips/<id>/realistic.mp4), so table rows and comparison videos stay apart."""
+    stems = [p.stem for p in outputs]
+    return [f"{p.parent.name}_{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in outputs]
+
+
 def run(args: argparse.Namespace) -> int:
     from c2r.daemon.media import MediaError
 
@@ -41,11 +48,10 @@ def run(args: argparse.Namespace) -> int:
             return 2
     face_model, face_reason = load_face_model(device=args.device)
     rows = []
-    for src, out in zip(args.inputs, args.outputs):
+    for src, out, name in zip(args.inputs, args.outputs, pair_names(args.outputs)):
         try:
             inputs, fps = read_clip(src)
             outputs, _ = read_clip(out)
-            name = out.stem
             rows.append(evaluate_pair(name, inputs, outputs, dino, face_model, face_reason, args.window, args.overlap))
         except (MediaError, ValueError) as e:
             print(f"c2r eval: {e}", file=sys.stderr)

@@ -37,5 +37,6 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     config = load_config(args.config, parse_overrides(args.set))
     lora = run_training(config, args.data, args.out, resume=args.resume)
-    print(f"LoRA written to {lora}; realify with it: c2r realify INPUT --model {config.model} --lora {lora.resolve()}")
+    print(f"LoRA written to {lora}. Serve it: c2r serve --model {config.model} --lora {lora.resolve()} "
+          "(or copy the folder into the daemon's LoRA folder and pick it with c2r realify --lora NAME)")
     return 0

@@ -9,6 +9,7 @@ is not installed every score says so as ``status="skipped"`` instead of passing 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -26,14 +27,22 @@ class IdentityScore:
         return {"status": self.status, "mean": self.mean, "min": self.min, "pairs": self.pairs, "reason": self.reason}
 
 
-def load_face_model(name: str = "buffalo_l", device: str = "cpu"):
-    """insightface FaceAnalysis (RetinaFace + ArcFace), or None with the reason when absent."""
+def load_face_model(name: str = "buffalo_l", device: str = "cpu", root: str = "~/.insightface"):
+    """insightface FaceAnalysis (RetinaFace + ArcFace), or None with the reason when absent.
+
+    The model pack must already be in ``root``/models/``name``: insightface would otherwise
+    download it on first use, and the research tools never download implicitly.
+    """
     try:
         from insightface.app import FaceAnalysis
     except ImportError:
         return None, "insightface is not installed (pip install insightface onnxruntime) - ArcFace identity skipped"
+    pack = Path(root).expanduser() / "models" / name
+    if not pack.is_dir():
+        return None, (f"insightface model pack {name!r} is not in {pack} (fetch it once where there is internet, "
+                      "e.g. by running insightface's FaceAnalysis) - ArcFace identity skipped")
     try:
-        app = FaceAnalysis(name=name, providers=["CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"])
+        app = FaceAnalysis(name=name, root=str(Path(root).expanduser()), providers=["CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"])
         app.prepare(ctx_id=0 if device.startswith("cuda") else -1, det_size=(640, 640))
     except Exception as e:  # model files missing: insightface raises assorted errors
         return None, f"insightface model {name!r} could not load ({e}) - ArcFace identity skipped"

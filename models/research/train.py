@@ -47,6 +47,7 @@ class TrainConfig:
     rank: int
     attention_mode: str
     reference: tuple[str, ...]
+    reference_downscales: tuple[int, ...]  # reference clip sizes to train for (1: full; 2: the preview preset's)
     num_frames: int
     resolution: str
     learning_rate: float
@@ -75,6 +76,10 @@ class TrainConfig:
                 raise ValueError(f"{name}={getattr(self, name)}: must be at least 1")
         get_preset(self.model)
         RealifyConfig(reference=tuple(self.reference)).validate()
+        if not self.reference_downscales:
+            raise ValueError("reference_downscales is empty: list the reference sizes to train for, e.g. [1] or [1, 2]")
+        for factor in self.reference_downscales:
+            RealifyConfig(reference_downscale=factor).validate()
         return self
 
 
@@ -90,8 +95,9 @@ def load_config(path: Path | None = None, overrides: dict | None = None) -> Trai
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown training setting(s) {unknown}: valid keys are {sorted(known)}")
-    if "reference" in values:
-        values["reference"] = tuple(values["reference"])
+    for key in ("reference", "reference_downscales"):
+        if key in values:
+            values[key] = tuple(values[key])
     return TrainConfig(**values).validate()
 
 
@@ -159,9 +165,10 @@ class Trainer:
     def prepare_data(self) -> None:
         config = self.config
         self.pairs = load_pairs(self.data_dir, config.num_frames, tuple(config.reference))
-        cache_dir = self.out_dir / "cache" / cache_key(config.model, config.resolution, config.num_frames, tuple(config.reference))
+        key = cache_key(config.model, config.resolution, config.num_frames, config.reference, config.reference_downscales)
+        cache_dir = self.out_dir / "cache" / key
         if self.accelerator.is_main_process:
-            build_cache(self.pairs, self.pipeline, cache_dir, config.resolution, tuple(config.reference))
+            build_cache(self.pairs, self.pipeline, cache_dir, config.resolution, config.reference, config.reference_downscales)
         self.accelerator.wait_for_everyone()
         self.dataset = LatentDataset([cache_dir / f"{p.id}.pt" for p in self.pairs])
 
@@ -174,10 +181,13 @@ class Trainer:
         return epoch_order(n, self.config.seed, epoch)[position]
 
     # --- the step ----------------------------------------------------------------------------
-    def _sample_sigma(self, micro_step: int) -> tuple[str, float]:
-        """(expert, sigma): shifted-uniform sigma; the expert is drawn from a generator shared by
-        every process (so all ranks run the same expert), the sigma within its range per rank."""
+    def _sample_sigma(self, micro_step: int) -> tuple[str, float, int]:
+        """(expert, sigma, reference downscale): shifted-uniform sigma; the expert and the reference
+        size are drawn from a generator shared by every process (so all ranks run the same expert
+        on same-shaped tokens), the sigma within the expert's range per rank."""
         shared = torch.Generator().manual_seed(self.config.seed * 7919 + micro_step)
+        factors = self.config.reference_downscales
+        factor = factors[int(torch.randint(len(factors), (), generator=shared))]
         own = torch.Generator().manual_seed(self.config.seed * 7919 + micro_step + 1_000_003 * (1 + self.accelerator.process_index))
         shift = self.config.timestep_shift
 
@@ -186,18 +196,18 @@ class Trainer:
 
         u = torch.rand((), generator=shared).item()
         if self.boundary is None:
-            return self.expert_names[0], sigma_of(u)
+            return self.expert_names[0], sigma_of(u), factor
         u_boundary = self.boundary / (shift - (shift - 1) * self.boundary)  # sigma_of(u_boundary) == boundary
         high = u >= u_boundary
         low_end, high_end = (u_boundary, 1.0) if high else (0.0, u_boundary)
         u_own = low_end + (high_end - low_end) * torch.rand((), generator=own).item()
-        return ("transformer" if high else "transformer_2"), sigma_of(u_own)
+        return ("transformer" if high else "transformer_2"), sigma_of(u_own), factor
 
-    def loss_for(self, micro_step: int) -> tuple[torch.Tensor, str, float]:
+    def loss_for(self, micro_step: int) -> tuple[torch.Tensor, str, float, int]:
         """Flow-matching loss of one micro-step: MSE between predicted and true velocity (noisy tokens)."""
-        target, references, prompt = self.dataset[self._item_index(micro_step)]
+        expert, sigma, factor = self._sample_sigma(micro_step)
+        target, references, prompt = self.dataset.item(self._item_index(micro_step), factor)
         device = self.accelerator.device
-        expert, sigma = self._sample_sigma(micro_step)
         noise_gen = torch.Generator().manual_seed(self.config.seed * 104_729 + micro_step * 31 + self.accelerator.process_index)
         noise = torch.randn(target.shape, generator=noise_gen)
         x0, noise = target.to(device), noise.to(device)
@@ -208,13 +218,13 @@ class Trainer:
             velocity = model(noisy.to(dtype), [r.to(device, dtype) for r in references],
                              torch.tensor([sigma * 1000.0], device=device), prompt.to(device, dtype))
         loss = torch.nn.functional.mse_loss(velocity.float(), (noise - x0).float())
-        return loss, expert, sigma
+        return loss, expert, sigma, factor
 
     def train_step(self) -> dict:
         accum = self.config.gradient_accumulation * self.config.batch_size
         total = 0.0
         for k in range(accum):
-            loss, expert, sigma = self.loss_for(self.step * accum + k)
+            loss, expert, sigma, factor = self.loss_for(self.step * accum + k)
             self.accelerator.backward(loss / accum)
             total += loss.item() / accum
         if self.config.max_grad_norm > 0:
@@ -223,7 +233,8 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        return {"step": self.step, "loss": total, "lr": self.scheduler.get_last_lr()[0], "expert": expert, "sigma": sigma}
+        return {"step": self.step, "loss": total, "lr": self.scheduler.get_last_lr()[0], "expert": expert, "sigma": sigma,
+                "reference_downscale": factor}
 
     # --- the run -----------------------------------------------------------------------------
     def train(self, stop_after: int | None = None) -> list[dict]:
@@ -297,7 +308,9 @@ class Trainer:
                                     "start without --resume or pass a step_XXXXXXX folder")
         state = json.loads((folder / "state.json").read_text())
         saved = TrainConfig(**{**state["config"], "reference": tuple(state["config"]["reference"])})
-        changed = [k for k in ("model", "rank", "attention_mode", "reference", "num_frames", "resolution") if getattr(saved, k) != getattr(self.config, k)]
+        saved.reference_downscales = tuple(saved.reference_downscales)
+        settings = ("model", "rank", "attention_mode", "reference", "reference_downscales", "num_frames", "resolution")
+        changed = [k for k in settings if getattr(saved, k) != getattr(self.config, k)]
         if changed:
             raise ValueError(f"checkpoint {folder} was trained with other {changed}; resume with its settings or start a new run")
         weights = torch.load(folder / "lora_state.pt", weights_only=True)
@@ -324,7 +337,7 @@ class Trainer:
         config = RealifyConfig(prompt=pair.prompt, steps=self.config.validation_steps, guidance=1.0,
                                window=pair.buffers.num_frames, overlap=0, resolution=self.config.resolution,
                                reference=tuple(self.config.reference), attention_mode=self.config.attention_mode,
-                               seed=self.config.seed)
+                               reference_downscale=self.config.reference_downscales[0], seed=self.config.seed)
         frames = self.pipeline(pair.buffers, config)
         path = self.out_dir / "validation" / f"step_{self.step:07d}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -339,7 +352,7 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
 class LossLog:
     """loss.csv always; TensorBoard too when it is installed."""
 
-    FIELDS = ("step", "loss", "lr", "expert", "sigma")
+    FIELDS = ("step", "loss", "lr", "expert", "sigma", "reference_downscale")
 
     def __init__(self, out_dir: Path, enabled: bool = True):
         self.enabled = enabled

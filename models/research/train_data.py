@@ -4,11 +4,11 @@ Encoding an 81-frame 480p clip with Wan's VAE costs about as much as a training 
 text encoder (UMT5-XXL) is larger than a LoRA's whole working set; both are frozen, so they
 run once per clip and prompt, before training, and the results live on disk:
 
-    <cache>/<clip id>.pt       {"target": latents, "references": [latents per condition], "prompt": key}
+    <cache>/<clip id>.pt       {"target": latents, "references": {downscale: [latents per condition]}, "prompt": key}
     <cache>/prompts/<key>.pt   the prompt's embeddings (shared by every clip with that prompt)
 
 The cache folder name hashes everything the latents depend on (model, resolution, frame count,
-reference conditions), so changing any of them starts a fresh cache instead of a wrong one.
+reference conditions and sizes), so changing any of them starts a fresh cache instead of a wrong one.
 """
 
 from __future__ import annotations
@@ -69,13 +69,19 @@ def load_pairs(data_dir: Path, num_frames: int, reference: tuple[str, ...]) -> l
     return pairs
 
 
-def cache_key(model: str, resolution: str, num_frames: int, reference: tuple[str, ...]) -> str:
-    return hashlib.sha1(json.dumps([model, resolution, num_frames, list(reference)]).encode()).hexdigest()[:12]
+def cache_key(model: str, resolution: str, num_frames: int, reference: tuple[str, ...], downscales: tuple[int, ...]) -> str:
+    settings = [model, resolution, num_frames, list(reference), list(downscales)]
+    return hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:12]
 
 
 @torch.no_grad()
-def build_cache(pairs: list[ClipSource], pipeline, cache_dir: Path, resolution: str, reference: tuple[str, ...]) -> list[Path]:
-    """Encode every pair not cached yet with ``pipeline`` (a RealifyPipeline: its VAE and prompt encoder)."""
+def build_cache(pairs: list[ClipSource], pipeline, cache_dir: Path, resolution: str, reference: tuple[str, ...],
+                downscales: tuple[int, ...] = (1,)) -> list[Path]:
+    """Encode every pair not cached yet with ``pipeline`` (a RealifyPipeline: its VAE and prompt encoder).
+
+    References are encoded at each size in ``downscales``, shrunk exactly as the pipeline shrinks
+    them at inference, so a LoRA trained here sees the tokens the preview preset will give it.
+    """
     (cache_dir / "prompts").mkdir(parents=True, exist_ok=True)
     device, dtype = pipeline.vae.device, pipeline.vae.dtype
     paths = []
@@ -94,9 +100,11 @@ def build_cache(pairs: list[ClipSource], pipeline, cache_dir: Path, resolution: 
         if missing:
             raise ValueError(f"{pair.id}: has no {missing} plane for the reference conditions {reference}; "
                              "give datagen the depth beside each clip or drop 'depth'/'normals' from reference")
+        # TODO(models-core): make RealifyPipeline._downscaled public; training must shrink exactly as inference does
+        sized = {f: [conditions[n] if f == 1 else pipeline._downscaled(conditions[n], f) for n in reference] for f in downscales}
         item = {
             "target": pipeline.encode(frames_to_model(pair.target, grid, device, dtype)).cpu(),
-            "references": [pipeline.encode(conditions[name]).cpu() for name in reference],
+            "references": {f: [pipeline.encode(video).cpu() for video in videos] for f, videos in sized.items()},
             "prompt": key,
         }
         _save(path, item)
@@ -120,12 +128,13 @@ class LatentDataset:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    def item(self, index: int, downscale: int = 1) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """(target latents, reference latents at ``downscale``, prompt embeddings) of clip ``index``."""
         item = torch.load(self.paths[index], weights_only=True)
         key = item["prompt"]
         if key not in self._prompts:
             self._prompts[key] = torch.load(self.paths[index].parent / "prompts" / f"{key}.pt", weights_only=True)
-        return item["target"], item["references"], self._prompts[key]
+        return item["target"], item["references"][downscale], self._prompts[key]
 
 
 def epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:

@@ -33,11 +33,13 @@ def wait_with_progress(stream, total_frames: int, title: str) -> bool:
     shown = 0
     with unreal.ScopedSlowTask(total_frames, title) as task:
         task.make_dialog(True)
-        while not stream.wait(0.1):
+        while True:  # the cancel check comes first: a press during the render is honoured before any wait
             if task.should_cancel():
                 stream.cancel()
                 stream.wait()
                 return False
+            if stream.wait(0.1):
+                break
             returned = stream.status.frames_returned
             task.enter_progress_frame(returned - shown, f"{title}: {stream.status.summary()}")
             shown = returned

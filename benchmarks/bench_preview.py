@@ -1,0 +1,236 @@
+"""Interactive preview and GPU levers: time to the first preview, seconds per window, each lever on/off.
+
+Runs the real RealifyPipeline (IC-LoRA on a Wan transformer, VAE, sampler) with random
+weights, so the figures are costs, not quality. Rows:
+
+* ``preview`` / ``final`` presets, plain (``Levers()``: diffusers defaults, every lever off)
+  and with the levers ``choose_levers`` picks for this machine: time to the first preview
+  image and seconds per window. The final preset's 30 CFG steps are extrapolated from
+  ``--lever-steps`` measured ones (per-step time x 30 + the rest of the window), and said so.
+* each lever alone against plain, on the final preset's CFG at ``--lever-steps`` steps:
+  seconds per window, speed-up, and the largest pixel difference from plain (0: exact).
+* the x0 preview's decode cost: full VAE vs the fitted linear latent->RGB map.
+
+CPU (default): a mid-size transformer (benchmarks/bench_attention.CPU_CONFIG) and the tiny
+VAE, 33 frames at 192x192 (the transformer dominates, as it does at real size for final). ``--real-size 1.3b|14b``: Wan2.1 1.3B or one Wan2.2 A14B expert at its real shape,
+Wan2.1's real VAE shape, 81 frames at 480x832, bf16, on CUDA (refused without one).
+Peak memory is CUDA's allocator peak (absent on CPU). Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+from diffusers.models.attention_dispatch import attention_backend
+
+from bench_attention import CPU_CONFIG, REAL_SIZES, TEXT_TOKENS
+from c2r.models.backend import GBuffers, RealifyConfig, apply_quality
+from c2r.models.latent_preview import LatentToRGB
+from c2r.models.levers import (Levers, apply_to_transformer, apply_to_vae, choose_levers, detect_gpu, fastest_attention,
+                               stream_blocks)
+from c2r.models.pipeline import RealifyPipeline, pad_to_wan_length
+from c2r.models.preprocess import prepare_conditions
+from c2r.models.registry import PRESETS, _TINY_VAE
+from c2r.models.text_encoder import build_tiny_text_encoder
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--real-size", choices=sorted(REAL_SIZES), help="Wan's real shapes, 81 frames 480x832, CUDA")
+    parser.add_argument("--frames", type=int, help="4k+1 frames (default 33 on CPU, 81 at real size)")
+    parser.add_argument("--height", type=int, help="default 192 on CPU, 480 at real size")
+    parser.add_argument("--width", type=int, help="default 192 on CPU, 832 at real size")
+    parser.add_argument("--lever-steps", type=int, default=6, help="denoising steps per lever row (caches act from step 2-3)")
+    parser.add_argument("--threads", type=int, help="CPU threads (1 gives steadier figures on a shared machine)")
+    parser.add_argument("--offload-group", action="store_true",
+                        help="stream the transformer's blocks from the CPU (group offload) in every row; compare with a run without")
+    parser.add_argument("--skip", nargs="*", default=[], help="lever rows to leave out (e.g. compile_blocks on a CPU without a compiler)")
+    return parser.parse_args(argv)
+
+
+def build_components(args) -> tuple[dict, dict]:
+    """Random-weight components on the device, and the run's shape."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+    real = args.real_size is not None
+    if real and not torch.cuda.is_available():
+        raise SystemExit("--real-size needs a CUDA GPU: the real shapes do not run on a CPU in useful time")
+    device = "cuda" if real else "cpu"
+    dtype = torch.bfloat16 if real else torch.float32
+    config = dict(PRESETS[REAL_SIZES[args.real_size]].transformer_config) if real else {**CPU_CONFIG, "text_dim": 32}
+    previous = torch.get_default_dtype()
+    torch.manual_seed(0)
+    torch.set_default_dtype(dtype)  # build straight in bf16: a 14B expert in fp32 would not fit
+    try:
+        with torch.device(device):
+            transformer = WanTransformer3DModel(**config).eval()
+    finally:
+        torch.set_default_dtype(previous)
+    with torch.device(device):
+        vae = (AutoencoderKLWan() if real else AutoencoderKLWan(**_TINY_VAE)).eval()
+    tokenizer, text_encoder = build_tiny_text_encoder(config["text_dim"])
+    shape = dict(device=device, dtype=str(dtype).removeprefix("torch."), frames=args.frames or (81 if real else 33),
+                 height=args.height or (480 if real else 192), width=args.width or (832 if real else 192),
+                 layers=config["num_layers"], dim=config["num_attention_heads"] * config["attention_head_dim"],
+                 text_tokens=TEXT_TOKENS if real else 64)
+    if args.offload_group:
+        stream_blocks(transformer.to("cpu"), torch.device(device))
+    components = dict(transformer=transformer, vae=vae, tokenizer=tokenizer, text_encoder=text_encoder.to(device))
+    return components, {**shape, "offload": "group" if args.offload_group else "none"}
+
+
+def coarse_clip(shape: dict) -> GBuffers:
+    rng = np.random.default_rng(0)
+    color = rng.integers(0, 256, (shape["frames"], shape["height"] // 8, shape["width"] // 8, 3), dtype=np.uint8)
+    return GBuffers(color.repeat(8, axis=1).repeat(8, axis=2))
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def run_window(components: dict, levers: Levers, clip: GBuffers, config: RealifyConfig, text_tokens: int) -> dict:
+    """One window with ``levers`` applied to the shared components, undone afterwards."""
+    pipeline = RealifyPipeline(components, levers=levers, max_sequence_length=text_tokens, device=components["vae"].device)
+    transformer, vae = components["transformer"], components["vae"]
+    apply_to_vae(vae, levers)
+    steps, first_preview = [], []
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+    def on_step(step, num_steps, preview):
+        sync()
+        steps.append(time.perf_counter())
+        if preview is not None and not first_preview:
+            first_preview.append(time.perf_counter())
+
+    try:
+        with attention_backend():  # set_attention_backend also changes diffusers' global default: restore it after
+            apply_to_transformer(transformer, levers)
+            sync()
+            start = time.perf_counter()
+            frames = pipeline(clip, config, on_step=on_step)
+            sync()
+            seconds = time.perf_counter() - start
+    finally:
+        if transformer.is_cache_enabled:
+            transformer.disable_cache()
+        transformer.reset_attention_backend()
+        vae.disable_tiling()
+    step_seconds = float(np.median(np.diff([start, *steps])))
+    result = dict(seconds=seconds, step_seconds=step_seconds, steps=config.steps, frames=frames)
+    if first_preview:
+        result["first_preview_seconds"] = first_preview[0] - start
+    if torch.cuda.is_available():
+        result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return result
+
+
+def extrapolated(run: dict, steps: int) -> float:
+    """Window seconds at ``steps`` from a run of fewer: the measured rest + steps x per-step time."""
+    return run["seconds"] - run["steps"] * run["step_seconds"] + steps * run["step_seconds"]
+
+
+def lever_rows(shape: dict) -> dict[str, Levers]:
+    rows = {"batched_cfg": Levers(batched_cfg=True), "causal_ref": Levers(causal_ref=True),
+            "step_cache=first-block": Levers(step_cache="first-block"), "step_cache=taylorseer": Levers(step_cache="taylorseer"),
+            "vae_tiling": Levers(vae_tiling=True)}
+    gpu = detect_gpu() if shape["device"] == "cuda" else None
+    kernel = fastest_attention(gpu[0]) if gpu else None
+    if kernel:
+        rows[f"attention_backend={kernel}"] = Levers(attention_backend=kernel)
+    if shape["offload"] == "none":  # compiling blocks that stream through offload hooks is not measured
+        rows["compile_blocks"] = Levers(compile_blocks=True)  # last: compilation cannot be undone
+    return rows
+
+
+def decode_costs(components: dict, clip: GBuffers, config: RealifyConfig) -> dict:
+    """Seconds to turn one x0 estimate into frames: full VAE vs the fitted linear map (fit included)."""
+    pipeline = RealifyPipeline(components, device=components["vae"].device)
+    window = pipeline._prepare_window(clip, config, None, seed=0)
+    x0 = window.noise
+    with torch.no_grad():
+        sync()
+        start = time.perf_counter()
+        pipeline._to_frames(x0, window)
+        sync()
+        vae = time.perf_counter() - start
+        video = prepare_conditions(pad_to_wan_length(clip), window.grid, pipeline.vae.device, pipeline.vae.dtype)["color"]
+        sync()
+        start = time.perf_counter()
+        window.latent_to_rgb = LatentToRGB.fit(window.references[0], video)
+        pipeline._preview(x0, window)
+        sync()
+        latent = time.perf_counter() - start
+    return dict(vae_decode_seconds=vae, latent_preview_seconds=latent, ratio=vae / latent)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    components, shape = build_components(args)
+    clip = coarse_clip(shape)
+    lever_steps, text = args.lever_steps, shape["text_tokens"]
+    resolution = {"resolution": "native"}  # the clip is already at the size to measure
+    preview = replace(apply_quality(RealifyConfig(), "preview"), **resolution)
+    final = replace(apply_quality(RealifyConfig(), "final"), **resolution, preview_every=0)
+    gpu = detect_gpu() if shape["device"] == "cuda" else None
+    chosen = replace(choose_levers(*(gpu or (None, 0)), REAL_SIZES.get(args.real_size, "tiny")), compile_blocks=False,
+                     offload="none")  # compile gets its own row; offload belongs to load(), not this shared build
+    print(f"bench_preview on {shape['device']} {shape['dtype']}: {shape['frames']} frames {shape['height']}x{shape['width']}, "
+          f"{shape['layers']} layers x {shape['dim']} dim; chosen levers: {chosen}", file=sys.stderr)
+
+    presets = {}
+    with torch.no_grad():
+        for name, levers in (("plain", Levers()), ("chosen", chosen)):
+            p = run_window(components, levers, clip, preview, text)
+            f = run_window(components, levers, clip, replace(final, steps=lever_steps), text)
+            presets[name] = dict(first_preview_seconds=p.get("first_preview_seconds"), preview_window_seconds=p["seconds"],
+                                 final_window_seconds=extrapolated(f, final.steps),
+                                 peak_memory_gib=max(p.get("peak_memory_gib", 0), f.get("peak_memory_gib", 0)) or None)
+        lever_config = replace(final, steps=lever_steps)
+        plain = run_window(components, Levers(), clip, lever_config, text)
+        levers = {}
+        for name, lever in lever_rows(shape).items():
+            if name.split("=")[0] in args.skip:
+                continue
+            if name == "compile_blocks":  # the first window compiles; time the second
+                started = time.perf_counter()
+                run_window(components, lever, clip, lever_config, text)
+                compile_seconds = time.perf_counter() - started
+            r = run_window(components, lever, clip, lever_config, text)
+            levers[name] = dict(seconds=r["seconds"], speedup=plain["seconds"] / r["seconds"],
+                                max_pixel_diff=int(np.abs(r["frames"].astype(int) - plain["frames"]).max()),
+                                peak_memory_gib=r.get("peak_memory_gib"))
+            if name == "compile_blocks":
+                levers[name]["first_window_seconds"] = compile_seconds
+        decode = decode_costs(components, clip, replace(preview, preview_every=1, reference_downscale=1))
+
+    print(f"{'preset':8} {'levers':7} {'1st preview s':>13} {'preview s/win':>13} {'final s/win*':>12} {'peak GiB':>9}")
+    for name, p in presets.items():
+        print(f"{'':8} {name:7} {p['first_preview_seconds'] or float('nan'):13.3f} {p['preview_window_seconds']:13.3f} "
+              f"{p['final_window_seconds']:12.2f} {p['peak_memory_gib'] or float('nan'):9.2f}")
+    print(f"* final: {final.steps} CFG steps, extrapolated from {lever_steps} measured")
+    print(f"\n{'lever (final CFG, ' + str(lever_steps) + ' steps)':34} {'s/win':>8} {'speed-up':>8} {'max px diff':>11}")
+    print(f"{'plain (Levers())':34} {plain['seconds']:8.3f} {1.0:8.2f} {0:11d}")
+    for name, r in levers.items():
+        print(f"{name:34} {r['seconds']:8.3f} {r['speedup']:8.2f} {r['max_pixel_diff']:11d}")
+    print(f"\nx0 preview decode: full VAE {decode['vae_decode_seconds']:.3f} s, linear latent map "
+          f"{decode['latent_preview_seconds']:.4f} s ({decode['ratio']:.0f}x cheaper)")
+    print(json.dumps(dict(benchmark="preview_levers", real_size=args.real_size, **shape, lever_steps=lever_steps,
+                          chosen_levers=str(chosen), presets=presets, plain_seconds=plain["seconds"], levers=levers,
+                          preview_decode=decode)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
