@@ -83,28 +83,15 @@ class Client:
         self.max_message_bytes = negotiate(info, self.address)
         return info
 
-    def realify(
-        self,
-        prompt: str = "",
-        model: str = "",
-        quality: str = "final",
-        seed: int | None = None,
-        strength: float | None = None,
-        steps: int | None = None,
-        guidance: float | None = None,
-        window: int | None = None,
-        overlap: int | None = None,
-        buffers: Sequence[str] = ("color", "depth"),
-        negative_prompt: str = "",
-        resolution: str = "",
-        preview_every: int = 0,
-        lora: str = "",
-    ) -> Session:
-        """Open a session; returns once the daemon has accepted the config (SessionStarted)."""
-        config = session_config(
-            prompt, model, quality, seed, strength, steps, guidance, window, overlap,
-            buffers, negative_prompt, resolution, preview_every, lora,
-        )  # fmt: skip
+    def realify(self, buffers: Sequence[str] = ("color", "depth"), **options) -> Session:
+        """Open a session; returns once the daemon has accepted the config (SessionStarted).
+
+        ``options`` are ``config.session_config``'s: prompt, model, quality ("preview" or
+        "final"), seed, strength, steps, guidance, window, overlap, negative_prompt,
+        resolution, preview_every, lora (a name in the daemon's LoRA folder) and client_name
+        (how the daemon's logs name this client, e.g. "unreal-5.4 coarse2real 0.1.0").
+        """
+        config = session_config(buffers=buffers, **options)
         return Session(
             lambda requests: self._stub.Realify(requests, metadata=self._metadata),
             config,

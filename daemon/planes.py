@@ -1,4 +1,6 @@
-"""Raw pixel planes on the wire <-> numpy arrays.
+"""Raw pixel planes from the wire -> numpy arrays, checked for the slot they fill.
+
+Packing (arrays -> planes, for results) is the client's ``pack_plane``: one wire format, one codec.
 
 A plane is trusted for nothing: its dtype must be one the slot accepts, its shape must have
 the slot's rank and channel count, and its byte length must be exactly what the shape says.
@@ -9,12 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from c2r.client.frames import NUMPY_DTYPES
 from c2r.v1 import coarse2real_pb2 as pb
 
 from .errors import InvalidInput
 
-WIRE_DTYPES = {pb.UINT8: np.dtype("<u1"), pb.FLOAT16: np.dtype("<f2"), pb.FLOAT32: np.dtype("<f4")}
-DTYPE_OF_ARRAY = {np.dtype(np.uint8): pb.UINT8, np.dtype(np.float16): pb.FLOAT16, np.dtype(np.float32): pb.FLOAT32}
 
 
 def dtype_name(code: int) -> str:
@@ -31,7 +32,7 @@ def plane_to_array(plane: pb.Plane, slot: str, dtypes: tuple[int, ...], channels
     rank_ok = len(shape) == 2 if channels is None else len(shape) == 3 and shape[2] == channels
     if not rank_ok or 0 in shape:
         raise InvalidInput(f"frame {slot}: shape {list(shape)} is not {want}; send the plane with shape {want}")
-    dtype = WIRE_DTYPES[plane.dtype]
+    dtype = NUMPY_DTYPES[plane.dtype].newbyteorder("<")
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(plane.data) != expected:
         raise InvalidInput(
@@ -40,8 +41,3 @@ def plane_to_array(plane: pb.Plane, slot: str, dtypes: tuple[int, ...], channels
         )
     return np.frombuffer(plane.data, dtype=dtype).reshape(shape)
 
-
-def array_to_plane(array: np.ndarray) -> pb.Plane:
-    array = np.ascontiguousarray(array)
-    code = DTYPE_OF_ARRAY[array.dtype]
-    return pb.Plane(dtype=code, shape=list(array.shape), data=array.astype(WIRE_DTYPES[code], copy=False).tobytes())

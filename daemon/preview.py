@@ -31,10 +31,16 @@ class PreviewRelay:
         self._thread.start()
 
     def _run(self) -> None:
+        """Relay until close(): terminating the context wakes the proxy with ETERM, and this
+        thread (the only one using the sockets, as ZeroMQ requires) closes them."""
         try:
             zmq.proxy(self.frontend, self.backend)
-        except zmq.ZMQError:  # close() destroyed the sockets under it: the relay's normal end
+        except zmq.ContextTerminated:
             pass
+        finally:
+            self.frontend.close(linger=0)
+            self.backend.close(linger=0)
 
     def close(self) -> None:
-        self.ctx.destroy(linger=0)
+        self.ctx.term()  # returns once _run has closed both sockets
+        self._thread.join(timeout=5)

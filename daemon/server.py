@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from c2r import __version__
+from c2r.client.frames import frame_bytes
 from c2r.models.backend import QUALITY_PRESETS
 from c2r.v1 import coarse2real_pb2 as pb
 from c2r.v1 import coarse2real_pb2_grpc as pb_grpc
@@ -39,20 +40,9 @@ log = logging.getLogger("c2r.daemon")
 SERVICE = pb.DESCRIPTOR.services_by_name["Coarse2Real"].full_name
 
 
-def message_bytes(message) -> int:
-    """Size of a message as received; for a frame, its planes' payloads (what matters at 720p).
-
-    Serialising a 10 MiB frame again just to measure it (``ByteSize``) costs milliseconds
-    per frame on the ingest path; the payloads are within a few hundred bytes of it.
-    """
-    if isinstance(message, pb.ClientMessage) and message.HasField("frame"):
-        frame = message.frame
-        return sum(len(getattr(frame, slot).data) for slot in ("color", "depth", "normals", "edges")) + 1024
-    return message.ByteSize()
-
-
 def check_size(message) -> None:
-    size = message_bytes(message)
+    is_frame = isinstance(message, pb.ClientMessage) and message.HasField("frame")
+    size = frame_bytes(message.frame) if is_frame else message.ByteSize()
     if size > MAX_MESSAGE_BYTES:
         raise TooLarge(
             f"message of {size / 2**20:.1f} MiB exceeds the daemon's limit of {MAX_MESSAGE_BYTES / 2**20:.0f} MiB per message; "

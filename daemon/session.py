@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from c2r.client.frames import pack_plane
 from c2r.models.windows import Window, window_ready
 from c2r.v1 import coarse2real_pb2 as pb
 
 from .errors import ClientError
 from .frame_check import CheckedFrame
 from .frame_store import FrameStore
-from .planes import array_to_plane
 from .scheduler import WindowScheduler
 from .session_config import ResolvedSession
 from .window_loop import run_windows
@@ -135,7 +135,7 @@ class Session:
         if self.png:
             self.outbox.put_nowait(lambda: pb.ServerMessage(result=pb.ResultFrame(index=index, preview=preview, png=encode_png(frame))))
         else:
-            result = pb.ResultFrame(index=index, preview=preview, color=array_to_plane(frame))
+            result = pb.ResultFrame(index=index, preview=preview, color=pack_plane(frame))
             self.outbox.put_nowait(pb.ServerMessage(result=result))
 
     async def run(self) -> None:

@@ -17,12 +17,6 @@ from test_pipeline import moving_square
 CFG = RealifyConfig(steps=3, guidance=4.0, resolution="native")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def loaded(model: str = "tiny", **levers):

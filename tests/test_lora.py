@@ -17,13 +17,6 @@ REFERENCE = torch.randn(1, 16, 2, 8, 8, generator=torch.Generator().manual_seed(
 TEXT = torch.randn(1, 32, 32, generator=torch.Generator().manual_seed(2))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are all small ops: one thread avoids OpenMP hand-offs that dominate them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def expert_outputs(components: dict) -> list[torch.Tensor]:

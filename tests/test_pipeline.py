@@ -13,13 +13,6 @@ from c2r.models.windows import plan_windows
 FAST = RealifyConfig(steps=1, guidance=1.0, resolution="native")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are all small ops: one thread avoids OpenMP hand-offs that dominate them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

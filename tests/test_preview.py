@@ -18,12 +18,6 @@ from c2r.models.registry import PRESETS, build_tiny
 from test_pipeline import moving_square
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class LinearVAEDouble(torch.nn.Module):

@@ -14,13 +14,6 @@ from c2r.models.registry import PRESETS, ModelWeightsMissing, build_tiny, get_pr
 from c2r.models.text_encoder import PromptEncoder, WordTokenizer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are all small ops: one thread avoids OpenMP hand-offs that dominate them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def weights(module: torch.nn.Module) -> torch.Tensor:
