@@ -95,24 +95,6 @@ def usable_length(num_frames: int, limit: int) -> int:
     return n - (n - 1) % 4
 
 
-def build_vace_pipeline(config: DatagenConfig):
-    """(WanVACEPipeline, PromptEncoder): prompts are encoded by the project's encoder, which caches
-    them and needs no ftfy, and reach the pipeline as embeddings."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, WanVACEPipeline
-
-    from c2r.models.registry import get_preset, load_components
-    from c2r.models.text_encoder import PromptEncoder
-
-    preset = get_preset(config.propagator)
-    if not preset.is_vace:
-        raise ValueError(f"propagator={config.propagator!r} is not a VACE model: use wan2.1-vace-14b, wan2.1-vace-1.3b or tiny-vace")
-    dtype = getattr(torch, config.dtype)
-    components = load_components(config.propagator, config.propagator_path, dtype=dtype, device=config.device, seed=config.seed)
-    components.pop("boundary_ratio", None)
-    prompts = PromptEncoder(components["tokenizer"], components["text_encoder"], preset.max_sequence_length)
-    return WanVACEPipeline(**components, scheduler=FlowMatchEulerDiscreteScheduler(shift=config.vace_shift)), prompts
-
-
 def load_models(config: DatagenConfig, need_anchor: bool, need_real: bool) -> DatagenModels:
     from .editor import build_tiny_image_editor, load_image_editor
     from .monodepth import load_depth_estimator
@@ -121,7 +103,10 @@ def load_models(config: DatagenConfig, need_anchor: bool, need_real: bool) -> Da
     if need_anchor:
         dtype = getattr(torch, config.dtype)
         editor = build_tiny_image_editor(config.seed) if config.editor == "tiny" else load_image_editor(config.editor, config.device, dtype)
-        vace, prompts = build_vace_pipeline(config)
+        from c2r.models.vace import build_vace_pipeline
+
+        vace, prompts = build_vace_pipeline(config.propagator, config.propagator_path, getattr(torch, config.dtype),
+                                            config.device, seed=config.seed, shift=config.vace_shift)
     face_model, face_reason = load_face_model(device=config.device)
     depth, depth_reason = load_depth_estimator(config.depth_model, config.device) if need_real else (None, "")
     return DatagenModels(editor, vace, face_model, face_reason, depth, depth_reason, prompts)
