@@ -96,6 +96,19 @@ def test_full_mode_output_follows_the_reference(transformer):
     assert (a - b).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("mode", ["full", "causal-ref"])
+def test_training_gradient_reaches_the_reference(transformer, mode):
+    """The loss on the noisy tokens depends on the reference's content, in the joint pass training runs."""
+    model = ICLoRAWan(transformer, mode)
+    reference = latents(1).requires_grad_(True)
+    velocity = model(latents(0), [reference], torch.tensor(500.0), text(0))
+    velocity.square().mean().backward()
+    assert reference.grad.abs().max() > 1e-6
+    with torch.no_grad():
+        other = model(latents(0), [latents(2)], torch.tensor(500.0), text(0))
+    assert (velocity.detach() - other).abs().max() > 1e-3
+
+
 @pytest.mark.parametrize("mode, independent", [("causal-ref", True), ("full", False)])
 def test_reference_stream_independence(transformer, mode, independent):
     """causal-ref: reference tokens ignore the noisy tokens, the timestep and the prompt; full: they don't."""
