@@ -15,6 +15,7 @@ could seed the final pass's prefix) and it fits beside the final model on the sa
 from __future__ import annotations
 
 import gc
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -28,6 +29,8 @@ from .preprocess import grid_for
 from .sampler import uses_cfg
 from .registry import PRESETS, get_preset, load_components
 from .windows import Window, padded_length
+
+log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OFFLOADS = ("none", "model", "group")
@@ -181,8 +184,8 @@ class ICLoRABackend(Backend):
         if clip.num_frames > config.window:
             raise ValueError(f"a window of {clip.num_frames} frames is longer than config.window={config.window}: "
                              "use realify() for whole clips")
-        if self.lora_info and tuple(config.reference) != self.lora_info.reference:
-            config = replace(config, reference=self.lora_info.reference)  # the LoRA was trained with these
+        if self.lora_info:
+            config = self._as_trained(config)
         index = window.index if window else 0
         frames = (window.start, window.end) if window else (0, clip.num_frames)
 
@@ -199,6 +202,23 @@ class ICLoRABackend(Backend):
         out = self.pipeline(clip, config, prefix, seed=config.seed + index, on_step=on_step, cancel=cancel)
         report("window_done", config.steps)
         return out
+
+
+    def _as_trained(self, config: RealifyConfig) -> RealifyConfig:
+        """The reference conditions and sizes the LoRA was trained with win over the request.
+
+        A LoRA has only learned to read references of the sizes it saw; the preview preset's
+        half-size references would be out of distribution for one trained at full size, so
+        the nearest trained size is used instead (costing the preview some speed, not quality).
+        """
+        info = self.lora_info
+        trained = info.reference_downscales
+        factor = config.reference_downscale
+        if factor not in trained:
+            factor = min(trained, key=lambda f: (abs(f - factor), f))
+            log.info("LoRA %s was trained with reference downscale %s, not %s: using %s",
+                     self.lora, list(trained), config.reference_downscale, factor)
+        return replace(config, reference=info.reference, reference_downscale=factor)
 
 
 def _nbytes(module: torch.nn.Module) -> int:

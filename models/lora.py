@@ -42,6 +42,7 @@ class LoraInfo:
     attention_mode: str = "full"
     reference: tuple[str, ...] = ("color",)
     base_model: str = ""
+    reference_downscales: tuple[int, ...] = (1,)  # reference sizes it was trained with (1: full, 2: half each side)
 
     def __post_init__(self):
         if self.attention_mode not in ATTENTION_MODES:
@@ -99,7 +100,9 @@ def read_lora_info(folder: str | os.PathLike) -> LoraInfo:
         raise ValueError(f"{path} has no c2r metadata: it was not saved by coarse2real's save_lora, so its "
                          "attention mode and reference conditions are unknown; re-save it with save_lora")
     data = json.loads(raw)
-    return LoraInfo(**{**data, "reference": tuple(data["reference"])})
+    data["reference"] = tuple(data["reference"])
+    data["reference_downscales"] = tuple(data.get("reference_downscales", (1,)))  # older files: full size only
+    return LoraInfo(**data)
 
 
 def _weights_file(folder: Path, expert: str) -> Path:

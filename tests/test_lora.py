@@ -1,5 +1,7 @@
 """The IC-LoRA's LoRA: peft targets, diffusers-format save/load, metadata, both A14B experts."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -59,7 +61,8 @@ def test_standard_init_is_a_no_op_and_a_trained_lora_changes_the_output():
 def test_round_trip_into_both_experts_with_metadata(tmp_path):
     trained = trained_a14b()
     expected = expert_outputs(trained)
-    info = LoraInfo(rank=4, attention_mode="causal-ref", reference=("color", "depth"), base_model="tiny-a14b")
+    info = LoraInfo(rank=4, attention_mode="causal-ref", reference=("color", "depth"), base_model="tiny-a14b",
+                    reference_downscales=(1, 2))
     save_lora(tmp_path, {e: trained[e] for e in EXPERTS}, info)
 
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(EXPERT_WEIGHT_NAMES.values())
@@ -106,6 +109,20 @@ def test_backend_takes_attention_mode_and_references_from_the_lora(tmp_path):
     out = backend.realify_window(clip, config)
     assert out.shape == (5, 32, 32, 3)
     assert backend.pipeline.experts["transformer"].attention_mode == "causal-ref"
+
+
+@pytest.mark.parametrize("trained, expect_half_size_used", [((1,), False), ((1, 2), True)])
+def test_backend_uses_only_reference_sizes_the_lora_was_trained_with(tmp_path, trained, expect_half_size_used):
+    t2v = build_tiny("t2v")
+    add_lora(t2v["transformer"], rank=4, init_weights=False)
+    save_lora(tmp_path, {"transformer": t2v["transformer"]}, LoraInfo(rank=4, reference_downscales=trained))
+    backend = create_backend("tiny", lora=str(tmp_path))
+    backend.load("cpu")
+    clip = GBuffers(np.random.default_rng(1).integers(0, 255, (5, 64, 64, 3), dtype=np.uint8))
+    config = RealifyConfig(steps=2, guidance=1.0, resolution="native")
+    full = backend.realify_window(clip, config)
+    half = backend.realify_window(clip, replace(config, reference_downscale=2))  # what the preview preset asks for
+    assert np.array_equal(full, half) != expect_half_size_used
 
 
 def test_lora_errors_name_the_file_and_the_fix(tmp_path):

@@ -267,7 +267,8 @@ class Trainer:
 
     def lora_info(self) -> LoraInfo:
         return LoraInfo(rank=self.config.rank, attention_mode=self.config.attention_mode,
-                        reference=tuple(self.config.reference), base_model=self.config.model)
+                        reference=tuple(self.config.reference), base_model=self.config.model,
+                        reference_downscales=tuple(self.config.reference_downscales))
 
     def save_lora(self, folder: Path) -> Path:
         """The LoRA in diffusers format with c2r metadata: `create_backend(model, lora=folder)` loads it."""
