@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .backend import Cancelled, GBuffers, RealifyConfig
+from .latents import LatentCodec
 from .iclora import ICLoRAWan, ReferenceKVCache
 from .latent_preview import LatentToRGB
 from .levers import Levers
@@ -113,9 +114,7 @@ class RealifyPipeline:
         self.prompts = PromptEncoder(components["tokenizer"], components["text_encoder"], max_sequence_length,
                                      onload=placement.use if placement else None)
         self.fixed_attention_mode = attention_mode
-        vae_config = self.vae.config
-        self.latents_mean = torch.tensor(vae_config.latents_mean).view(1, -1, 1, 1, 1)
-        self.latents_std = torch.tensor(vae_config.latents_std).view(1, -1, 1, 1, 1)
+        self.latents = LatentCodec(self.vae)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -124,12 +123,10 @@ class RealifyPipeline:
     # --- VAE ------------------------------------------------------------------------------
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """(1, 3, T, H, W) in [-1, 1] -> normalised latents (1, C, (T-1)/4+1, H/8, W/8), float32."""
-        latents = self.vae.encode(video.to(self.vae.device, self.vae.dtype)).latent_dist.mode().float()
-        return (latents - self.latents_mean.to(latents.device)) / self.latents_std.to(latents.device)
+        return self.latents.encode(video)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        latents = latents * self.latents_std.to(latents.device) + self.latents_mean.to(latents.device)
-        return self.vae.decode(latents.to(self.vae.device, self.vae.dtype)).sample.clamp(-1, 1).float()
+        return self.latents.decode(latents)
 
     # --- the window -------------------------------------------------------------------------
     @torch.no_grad()

@@ -28,6 +28,7 @@ from .backends import DTYPES, OFFLOADS, UMT5_XXL_ENCODER_PARAMS, resolve_device
 from .preprocess import Grid, frames_to_model, grid_for, model_to_frames, prepare_conditions
 from .registry import ModelPreset, get_preset, load_components
 from .sampler import add_noise, predicted_clean, uses_cfg
+from .latents import LatentCodec
 from .text_encoder import PromptEncoder
 from .windows import Window, padded_length
 
@@ -107,6 +108,7 @@ class VACEBackend(Backend):
         self.conditioning_scale = conditioning_scale
         self.weights_seed = weights_seed
         self._pipe = None
+        self._latents: LatentCodec | None = None
         self._prompts: PromptEncoder | None = None
         self._device = torch.device("cpu")
 
@@ -120,11 +122,12 @@ class VACEBackend(Backend):
         self._pipe, self._prompts = build_vace_pipeline(
             self.preset.name, self.model_path, DTYPES[dtype], self._device, offload, self.weights_seed
         )
+        self._latents = LatentCodec(self._pipe.vae)
 
     def unload(self) -> None:
         if self._pipe is None:
             return
-        self._pipe = self._prompts = None
+        self._pipe = self._prompts = self._latents = None
         gc.collect()
         if self._device.type == "cuda":
             torch.cuda.empty_cache()
@@ -189,26 +192,7 @@ class VACEBackend(Backend):
         prefix_video = self._check_prefix(prefix, grid, clip.num_frames)
         control[:, :, : prefix_video.shape[2]] = prefix_video
         generate[:, :, : prefix_video.shape[2]] = 0.0
-        return control, generate, self._encode(prefix_video)
-
-    def _encode(self, video: torch.Tensor) -> torch.Tensor:
-        """(1, 3, T, Hm, Wm) in [-1, 1] -> normalised latents, as the pipeline normalises them."""
-        vae = self._pipe.vae
-        latents = vae.encode(video.to(vae.dtype)).latent_dist.mode().float()
-        mean, inv_std = self._latent_stats(latents)
-        return (latents - mean) * inv_std
-
-    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
-        vae = self._pipe.vae
-        mean, inv_std = self._latent_stats(latents)
-        return vae.decode((latents.float() / inv_std + mean).to(vae.dtype), return_dict=False)[0].float().clamp(-1, 1)
-
-    def _latent_stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        config = self._pipe.vae.config
-        shape = (1, config.z_dim, 1, 1, 1)
-        mean = torch.tensor(config.latents_mean, device=like.device).view(shape)
-        inv_std = 1.0 / torch.tensor(config.latents_std, device=like.device).view(shape)
-        return mean, inv_std
+        return control, generate, self._latents.encode(prefix_video)
 
     @torch.no_grad()
     def realify_window(
@@ -254,7 +238,7 @@ class VACEBackend(Backend):
             report("step", step=step + 1)
             if config.preview_every and (step + 1) % config.preview_every == 0 and step + 1 < config.steps:
                 clean = _clean_estimate(state["previous"], latents, float(pipe.scheduler.sigmas[step]), sigma)
-                report("preview", step=step + 1, preview=model_to_frames(self._decode(clean)[:, :, :count], grid))
+                report("preview", step=step + 1, preview=model_to_frames(self._latents.decode(clean)[:, :, :count], grid))
             if config.preview_every:
                 state["previous"] = latents.clone()
             return {"latents": latents}
@@ -276,7 +260,7 @@ class VACEBackend(Backend):
             output_type="latent",
             callback_on_step_end=on_step_end,
         ).frames
-        out = model_to_frames(self._decode(latents)[:, :, :count], grid)
+        out = model_to_frames(self._latents.decode(latents)[:, :, :count], grid)
         report("window_done", step=config.steps)
         return out
 
