@@ -22,13 +22,14 @@ import argparse
 import json
 import logging
 import os
-import pickle
 import resource
 import sys
 import threading
 import time
 
 import zmq
+
+from c2r.daemon.ipc import pack, unpack
 
 log = logging.getLogger("c2r.engine")
 OFFLOAD_STRATEGIES = ("none", "model", "group")  # most memory first
@@ -41,7 +42,7 @@ def heartbeat(ctx: zmq.Context, events: str, interval: float, parent: int) -> No
     while True:
         if os.getppid() != parent:
             os._exit(0)
-        sock.send(pickle.dumps({"kind": "heartbeat", "pid": os.getpid()}))
+        sock.send_multipart(pack({"kind": "heartbeat", "pid": os.getpid()}))
         time.sleep(interval)
 
 
@@ -92,7 +93,7 @@ class Engine:
         return wanted
 
     def send(self, message: dict) -> None:
-        self.events.send(pickle.dumps({**message, "pid": os.getpid()}, protocol=5))
+        self.events.send_multipart(pack({**message, "pid": os.getpid()}), copy=False)
 
     def hello(self) -> None:
         from c2r.models.backends import available_models
@@ -134,7 +135,7 @@ class Engine:
     def serve(self) -> None:
         self.start()
         while True:
-            message = pickle.loads(self.requests.recv())
+            message = unpack(self.requests.recv_multipart(copy=False), writable=True)
             if message["op"] == "stop":
                 return
             if message["op"] == "run":
@@ -162,7 +163,7 @@ class Engine:
 
         def cancel() -> bool:
             while self.requests.poll(0):
-                message = pickle.loads(self.requests.recv())
+                message = unpack(self.requests.recv_multipart())
                 if message["op"] == "cancel" and message["id"] == rid:
                     return True
             return False

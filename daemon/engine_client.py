@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import logging
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import zmq
 import zmq.asyncio
 
 from .errors import ClientError, EngineUnavailable, InvalidInput, OutOfGpuMemory, SessionCancelled, WeightsMissing
+from .ipc import pack, unpack
 from .scheduler import WindowScheduler, WindowTask
 
 log = logging.getLogger("c2r.daemon")
@@ -96,7 +96,7 @@ class EngineClient:
         if self._reader:
             self._reader.cancel()
         if self.proc and self.proc.poll() is None:
-            await self.requests.send(pickle.dumps({"op": "stop"}))
+            await self.requests.send_multipart(pack({"op": "stop"}))
             try:
                 await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 5)
             except asyncio.TimeoutError:
@@ -122,7 +122,7 @@ class EngineClient:
         while True:
             try:
                 if await self.events.poll(200):
-                    message = pickle.loads(await self.events.recv())
+                    message = unpack(await self.events.recv_multipart(copy=False))
                     if self.proc is not None and message.get("pid") == self.proc.pid:  # else: a replaced engine's
                         self._last_seen = time.monotonic()
                         self._route(message)
@@ -206,7 +206,7 @@ class EngineClient:
         queue: asyncio.Queue = asyncio.Queue()
         self._current = (rid, task, queue)
         try:
-            await self.requests.send(pickle.dumps({"op": "run", "id": rid, **task.request}, protocol=5))
+            await self.requests.send_multipart(pack({"op": "run", "id": rid, **task.request}), copy=False)
             while True:
                 message = await queue.get()
                 if isinstance(message, EngineDied):
@@ -223,4 +223,4 @@ class EngineClient:
     async def cancel(self, owner: str) -> None:
         """Stop the window ``owner`` has on the engine now, if any (queued ones are the scheduler's)."""
         if self._current and self._current[1].owner == owner:
-            await self.requests.send(pickle.dumps({"op": "cancel", "id": self._current[0]}))
+            await self.requests.send_multipart(pack({"op": "cancel", "id": self._current[0]}))
