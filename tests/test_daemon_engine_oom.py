@@ -7,13 +7,13 @@ OutOfMemoryError and the real ``Engine`` is driven over its real ZeroMQ sockets.
 from __future__ import annotations
 
 import argparse
-import pickle
 
 import numpy as np
 import torch
 import zmq
 
 from c2r.daemon import engine as engine_module
+from c2r.daemon.ipc import unpack
 from c2r.models.backend import Backend, GBuffers, RealifyConfig
 from c2r.models.windows import Window
 
@@ -57,7 +57,7 @@ def run_one_window(monkeypatch, failures: int) -> tuple[list[dict], list[str]]:
                             "clip": clip, "prefix": None, "window": Window(0, 0, 5, 0)})
         messages = []
         while events.poll(5000):
-            messages.append(pickle.loads(events.recv()))
+            messages.append(unpack(events.recv_multipart()))
             if messages[-1]["kind"] in ("result", "error"):
                 break
         return messages, double.offloads
