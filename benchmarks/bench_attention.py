@@ -30,12 +30,23 @@ CPU_CONFIG = dict(num_attention_heads=4, attention_head_dim=32, ffn_dim=512, num
 REAL_SIZES = {"1.3b": "wan2.1-t2v-1.3b", "14b": "wan2.2-t2v-a14b"}
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
+    """--real-size and the window shape, shared by the GPU benchmarks."""
     parser.add_argument("--real-size", choices=sorted(REAL_SIZES), help="Wan's real transformer shape (480p, 81 frames)")
     parser.add_argument("--frames", type=int, help="video frames (4k+1); default 33 on CPU, 81 at real size")
     parser.add_argument("--height", type=int, help="pixels; default 192 on CPU, 480 at real size")
     parser.add_argument("--width", type=int, help="pixels; default 192 on CPU, 832 at real size")
+
+
+def window_shape(args) -> tuple[int, int, int]:
+    """(frames, height, width): what was asked, else the CPU or real-size default."""
+    real = args.real_size is not None
+    return args.frames or (81 if real else 33), args.height or (480 if real else 192), args.width or (832 if real else 192)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_shape_arguments(parser)
     parser.add_argument("--references", type=int, default=1, help="reference clips (colour, + depth/edges)")
     parser.add_argument("--no-cfg", action="store_true", help="one forward per step instead of two")
     parser.add_argument("--steps", type=int, default=30, help="steps to amortise the reference pass over")
@@ -49,8 +60,7 @@ def build(args):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if real and device == "cuda" else torch.float32
     config = PRESETS[REAL_SIZES[args.real_size]].transformer_config if real else CPU_CONFIG
-    frames = args.frames or (81 if real else 33)
-    height, width = args.height or (480 if real else 192), args.width or (832 if real else 192)
+    frames, height, width = window_shape(args)
     from diffusers import WanTransformer3DModel
 
     previous = torch.get_default_dtype()

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from diffusers.models.attention_dispatch import attention_backend
 
-from bench_attention import CPU_CONFIG, REAL_SIZES, TEXT_TOKENS
+from bench_attention import CPU_CONFIG, REAL_SIZES, TEXT_TOKENS, add_shape_arguments, window_shape
 from c2r.models.backend import GBuffers, RealifyConfig, apply_quality
 from c2r.models.latent_preview import LatentToRGB
 from c2r.models.levers import (Levers, apply_to_transformer, apply_to_vae, choose_levers, detect_gpu, fastest_attention,
@@ -42,10 +42,7 @@ from c2r.models.text_encoder import build_tiny_text_encoder
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--real-size", choices=sorted(REAL_SIZES), help="Wan's real shapes, 81 frames 480x832, CUDA")
-    parser.add_argument("--frames", type=int, help="4k+1 frames (default 33 on CPU, 81 at real size)")
-    parser.add_argument("--height", type=int, help="default 192 on CPU, 480 at real size")
-    parser.add_argument("--width", type=int, help="default 192 on CPU, 832 at real size")
+    add_shape_arguments(parser)
     parser.add_argument("--lever-steps", type=int, default=6, help="denoising steps per lever row (caches act from step 2-3)")
     parser.add_argument("--threads", type=int, help="CPU threads (1 gives steadier figures on a shared machine)")
     parser.add_argument("--offload-group", action="store_true",
@@ -75,8 +72,8 @@ def build_components(args) -> tuple[dict, dict]:
     with torch.device(device):
         vae = (AutoencoderKLWan() if real else AutoencoderKLWan(**_TINY_VAE)).eval()
     tokenizer, text_encoder = build_tiny_text_encoder(config["text_dim"])
-    shape = dict(device=device, dtype=str(dtype).removeprefix("torch."), frames=args.frames or (81 if real else 33),
-                 height=args.height or (480 if real else 192), width=args.width or (832 if real else 192),
+    frames, height, width = window_shape(args)
+    shape = dict(device=device, dtype=str(dtype).removeprefix("torch."), frames=frames, height=height, width=width,
                  layers=config["num_layers"], dim=config["num_attention_heads"] * config["attention_head_dim"],
                  text_tokens=TEXT_TOKENS if real else 64)
     if args.offload_group:

@@ -163,8 +163,7 @@ class RealifyPipeline:
             raise ValueError(f"reference condition(s) {missing} requested but the clip has no such plane: "
                              f"send {' and '.join(missing)} frames or use reference=('color',)")
         factor = config.reference_downscale
-        videos = {n: conditions[n] if factor == 1 else self._downscaled(conditions[n], factor) for n in config.reference}
-        references = [self.encode(videos[n]).to(self.device) for n in config.reference]
+        references = [self.encode(v).to(self.device) for v in self.reference_videos(conditions, config.reference, factor)]
         generator = torch.Generator("cpu").manual_seed(int(seed))  # drawn on the CPU: same frames on any device
         noise = torch.randn(self._latent_shape(conditions["color"]), generator=generator).to(self.device)
         colour = references[0]
@@ -181,6 +180,11 @@ class RealifyPipeline:
         scale = self.vae.spatial_compression_ratio
         _, _, frames, height, width = video.shape
         return 1, self.vae.config.z_dim, (frames - 1) // 4 + 1, height // scale, width // scale
+
+    def reference_videos(self, conditions: dict, names, factor: int) -> list[torch.Tensor]:
+        """The reference condition videos at the reference downscale ``factor`` (training uses this too,
+        so a LoRA is trained on references shrunk exactly as inference shrinks them)."""
+        return [conditions[n] if factor == 1 else self._downscaled(conditions[n], factor) for n in names]
 
     def _downscaled(self, video: torch.Tensor, factor: int) -> torch.Tensor:
         """A condition video at 1/factor of the grid each side, rounded to whole transformer tokens."""

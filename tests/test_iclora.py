@@ -10,15 +10,6 @@ LATENT_SHAPE = (1, 16, 3, 8, 8)  # 3 latent frames of 8x8 -> 3 x 4 x 4 = 48 toke
 TOKENS = 48
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are all small ops: one thread avoids OpenMP hand-offs that dominate them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture()
 def transformer():
     return build_tiny("t2v", seed=3)["transformer"]

@@ -100,8 +100,7 @@ def build_cache(pairs: list[ClipSource], pipeline, cache_dir: Path, resolution: 
         if missing:
             raise ValueError(f"{pair.id}: has no {missing} plane for the reference conditions {reference}; "
                              "give datagen the depth beside each clip or drop 'depth'/'normals' from reference")
-        # TODO(models-core): make RealifyPipeline._downscaled public; training must shrink exactly as inference does
-        sized = {f: [conditions[n] if f == 1 else pipeline._downscaled(conditions[n], f) for n in reference] for f in downscales}
+        sized = {f: pipeline.reference_videos(conditions, reference, f) for f in downscales}
         item = {
             "target": pipeline.encode(frames_to_model(pair.target, grid, device, dtype)).cpu(),
             "references": {f: [pipeline.encode(video).cpu() for video in videos] for f, videos in sized.items()},
