@@ -163,7 +163,8 @@ class RealifyPipeline:
             raise ValueError(f"reference condition(s) {missing} requested but the clip has no such plane: "
                              f"send {' and '.join(missing)} frames or use reference=('color',)")
         factor = config.reference_downscale
-        references = [self.encode(v).to(self.device) for v in self.reference_videos(conditions, config.reference, factor)]
+        videos = self.reference_videos(conditions, config.reference, factor)  # colour first
+        references = [self.encode(v).to(self.device) for v in videos]
         generator = torch.Generator("cpu").manual_seed(int(seed))  # drawn on the CPU: same frames on any device
         noise = torch.randn(self._latent_shape(conditions["color"]), generator=generator).to(self.device)
         colour = references[0]
@@ -171,7 +172,7 @@ class RealifyPipeline:
             colour = self.encode(conditions["color"]).to(self.device)
         latent_to_rgb = None
         if config.preview_every and self.levers.preview_decoder == "latent":
-            latent_to_rgb = LatentToRGB.fit(references[0], videos["color"])
+            latent_to_rgb = LatentToRGB.fit(references[0], videos[0])
         return _Window(grid, clip.num_frames, references, colour, self._prefix_latents(prefix, clip, grid), noise,
                        latent_to_rgb)
 
