@@ -84,7 +84,7 @@ def start_daemon(base: Path, *extra: str, token: str | None = None, state_dir: P
     state_dir = state_dir or base / "state"
     output_root = output_root or base / "output"
     log_path = base / f"daemon-{time.monotonic_ns()}.log"
-    cmd = [sys.executable, "-m", "c2r.main", "serve", "--port", "0", "--preview-port", "0", "--state-dir", str(state_dir),
+    cmd = [sys.executable, "-m", "c2r.cli.main", "serve", "--port", "0", "--preview-port", "0", "--state-dir", str(state_dir),
            "--output-root", str(output_root), "--model", "tiny", "--device", "cpu", *extra]
     if token:
         cmd += ["--token", token]

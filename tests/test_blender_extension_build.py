@@ -95,7 +95,8 @@ def test_client_wheel_imports_without_the_repository(tmp_path):
         names = set(zf.namelist())
         record = zf.read("coarse2real_client-0.1.0.dist-info/RECORD").decode()
         zf.extractall(tmp_path / "site")
-    assert {"c2r/__init__.py", "c2r/client/__init__.py", "c2r/v1/coarse2real_pb2.py"} <= names
+    assert {"c2r/client/__init__.py", "c2r/client/version.py", "c2r/v1/coarse2real_pb2.py"} <= names
+    assert "c2r/__init__.py" not in names, "c2r is a namespace package: a c2r/__init__.py would hide the other parts"
     assert not any(n.startswith(("c2r/daemon", "c2r/models")) for n in names), "the client wheel carries no torch code"
     assert all(line.split(",")[0] in names for line in record.splitlines())
     # The unpacked wheel alone provides c2r (-I ignores PYTHONPATH, so put it on sys.path by hand).

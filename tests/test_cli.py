@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from c2r.daemon import media
-from c2r.main import main
+from c2r.cli.main import main
 
 FAST = ["--model", "tiny", "--quality", "preview", "--steps", "1", "--window", "5", "--overlap", "1", "--resolution", "native"]
 
@@ -85,7 +85,7 @@ def test_preview_saves_the_frames_the_daemon_publishes(daemon, coarse_clip, tmp_
     video, _ = coarse_clip
     conn = ["--address", daemon.address] + (["--token", daemon.token] if daemon.token else [])
     viewer = subprocess.Popen(
-        [sys.executable, "-m", "c2r.main", "preview", *conn, "--save", str(tmp_path / "seen"), "--count", "3", "--timeout", "60"],
+        [sys.executable, "-m", "c2r.cli.main", "preview", *conn, "--save", str(tmp_path / "seen"), "--count", "3", "--timeout", "60"],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -105,7 +105,7 @@ def test_ctrl_c_keeps_the_frames_already_returned_in_a_playable_mp4(daemon, coar
     out = tmp_path / "partial.mp4"
     slow = FAST + ["--steps", "10"]  # the last --steps wins: window 2 is still running when we interrupt
     conn = ["--address", daemon.address, "--no-start"] + (["--token", daemon.token] if daemon.token else [])
-    proc = subprocess.Popen([sys.executable, "-m", "c2r.main", "realify", str(video), "-o", str(out), *slow, *conn],
+    proc = subprocess.Popen([sys.executable, "-m", "c2r.cli.main", "realify", str(video), "-o", str(out), *slow, *conn],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     try:
         seen = b""

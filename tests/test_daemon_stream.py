@@ -184,7 +184,7 @@ def test_oversize_message_is_refused_with_advice(daemon):
 
 
 def test_an_engine_that_cannot_start_stops_the_daemon_with_the_reason(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "c2r.main", "serve", "--port", "0", "--preview-port", "0", "--model", "nope",
+    result = subprocess.run([sys.executable, "-m", "c2r.cli.main", "serve", "--port", "0", "--preview-port", "0", "--model", "nope",
                              "--state-dir", str(tmp_path / "s"), "--output-root", str(tmp_path / "o")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
@@ -194,7 +194,7 @@ def test_an_engine_that_cannot_start_stops_the_daemon_with_the_reason(tmp_path):
 
 
 def test_exposed_host_requires_token(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "c2r.main", "serve", "--host", "0.0.0.0", "--state-dir", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "c2r.cli.main", "serve", "--host", "0.0.0.0", "--state-dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--token" in result.stderr
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline
 
-from c2r.main import main
+from c2r.cli.main import main
 from c2r.models.registry import PRESETS, ModelWeightsMissing, build_tiny, get_preset, load_components
 from c2r.models.text_encoder import PromptEncoder, WordTokenizer
 
@@ -97,7 +97,7 @@ def test_models_cli_list_and_offline_pull(tmp_path, capsys):
     assert "wan2.2-t2v-a14b" in listing and "2x14B" in listing and "built in-process" in listing
     assert main(["models", "pull", "tiny"]) == 0
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
-    proc = subprocess.run([sys.executable, "-m", "c2r.main", "models", "pull", "wan2.1-t2v-1.3b"],
+    proc = subprocess.run([sys.executable, "-m", "c2r.cli.main", "models", "pull", "wan2.1-t2v-1.3b"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1
     assert "could not download Wan-AI/Wan2.1-T2V-1.3B-Diffusers" in proc.stderr

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from c2r.main import main
+from c2r.cli.main import main
 from c2r.models.research import clips
 from c2r.models.research.datagen import DatagenConfig, load_models, read_records, run_datagen
 

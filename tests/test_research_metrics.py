@@ -87,7 +87,7 @@ def test_evaluate_pair_table_and_skipped_identity(tmp_path):
 
 
 def test_eval_cli_writes_table_csv_json_and_comparison_video(tmp_path, capsys):
-    from c2r.main import main
+    from c2r.cli.main import main
     from c2r.models.research.clips import read_clip, write_clip
 
     dino_dir = tmp_path / "dino"

@@ -130,7 +130,7 @@ def test_a_pair_without_a_coarse_side_is_refused(tmp_path):
 
 
 def test_train_cli_runs_with_overrides(dataset, tmp_path, capsys):
-    from c2r.main import main
+    from c2r.cli.main import main
     from c2r.models.research.cli_train import parse_overrides
 
     assert parse_overrides(["rank=8", "reference=['edges']", "model=tiny"]) == {"rank": 8, "reference": ["edges"], "model": "tiny"}

@@ -51,7 +51,7 @@ NATIVE_PACKAGES = {"grpcio": "1.85.1", "protobuf": "7.36.2"}
 # a daemon it started (Preferences > Start a local daemon) is ready.
 PURE_PACKAGES = {"grpcio-health-checking": "1.85.1"}
 # Files of the pure-Python client wheel, relative to the repository root -> path in the wheel.
-CLIENT_SOURCES = {"cli/__init__.py": "c2r/__init__.py", "client": "c2r/client", "proto/c2r/v1": "c2r/v1"}
+CLIENT_SOURCES = {"client/c2r/client": "c2r/client", "proto/c2r/v1": "c2r/v1"}
 CLIENT_WHEEL_NAME = "coarse2real_client"
 
 
@@ -62,7 +62,7 @@ def addon_version() -> str:
 
 
 def client_files() -> dict[str, Path]:
-    """Wheel path -> source file for the client, its generated stubs and the root package."""
+    """Wheel path -> source file for the client and its generated stubs (c2r itself is a namespace)."""
     files: dict[str, Path] = {}
     for source, target in CLIENT_SOURCES.items():
         path = REPO / source

@@ -97,7 +97,7 @@ def connect_client(settings: ConnectSettings):
         if "python" not in inspect.signature(connect).parameters:
             raise RuntimeError(
                 f"this c2r client cannot start a daemon with {settings.daemon_python}; start one yourself with "
-                f"`{settings.daemon_python} -m c2r.main serve`, or clear 'Daemon Python' in the add-on preferences"
+                f"`{settings.daemon_python} -m c2r.cli.main serve`, or clear 'Daemon Python' in the add-on preferences"
             )
         kwargs["python"] = settings.daemon_python
     # Blender gets previews through its own session, so a daemon it starts takes any free preview

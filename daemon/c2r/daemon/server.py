@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from c2r import __version__
+from c2r.client.version import __version__
 from c2r.client.frames import frame_bytes
 from c2r.models.backend import QUALITY_PRESETS
 from c2r.v1 import coarse2real_pb2 as pb

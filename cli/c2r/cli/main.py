@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    from c2r import __version__
+    from c2r.client.version import __version__
 
     parser = argparse.ArgumentParser(prog="c2r", description="coarse2real: coarse 3D renders to photorealistic video")
     parser.add_argument("--version", action="version", version=f"coarse2real {__version__}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from c2r import __version__
+from .version import __version__
 from c2r.v1 import coarse2real_pb2 as pb
 
 from .errors import InvalidInput

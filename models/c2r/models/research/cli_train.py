@@ -1,4 +1,4 @@
-"""`c2r train`: train the IC-LoRA on a `c2r datagen` folder (multi-GPU: `accelerate launch -m c2r.main train ...`)."""
+"""`c2r train`: train the IC-LoRA on a `c2r datagen` folder (multi-GPU: `accelerate launch -m c2r.cli.main train ...`)."""
 
 from __future__ import annotations
 

@@ -121,7 +121,7 @@ def start_daemon(
             "(127.0.0.1/localhost): run `c2r serve --host ... --token ...` on that host"
         )
     host, port = split_address(address)
-    command = [python or sys.executable, "-m", "c2r.main", "serve", "--host", host, "--port", str(port)]
+    command = [python or sys.executable, "-m", "c2r.cli.main", "serve", "--host", host, "--port", str(port)]
     if model:
         command += ["--model", model]
     if token:
