@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from c2r.client import png
+
 tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ (Blender 4.2+ embeds 3.11)")
 
 BLENDER_DIR = Path(__file__).resolve().parents[1] / "engine_plugins" / "blender"
@@ -27,7 +29,6 @@ def load(name: str, path: Path):
 
 
 build = load("c2r_blender_build_extension", BLENDER_DIR / "build_extension.py")
-png = load("c2r_blender_png", BLENDER_DIR / "coarse2real" / "png.py")
 
 
 def test_manifest_has_what_blender_requires():

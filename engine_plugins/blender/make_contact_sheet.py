@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     repo = next(r.module for r in bpy.context.preferences.extensions.repos if r.directory == str(work / "repo"))
     name = f"bl_ext.{repo}.coarse2real"
     bpy.ops.preferences.addon_enable(module=name)
-    job, passes, png = (sys.modules[f"{name}.{part}"] for part in ("job", "passes", "png"))
+    job, passes = (sys.modules[f"{name}.{part}"] for part in ("job", "passes"))
 
     import socket
 
@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         [normals_tile(f.normals) for f in inputs],
         [np.round(r * 255).astype(np.uint8) for r in realified],
     ]
-    png.write_png(args.out, sheet(rows))
+    from c2r.client.png import write_png
+
+    write_png(args.out, sheet(rows))
     print(f"{args.out} ({args.out.stat().st_size // 1024} KB)")
     return 0
 

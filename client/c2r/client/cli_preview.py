@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"c2r preview: the daemon at {args.address} publishes no preview (its engine has not started yet?); retry in a moment", file=sys.stderr)
         return 1
     if args.save:
-        from c2r.daemon.media import write_png
+        from c2r.client.png import write_png
 
         args.save.mkdir(parents=True, exist_ok=True)
     socket = zmq.Context.instance().socket(zmq.SUB)

@@ -21,6 +21,8 @@ from typing import Callable, Iterator, Sequence
 import av
 import numpy as np
 
+from c2r.client.png import write_png
+
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 EXR_SUFFIX = ".exr"
@@ -258,17 +260,6 @@ def open_normals(path: str | Path) -> PlaneSequence:
 def srgb_to_linear(image: np.ndarray) -> np.ndarray:
     s = image.astype(np.float32) / 255.0
     return np.where(s <= 0.04045, s / 12.92, ((s + 0.055) / 1.055) ** 2.4)
-
-
-def _encode_png(image: np.ndarray) -> bytes:
-    codec = av.CodecContext.create("png", "w")
-    codec.width, codec.height, codec.pix_fmt = image.shape[1], image.shape[0], "rgb24"
-    packets = codec.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")) + codec.encode(None)
-    return b"".join(bytes(p) for p in packets)
-
-
-def write_png(path: str | Path, image: np.ndarray) -> None:
-    Path(path).write_bytes(_encode_png(image))
 
 
 def write_exr_color(path: str | Path, image: np.ndarray) -> None:

@@ -11,13 +11,13 @@ control then slows the client down.
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from pathlib import Path
 
 import numpy as np
 
 from c2r.client.frames import pack_plane
+from c2r.client.png import encode_png
 from c2r.models.windows import Window, window_ready
 from c2r.v1 import coarse2real_pb2 as pb
 
@@ -29,14 +29,6 @@ from .session_config import ResolvedSession
 from .window_loop import run_windows
 
 PROGRESS_KINDS = {"queued": pb.Progress.QUEUED, "window_started": pb.Progress.STARTED, "step": pb.Progress.STEP}
-
-
-def encode_png(frame: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(frame).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
 
 
 class Session:
@@ -133,7 +125,7 @@ class Session:
 
     def _result(self, index: int, frame: np.ndarray, preview: bool) -> None:
         if self.png:
-            self.outbox.put_nowait(lambda: pb.ServerMessage(result=pb.ResultFrame(index=index, preview=preview, png=encode_png(frame))))
+            self.outbox.put_nowait(lambda: pb.ServerMessage(result=pb.ResultFrame(index=index, preview=preview, png=encode_png(frame, level=1))))
         else:
             result = pb.ResultFrame(index=index, preview=preview, color=pack_plane(frame))
             self.outbox.put_nowait(pb.ServerMessage(result=result))

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import png
+from c2r.client import png
 
 _END = object()
 

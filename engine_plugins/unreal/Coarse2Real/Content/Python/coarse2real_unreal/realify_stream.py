@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from c2r.client.events import Progress, Result
+from c2r.client.png import write_png
 
 from .exr_gbuffer import CoarseFrame, read_frame
 from .mrq_files import OutputFolderWatcher
-from .png_sequence import result_path, write_png
+from .png_sequence import result_path
 
 
 @dataclass

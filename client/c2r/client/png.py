@@ -1,7 +1,8 @@
-"""Write RGB8 frames as PNG files from a worker thread, all-or-nothing.
+"""The project's one PNG encoder: RGB8 frames to PNG bytes or files, all-or-nothing.
 
-Blender can save images only from the main thread (bpy data) and Blender's Python has no
-imaging library, while zlib is in every Python; an RGB8 PNG is a few lines on top of it.
+Blender's and Unreal's Pythons have no imaging library and Blender saves images only from
+the main thread, while zlib is in every Python: an RGB8 PNG is a few lines on top of it, so
+the daemon (result frames), the client CLIs and the engine plugins all use this one.
 The file appears under its final name only when complete (write to a hidden temporary file
 in the same folder, then rename), so a cancelled or crashed run never leaves a half frame
 that an image sequence or the Sequencer would pick up.
@@ -34,8 +35,9 @@ def encode_png(image: np.ndarray, level: int = 6) -> bytes:
     return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows.tobytes(), level)) + _chunk(b"IEND", b"")
 
 
-def write_png(path: Path, image: np.ndarray) -> Path:
-    """Write ``image`` to ``path`` atomically (the folder is created if needed)."""
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write ``image`` to ``path`` atomically (the folder is created if needed): a reader such as
+    an image sequence, the Sequencer or Unreal's Img Media never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = encode_png(image)
