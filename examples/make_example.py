@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from c2r.daemon.media import open_writer
+from c2r.client.media import open_writer
 
 HERE = Path(__file__).resolve().parent
 LIGHT = np.array([0.4, 0.8, -0.45]) / np.linalg.norm([0.4, 0.8, -0.45])

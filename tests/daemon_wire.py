@@ -7,7 +7,7 @@ import queue
 import grpc
 import numpy as np
 
-from c2r.daemon import media
+from c2r.client import media
 from c2r.v1 import coarse2real_pb2 as pb
 
 H = W = 32

@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 
-from c2r.daemon import media
+from c2r.client import media
 from c2r.cli.main import main
 
 FAST = ["--model", "tiny", "--quality", "preview", "--steps", "1", "--window", "5", "--overlap", "1", "--resolution", "native"]

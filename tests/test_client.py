@@ -18,7 +18,7 @@ from c2r.client import (
 )  # fmt: skip
 from c2r.client import aio
 from c2r.client.client import check_versions
-from c2r.daemon import media
+from c2r.client import media
 from c2r.v1 import coarse2real_pb2 as pb
 
 # Small, fast sessions: 5-frame windows sharing 1 frame, 1 step, no upscaling to a preset grid.

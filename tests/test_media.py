@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import av
 import numpy as np
 import pytest
 
-from c2r.daemon import media
+from c2r.client import media
 
 
 def moving_frames(count: int, height: int = 32, width: int = 48) -> np.ndarray:
@@ -157,3 +160,28 @@ def test_make_example_renders_moving_shapes_with_matching_depth(tmp_path):
     assert np.abs(frames[0].astype(int) - frames[1]).mean() > 1  # the shapes move
     plane = depth[0]
     assert np.isinf(plane[0]).all() and (plane[-1] < plane[plane.shape[0] * 2 // 3]).all()  # sky above, floor recedes
+
+
+def test_media_loads_pyav_and_openexr_only_for_a_file_and_names_the_extra_when_missing(tmp_path):
+    """c2r.client.media is part of the light client: importing it pulls neither library, and a
+    Python without them (Blender's, a bare client install) gets the extra to install."""
+    writer = media.open_writer(tmp_path / "clip.mp4", 12)
+    for frame in moving_frames(2):
+        writer.write(frame)
+    writer.close()
+    code = (
+        "import sys; sys.modules['av'] = sys.modules['OpenEXR'] = None\n"  # as if neither were installed
+        "from c2r.client import media\n"
+        "for call in (lambda: media.open_clip(sys.argv[1]), lambda: media.read_exr(sys.argv[2])):\n"
+        "    try: call()\n"
+        "    except media.MediaError as e: print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "clip.mp4"), str(tmp_path / "x.exr")],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == [
+        "video and PNG/JPG sequences need PyAV, which this Python lacks: pip install 'coarse2real[media]'",
+        "EXR files need the OpenEXR module, which this Python lacks: pip install 'coarse2real[media]'",
+    ]
+    imported = subprocess.run([sys.executable, "-c", "import sys, c2r.client.media; print('av' in sys.modules, 'OpenEXR' in sys.modules)"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    assert imported == "False False"

@@ -69,8 +69,7 @@ def _interrupt(signum, frame):
 
 
 def run(args: argparse.Namespace) -> int:
-    from c2r.daemon import media  # PyAV and OpenEXR: the daemon extra
-
+    from . import media
     from .client import connect
 
     # A SIGTERM (a job scheduler, `timeout`) ends the run like Ctrl-C: frames written are kept

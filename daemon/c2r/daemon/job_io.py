@@ -1,6 +1,6 @@
 """A job's files: its input opened as a window source, its frames staged, then written out.
 
-Input frames are read lazily (``c2r.daemon.media``) into a ``FrameStore``, only as far as
+Input frames are read lazily (``c2r.client.media``) into a ``FrameStore``, only as far as
 the next window needs, so a long 720p file costs the store's memory bound, not the file's
 size. Output frames are staged one ``.npy`` per frame under the job's state folder (each
 written to a temporary name and renamed, so a frame is either whole or absent) and the
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from c2r.client import media
 from c2r.models.windows import Window, plan_windows
 from c2r.v1 import coarse2real_pb2 as pb
 
-from . import media
 from .errors import InvalidInput
 from .frame_check import CheckedFrame
 from .frame_store import FrameStore

@@ -132,16 +132,17 @@ def add_ab_strips(source: bpy.types.Scene, folder: Path, frames: list[int], movi
 
 
 def write_movie(folder: Path, frames: list[int], fps: float) -> tuple[Path | None, str]:
-    """An mp4 of the written frames via coarse2real's media writer, when this Python has it."""
-    try:
-        from c2r.daemon import media
-    except ImportError:
-        return None, "movie skipped: this Blender's Python has no coarse2real media writer (PyAV); the PNG sequence is complete"
+    """An mp4 of the written frames via coarse2real's media writer, when this Python has PyAV."""
+    from c2r.client import media
+
     written = [f for f in frames if frame_path(folder, f).exists()]
     if not written:
         return None, "movie skipped: no frames came back"
     movie = folder / f"realified_{written[0]:04d}-{written[-1]:04d}.mp4"
-    writer = media.open_writer(movie, fps=fps)
+    try:
+        writer = media.open_writer(movie, fps=fps)
+    except media.MediaError as error:  # no PyAV in this Blender's Python
+        return None, f"movie skipped: {error}; the PNG sequence is complete"
     try:
         for frame in written:
             writer.write(np.round(read_image_pixels(str(frame_path(folder, frame)))[..., :3] * 255.0).astype(np.uint8))

@@ -9,7 +9,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from c2r.daemon.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from c2r.client.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

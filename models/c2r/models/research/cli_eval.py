@@ -27,7 +27,7 @@ def pair_names(outputs: list[Path]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from c2r.daemon.media import MediaError
+    from c2r.client.media import MediaError
 
     from .clips import read_clip, write_clip
     from .evaluate import evaluate_pair, format_table, side_by_side, summarise, write_report

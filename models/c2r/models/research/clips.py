@@ -1,6 +1,6 @@
 """Whole clips in and out of memory for the research tools (datagen, train, eval).
 
-A thin layer over ``c2r.daemon.media``, which streams frames one by one for the daemon; the
+A thin layer over ``c2r.client.media``, which streams frames one by one for the daemon; the
 research tools want a clip as one (T, H, W, 3) uint8 array, with its frame rate.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from c2r.daemon import media
+from c2r.client import media
 from c2r.models.preprocess import linear_to_srgb
 
 

@@ -7,6 +7,11 @@ Outputs: mp4 at a given fps (PyAV), a PNG sequence, or a half-float EXR sequence
 Sequences are named by a folder (every image in it, in natural order), a glob pattern
 (``frames/*.png``) or a frame-number pattern (``frames/f_%04d.png`` or ``frames/f_####.png``).
 Frames are read lazily, one at a time, so a long 720p sequence never sits in memory whole.
+
+Shared by both sides of the wire (DESIGN.md's layering): the client CLIs, the Blender add-on
+and the research code read and write files with it, and the daemon's job I/O does too. It is
+part of the light client, so PyAV and OpenEXR are imported only when a file needs them, and
+their absence is a MediaError naming the extra to install.
 """
 
 from __future__ import annotations
@@ -18,10 +23,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-import av
 import numpy as np
 
-from c2r.client.png import write_png
+from .png import write_png
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -31,8 +35,28 @@ DEFAULT_SEQUENCE_FPS = 24.0
 VIDEO_CODECS = ("libx264", "h264", "mpeg4")  # first one this PyAV build can encode
 
 
+MEDIA_EXTRA = "pip install 'coarse2real[media]'"  # PyAV + OpenEXR; the daemon extra includes them
+
+
 class MediaError(ValueError):
     """A file that cannot be read or written as asked; the message names it and what to do."""
+
+
+def _av():
+    """PyAV, for video and PNG/JPG reading and for video writing."""
+    try:
+        import av
+    except ImportError:
+        raise MediaError(f"video and PNG/JPG sequences need PyAV, which this Python lacks: {MEDIA_EXTRA}") from None
+    return av
+
+
+def _openexr():
+    try:
+        import OpenEXR
+    except ImportError:
+        raise MediaError(f"EXR files need the OpenEXR module, which this Python lacks: {MEDIA_EXTRA}") from None
+    return OpenEXR
 
 
 # ---------------------------------------------------------------------------- sequences
@@ -74,7 +98,7 @@ def sequence_files(path: str | Path, suffixes: Sequence[str] = IMAGE_SUFFIXES + 
 
 def read_exr(path: str | Path) -> dict[str, np.ndarray]:
     """Every channel of a single-part EXR by its full name ('R', 'Z', 'ViewLayer.Depth.Z', ...)."""
-    import OpenEXR
+    OpenEXR = _openexr()
 
     try:
         with OpenEXR.File(str(path), separate_channels=True) as exr:
@@ -85,7 +109,7 @@ def read_exr(path: str | Path) -> dict[str, np.ndarray]:
 
 def write_exr(path: str | Path, channels: dict[str, np.ndarray], half: bool = True) -> None:
     """Write (H, W) channels as one scanline EXR, ZIP compressed, half float by default."""
-    import OpenEXR
+    OpenEXR = _openexr()
 
     dtype = np.float16 if half else np.float32
     pixels = {name: np.ascontiguousarray(plane, dtype=dtype) for name, plane in channels.items()}
@@ -143,6 +167,7 @@ class Clip:
 
 
 def _video_clip(path: Path) -> Clip:
+    av = _av()
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -162,6 +187,7 @@ def _video_clip(path: Path) -> Clip:
 
 def read_image(path: Path) -> np.ndarray:
     """One PNG/JPG as (H, W, 3) uint8 sRGB (alpha dropped, 16-bit narrowed)."""
+    av = _av()
     try:
         with av.open(str(path)) as container:
             return next(container.decode(video=0)).to_ndarray(format="rgb24")
@@ -274,14 +300,15 @@ class VideoWriter:
     def __init__(self, path: Path, fps: float):
         if fps <= 0:
             raise MediaError(f"fps={fps}: give a positive frame rate")
+        self._av = _av()
         self.path = path
         self.count = 0
         self._rate = Fraction(fps).limit_denominator(1001)
-        self._container = av.open(str(path), "w")
+        self._container = self._av.open(str(path), "w")
         self._stream = None
 
     def _open_stream(self, height: int, width: int):
-        codec = next(c for c in VIDEO_CODECS if c in av.codecs_available)
+        codec = next(c for c in VIDEO_CODECS if c in self._av.codecs_available)
         stream = self._container.add_stream(codec, rate=self._rate)
         stream.width, stream.height = width, height
         # 4:2:0 needs even sizes; odd ones keep full chroma so the output size equals the input's.
@@ -295,7 +322,7 @@ class VideoWriter:
             self._stream = self._open_stream(*image.shape[:2])
         elif image.shape[:2] != (self._stream.height, self._stream.width):
             raise MediaError(f"{self.path}: frame {self.count} is {image.shape[1]}x{image.shape[0]}, the video is {self._stream.width}x{self._stream.height}")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         frame.pts = self.count
         frame.time_base = 1 / self._rate
         self._container.mux(self._stream.encode(frame))
