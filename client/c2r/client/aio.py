@@ -19,16 +19,15 @@ import grpc
 import numpy as np
 
 from c2r.v1 import coarse2real_pb2 as pb
-from c2r.v1 import coarse2real_pb2_grpc as pb_grpc
 
-from .client import job_spec, negotiate
+from .client import Connection, job_spec, negotiate
 from .config import info_request, session_config
 from .errors import C2RError, Cancelled, DaemonUnavailable, InvalidInput, from_rpc_error, session_lost
 from .events import Event, EventDecoder, Result
 from .frames import check_message_size, pack_frame
-from .launcher import EmbeddedDaemon, ensure_daemon
+from .launcher import ensure_daemon
 from .session import RETRY_DELAYS
-from .transport import DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, auth_metadata, channel_options, split_address
+from .transport import DEFAULT_ADDRESS
 
 _CLOSE = object()
 
@@ -161,18 +160,10 @@ class AsyncSession:
         await self.close()
 
 
-class AsyncClient:
+class AsyncClient(Connection):
     """An asyncio connection to one daemon (and the daemon, if this client started it)."""
 
-    def __init__(self, address: str, token: str | None = None, timeout: float = 10.0, daemon: EmbeddedDaemon | None = None):
-        split_address(address)
-        self.address = address
-        self.timeout = timeout
-        self.daemon = daemon
-        self.max_message_bytes = MAX_MESSAGE_BYTES
-        self._metadata = auth_metadata(token)
-        self._channel = grpc.aio.insecure_channel(address, options=channel_options())
-        self._stub = pb_grpc.Coarse2RealStub(self._channel)
+    open_channel = staticmethod(grpc.aio.insecure_channel)
 
     async def _unary(self, method, request):
         try:

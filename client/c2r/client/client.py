@@ -55,18 +55,25 @@ def negotiate(info: pb.InfoReply, address: str) -> int:
     return min(MAX_MESSAGE_BYTES, info.max_message_bytes or MAX_MESSAGE_BYTES)
 
 
-class Client:
-    """A connection to one daemon (and the daemon itself, if this client started it)."""
+class Connection:
+    """What the synchronous and the asyncio client hold: the daemon's address, the call
+    timeout, the auth header, one channel and its stub (and the daemon, if the client started it)."""
+
+    open_channel = staticmethod(grpc.insecure_channel)
 
     def __init__(self, address: str, token: str | None = None, timeout: float = 10.0, daemon: EmbeddedDaemon | None = None):
         split_address(address)
         self.address = address
         self.timeout = timeout
         self.daemon = daemon
-        self._metadata = auth_metadata(token)
-        self._channel = grpc.insecure_channel(address, options=channel_options())
-        self._stub = pb_grpc.Coarse2RealStub(self._channel)
         self.max_message_bytes = MAX_MESSAGE_BYTES
+        self._metadata = auth_metadata(token)
+        self._channel = self.open_channel(address, options=channel_options())
+        self._stub = pb_grpc.Coarse2RealStub(self._channel)
+
+
+class Client(Connection):
+    """A connection to one daemon (and the daemon itself, if this client started it)."""
 
     def _unary(self, method, request):
         try:
