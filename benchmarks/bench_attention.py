@@ -10,7 +10,10 @@ CPU (default): a mid-size random-weight config that takes a few seconds.
 bf16 on CUDA; adds peak memory and achieved TFLOP/s from an analytic FLOP count. Runs on
 the CPU too if no GPU is present (slowly; use --frames/--height/--width to shrink it).
 
-Prints a table and, last, one JSON line with the figures and the ratio.
+Timing: one untimed warm-up of each mode (its reference pass included), then ``--rounds``
+interleaved rounds (benchmarks/rounds.py); every figure is the median with its min-max, and
+the speed-up is the median of the per-round ratios. Prints a table labelled with what the
+figures are (device, dtype, random weights) and, last, one JSON line.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 
 from c2r.models.iclora import ICLoRAWan
 from c2r.models.registry import PRESETS
+from rounds import cell, interleaved, spread, summarise
 
 TEXT_TOKENS = 512
 CPU_CONFIG = dict(num_attention_heads=4, attention_head_dim=32, ffn_dim=512, num_layers=4, text_dim=128, freq_dim=64)
@@ -50,7 +54,8 @@ def parse_args(argv=None):
     parser.add_argument("--references", type=int, default=1, help="reference clips (colour, + depth/edges)")
     parser.add_argument("--no-cfg", action="store_true", help="one forward per step instead of two")
     parser.add_argument("--steps", type=int, default=30, help="steps to amortise the reference pass over")
-    parser.add_argument("--repeats", type=int, default=2, help="timed steps per mode (after one warm-up)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds (each times every mode once)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs of every mode first")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's); 1 gives steadier figures on a shared machine")
     return parser.parse_args(argv)
 
@@ -105,41 +110,39 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_mode(transformer, inputs, shape, mode: str, branches: int, repeats: int) -> dict:
-    model = ICLoRAWan(transformer, mode)
-    device = shape["device"]
-    t = torch.tensor(700.0)
-    if device == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-    with torch.no_grad():
+def mode_runs(transformer, inputs, shape, branches: int) -> dict:
+    """One call per mode, each timing what that mode costs per window: ``full`` one step;
+    ``causal-ref`` its reference pass (once per window) and then one step against the cache."""
+    device, t = shape["device"], torch.tensor(700.0)
+    models = {mode: ICLoRAWan(transformer, mode) for mode in ("full", "causal-ref")}
+
+    def timed(fn) -> tuple[float, object]:
         sync(device)
         start = time.perf_counter()
-        cache = model.encode_references(inputs["references"]) if mode == "causal-ref" else None
+        out = fn()
         sync(device)
-        reference_seconds = time.perf_counter() - start
+        return time.perf_counter() - start, out
 
-        def step():
-            for _ in range(branches):
-                model(inputs["noisy"], inputs["references"], t, inputs["text"], cache=cache)
+    def step(model, cache=None):
+        for _ in range(branches):
+            model(inputs["noisy"], inputs["references"], t, inputs["text"], cache=cache)
 
-        step()  # warm-up
-        sync(device)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            step()
-        sync(device)
-        seconds = (time.perf_counter() - start) / repeats
-    result = dict(mode=mode, seconds_per_step=seconds, reference_pass_seconds=reference_seconds)
-    if device == "cuda":
-        result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-    forward, reference = step_flops(shape["config"], shape["tokens"], len(inputs["references"]), mode)
-    result["tflops_per_step"] = branches * forward / 1e12
-    result["achieved_tflop_s"] = branches * forward / seconds / 1e12
-    if cache is not None:
-        result["reference_cache_gib"] = cache.nbytes() / 2**30
-        del cache
-    return result
+    def measured(mode: str) -> dict:
+        if device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        result = {}
+        with torch.no_grad():
+            cache = None
+            if mode == "causal-ref":
+                result["reference_pass_seconds"], cache = timed(lambda: models[mode].encode_references(inputs["references"]))
+                result["reference_cache_gib"] = cache.nbytes() / 2**30
+            result["seconds_per_step"], _ = timed(lambda: step(models[mode], cache))
+        if device == "cuda":
+            result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        return result
+
+    return {mode: (lambda mode=mode: measured(mode)) for mode in models}
 
 
 def main(argv=None) -> int:
@@ -149,24 +152,39 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     transformer, inputs, shape = build(args)
     branches = 1 if args.no_cfg else 2
-    results = [time_mode(transformer, inputs, shape, mode, branches, args.repeats) for mode in ("full", "causal-ref")]
-    full, causal = results
-    amortised = causal["seconds_per_step"] + causal["reference_pass_seconds"] / args.steps
+    samples = interleaved(mode_runs(transformer, inputs, shape, branches), args.rounds, args.warmup)
+    labels = dict(device=shape["device"], dtype=shape["dtype"], weights="random (timing only)",
+                  transformer="Wan real shape " + args.real_size if args.real_size else "mid-size CPU config (bench_attention.CPU_CONFIG)",
+                  timing=f"{args.warmup} warm-up(s), then {args.rounds} interleaved rounds; median (min-max)")
+    results = {}
+    for mode, runs in samples.items():
+        forward, _ = step_flops(shape["config"], shape["tokens"], len(inputs["references"]), mode)
+        step = summarise(runs, "seconds_per_step")
+        results[mode] = dict(seconds_per_step=step, tflops_per_step=branches * forward / 1e12,
+                             achieved_tflop_s=branches * forward / step["median"] / 1e12)
+        for key in ("reference_pass_seconds", "reference_cache_gib", "peak_memory_gib"):
+            if key in runs[0]:
+                results[mode][key] = summarise(runs, key)
+    # per round: full's step over causal-ref's, and over causal-ref's step + its reference pass spread over --steps
+    full_runs, causal_runs = samples["full"], samples["causal-ref"]
+    speedup = spread([f["seconds_per_step"] / c["seconds_per_step"] for f, c in zip(full_runs, causal_runs)])
+    amortised = spread([f["seconds_per_step"] / (c["seconds_per_step"] + c["reference_pass_seconds"] / args.steps)
+                        for f, c in zip(full_runs, causal_runs)])
 
-    print(f"IC-LoRA step ({branches} forward(s)/step) on {shape['device']} {shape['dtype']}: "
+    print(f"IC-LoRA step ({branches} forward(s)/step) on {shape['device']} {shape['dtype']}, random weights: "
           f"{shape['frames']} frames {shape['height']}x{shape['width']}, {shape['tokens']} tokens per clip, "
-          f"{args.references} reference clip(s), {shape['config']['num_layers']} layers", file=sys.stderr)
-    header = f"{'mode':11} {'s/step':>9} {'ref pass s':>10} {'TFLOP/step':>11} {'TFLOP/s':>8} {'peak GiB':>9}"
-    print(header)
-    for r in results:
-        print(f"{r['mode']:11} {r['seconds_per_step']:9.3f} {r['reference_pass_seconds']:10.3f} "
-              f"{r['tflops_per_step']:11.3f} {r['achieved_tflop_s']:8.2f} {r.get('peak_memory_gib', float('nan')):9.2f}")
-    ratio = full["seconds_per_step"] / causal["seconds_per_step"]
-    print(f"causal-ref speed-up per step: {ratio:.2f}x; amortised over {args.steps} steps with the reference pass: "
-          f"{full['seconds_per_step'] / amortised:.2f}x")
-    print(json.dumps(dict(benchmark="ic_attention_step", real_size=args.real_size, **{k: v for k, v in shape.items() if k != "config"},
-                          references=args.references, cfg_branches=branches, full=full, causal_ref=causal,
-                          speedup=ratio, speedup_amortised=full["seconds_per_step"] / amortised)))
+          f"{args.references} reference clip(s), {shape['config']['num_layers']} layers; {labels['timing']}", file=sys.stderr)
+    print(f"{'mode':11} {'s/step':>22} {'ref pass s (once/window)':>25} {'TFLOP/step':>11} {'TFLOP/s':>8} {'peak GiB':>9}")
+    for mode, r in results.items():
+        peak = r.get("peak_memory_gib")
+        print(f"{mode:11} {cell(r['seconds_per_step']):>22} {cell(r.get('reference_pass_seconds')):>25} "
+              f"{r['tflops_per_step']:11.3f} {r['achieved_tflop_s']:8.2f} {peak['median'] if peak else float('nan'):9.2f}")
+    print(f"causal-ref speed-up per step: {cell(speedup, 2)}x; amortised over {args.steps} steps with the reference pass: "
+          f"{cell(amortised, 2)}x (median of per-round ratios, min-max)")
+    print(json.dumps(dict(benchmark="ic_attention_step", labels=labels, real_size=args.real_size,
+                          **{k: v for k, v in shape.items() if k != "config"}, references=args.references,
+                          cfg_branches=branches, full=results["full"], causal_ref=results["causal-ref"],
+                          speedup=speedup, speedup_amortised=amortised)))
     return 0
 
 
