@@ -14,13 +14,14 @@ import typing
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
-from c2r.client.cli_options import add_realify_options, realify_options
+from c2r.client.cli_options import add_realify_options, field_option, field_value, realify_options
 from c2r.client.config import KNOBS, session_config
 from c2r.client.errors import InvalidInput
 from c2r.daemon.errors import InvalidInput as DaemonInvalidInput
 from c2r.daemon.session_config import MODEL_KNOBS, SESSION_KNOBS, resolve
 from c2r.daemon.settings import DaemonSettings
 from c2r.models.backend import RealifyConfig
+from c2r.v1 import coarse2real_pb2 as pb
 
 PYTHON_TYPES = {
     FieldDescriptor.CPPTYPE_STRING: str, FieldDescriptor.CPPTYPE_FLOAT: float, FieldDescriptor.CPPTYPE_DOUBLE: float,
@@ -84,3 +85,16 @@ def test_client_refuses_a_name_that_is_not_a_knob():
         session_config(stepz=3)
     with pytest.raises(InvalidInput, match="steps=-1 cannot be sent: use a non-negative number"):
         session_config(steps=-1)
+
+
+def test_enum_and_bool_fields_become_options_of_their_kind():
+    """Knobs of these kinds are coming (a guidance mode, ...): an enum takes its value names, a bool --x/--no-x."""
+    parser = argparse.ArgumentParser()
+    encoding, preview = pb.SessionConfig.DESCRIPTOR.fields_by_name["result_encoding"], pb.ResultFrame.DESCRIPTOR.fields_by_name["preview"]
+    parser.add_argument("--encoding", **field_option(encoding))
+    parser.add_argument("--preview", **field_option(preview))
+    args = parser.parse_args(["--encoding", "PNG", "--no-preview"])
+    assert (field_value(encoding, args.encoding), field_value(preview, args.preview)) == (pb.PNG, False)
+    assert field_value(encoding, None) is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--encoding", "result_encoding_unspecified"])

@@ -32,24 +32,28 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
                         help="bearer token of a daemon started with --token (default: $C2R_TOKEN)")
 
 
-def _option(field: FieldDescriptor) -> dict:
+def field_option(field: FieldDescriptor) -> dict:
+    """argparse keywords for one SessionConfig field: its type; a bool is --x/--no-x, an enum
+    takes its value names in lower case (the UNSPECIFIED one left out)."""
     if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
         return {"action": argparse.BooleanOptionalAction}
     if field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
-        names = {v.name.lower(): v.number for v in field.enum_type.values if v.number}
-        return {"type": str.lower, "choices": sorted(names)}
+        return {"type": str.lower, "choices": sorted(v.name.lower() for v in field.enum_type.values if v.number)}
     return {"type": _TYPES[field.cpp_type]}
+
+
+def field_value(field: FieldDescriptor, value):
+    """A parsed option as SessionConfig takes it (an enum by its number)."""
+    if value is not None and field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
+        return field.enum_type.values_by_name[value.upper()].number
+    return value
 
 
 def add_realify_options(parser: argparse.ArgumentParser) -> None:
     for name, field in KNOBS.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", help=knob_help(field), **_option(field))
+        parser.add_argument(f"--{name.replace('_', '-')}", help=knob_help(field), **field_option(field))
 
 
 def realify_options(args: argparse.Namespace) -> dict:
     """The parsed options as keyword arguments of Client.realify (None: the daemon's default)."""
-    options = {name: getattr(args, name) for name in KNOBS}
-    for name, value in options.items():
-        if value is not None and KNOBS[name].cpp_type == FieldDescriptor.CPPTYPE_ENUM:
-            options[name] = KNOBS[name].enum_type.values_by_name[value.upper()].number
-    return options
+    return {name: field_value(field, getattr(args, name)) for name, field in KNOBS.items()}
