@@ -16,7 +16,6 @@ import numpy as np
 
 from c2r.models.backend import GBuffers
 from c2r.models.windows import Window
-from c2r.v1 import coarse2real_pb2 as pb
 
 from .scheduler import WindowScheduler, WindowTask
 from .session_config import ResolvedSession
@@ -35,8 +34,6 @@ class WindowSink(Protocol):
 
 
 WindowEventFn = Callable[[Window, dict], None]
-# Engine (and scheduler) event kind -> the Progress kind that sessions and jobs report for it
-PROGRESS_KINDS = {"queued": pb.Progress.QUEUED, "window_started": pb.Progress.STARTED, "step": pb.Progress.STEP}
 
 
 async def run_windows(owner: str, interactive: bool, resolved: ResolvedSession, scheduler: WindowScheduler,
