@@ -14,10 +14,17 @@ HERE = Path(__file__).resolve().parent
 PROTOS = sorted((HERE / "c2r" / "v1").glob("*.proto"))
 
 
+def well_known_protos() -> Path:
+    """The folder holding google/protobuf/*.proto (coarse2real.proto imports descriptor.proto)."""
+    from importlib.resources import files
+
+    return Path(str(files("grpc_tools") / "_proto"))
+
+
 def generate(out_dir: Path = HERE) -> list[Path]:
     from grpc_tools import protoc
 
-    args = ["protoc", f"-I{HERE}", f"--python_out={out_dir}", f"--pyi_out={out_dir}", f"--grpc_python_out={out_dir}"]
+    args = ["protoc", f"-I{HERE}", f"-I{well_known_protos()}", f"--python_out={out_dir}", f"--pyi_out={out_dir}", f"--grpc_python_out={out_dir}"]
     args += [str(p.relative_to(HERE)) for p in PROTOS]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed; see the messages above")

@@ -86,10 +86,10 @@ class Client:
     def realify(self, buffers: Sequence[str] = ("color", "depth"), **options) -> Session:
         """Open a session; returns once the daemon has accepted the config (SessionStarted).
 
-        ``options`` are ``config.session_config``'s: prompt, model, quality ("preview" or
-        "final"), seed, strength, steps, guidance, window, overlap, negative_prompt,
-        resolution, preview_every, lora (a name in the daemon's LoRA folder) and client_name
-        (how the daemon's logs name this client, e.g. "unreal-5.4 coarse2real 0.1.0").
+        ``options`` are the session knobs, ``config.KNOBS`` (the SessionConfig fields marked
+        ``knob`` in coarse2real.proto: prompt, model, quality ("preview" or "final"), seed,
+        steps, lora (a name in the daemon's LoRA folder), ...), and client_name (how the
+        daemon's logs name this client, e.g. "unreal-5.4 coarse2real 0.1.0").
         """
         config = session_config(buffers=buffers, **options)
         return Session(

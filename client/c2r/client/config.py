@@ -1,6 +1,9 @@
 """Python arguments -> SessionConfig / InfoRequest, shared by sessions, jobs and the CLI.
 
-Options left as None stay unset on the wire, so the daemon applies its quality preset and
+The session knobs are read from the wire contract itself: a SessionConfig field carrying
+the `knob` option (coarse2real.proto) is a keyword of ``session_config`` and of
+``Client.realify``, and a `c2r realify` / `c2r jobs submit` option (``cli_options``). A
+knob left as None stays unset on the wire, so the daemon applies its quality preset and
 defaults (and reports the effective values in SessionStarted).
 """
 
@@ -8,38 +11,42 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .version import __version__
+from google.protobuf.descriptor import FieldDescriptor
+
 from c2r.v1 import coarse2real_pb2 as pb
 
 from .errors import InvalidInput
+from .version import __version__
 
 CLIENT_NAME = f"c2r-python-client {__version__}"
 PROTOCOL_MAJOR = pb.PROTOCOL_MAJOR
 PROTOCOL_MINOR = pb.PROTOCOL_MINOR
 BUFFERS = {"color": pb.COLOR, "depth": pb.DEPTH, "normals": pb.NORMALS, "edges": pb.EDGES}
 
+SESSION_FIELDS = pb.SessionConfig.DESCRIPTOR.fields_by_name
+# name -> field descriptor of every session knob, in the .proto's order
+KNOBS: dict[str, FieldDescriptor] = {
+    f.name: f for f in pb.SessionConfig.DESCRIPTOR.fields if f.GetOptions().Extensions[pb.knob]
+}
+
+
+def knob_help(field: FieldDescriptor) -> str:
+    return field.GetOptions().Extensions[pb.knob]
+
+
+def is_set(config: pb.SessionConfig, name: str) -> bool:
+    """Whether the client chose a value: presence for `optional` fields, non-empty/non-zero for the rest."""
+    field = SESSION_FIELDS[name]
+    return config.HasField(name) if field.has_presence else getattr(config, name) != field.default_value
+
 
 def info_request(client_name: str = CLIENT_NAME) -> pb.InfoRequest:
     return pb.InfoRequest(protocol_major=PROTOCOL_MAJOR, protocol_minor=PROTOCOL_MINOR, client_name=client_name)
 
 
-def session_config(
-    prompt: str = "",
-    model: str = "",
-    quality: str = "final",
-    seed: int | None = None,
-    strength: float | None = None,
-    steps: int | None = None,
-    guidance: float | None = None,
-    window: int | None = None,
-    overlap: int | None = None,
-    buffers: Iterable[str] = ("color", "depth"),
-    negative_prompt: str = "",
-    resolution: str = "",
-    preview_every: int = 0,
-    lora: str = "",
-    client_name: str = CLIENT_NAME,
-) -> pb.SessionConfig:
+def session_config(buffers: Iterable[str] = ("color", "depth"), client_name: str = CLIENT_NAME, **knobs) -> pb.SessionConfig:
+    """A SessionConfig for ``buffers`` with the given knobs (any name in ``KNOBS``: prompt, model,
+    quality, steps, seed, lora, ...; None leaves one to the daemon)."""
     buffers = tuple(buffers)
     unknown = [b for b in buffers if b not in BUFFERS]
     if unknown or "color" not in buffers:
@@ -48,21 +55,17 @@ def session_config(
         protocol_major=PROTOCOL_MAJOR,
         protocol_minor=PROTOCOL_MINOR,
         client_name=client_name,
-        prompt=prompt,
-        negative_prompt=negative_prompt,
-        model=model or "",
-        quality=quality or "",
         buffers=[BUFFERS[b] for b in buffers],
         result_encoding=pb.RAW_RGB8,
-        resolution=resolution or "",
-        preview_every=preview_every,
-        lora=lora or "",
     )
-    for name, value in (("seed", seed), ("strength", strength), ("steps", steps), ("guidance", guidance), ("window", window), ("overlap", overlap)):
+    for name, value in knobs.items():
+        if name not in KNOBS:
+            raise InvalidInput(f"{name}={value!r} is not a session setting; use one of {sorted(KNOBS)}")
         if value is None:
             continue
         try:
             setattr(config, name, value)
         except (TypeError, ValueError):
-            raise InvalidInput(f"{name}={value!r} cannot be sent: use a non-negative number") from None
+            kind = "text" if KNOBS[name].type == FieldDescriptor.TYPE_STRING else "a non-negative number"
+            raise InvalidInput(f"{name}={value!r} cannot be sent: use {kind}") from None
     return config

@@ -1,6 +1,8 @@
 """SessionConfig (wire) -> RealifyConfig (model layer), with presets, defaults and refusals.
 
-The same resolution serves interactive sessions and jobs, so a job and a session with
+Which wire fields reach the model is read from the contract (``MODEL_KNOBS``: the knobs of
+SessionConfig that are RealifyConfig fields), so no field list is spelled here. The same
+resolution serves interactive sessions and jobs, so a job and a session with
 the same config run the same model with the same settings. The effective config is
 sent back in SessionStarted so the client sees every default that was filled in
 (including a drawn seed, which makes any run repeatable).
@@ -9,9 +11,10 @@ sent back in SessionStarted so the client sees every default that was filled in
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
-from c2r.models.backend import QUALITY_PRESETS, RealifyConfig, apply_quality, preview_model_for
+from c2r.client.config import KNOBS, is_set
+from c2r.models.backend import RealifyConfig, apply_quality, preview_model_for
 from c2r.v1 import coarse2real_pb2 as pb
 
 from .errors import InvalidInput, VersionMismatch
@@ -21,6 +24,10 @@ from .settings import DaemonSettings
 PROTOCOL_MAJOR = pb.PROTOCOL_MAJOR
 PROTOCOL_MINOR = pb.PROTOCOL_MINOR
 DEFAULT_QUALITY = "final"
+# The session knobs the daemon resolves itself; every other knob is a RealifyConfig field of
+# the same name (MODEL_KNOBS), set from the wire, validated by RealifyConfig.validate and echoed.
+SESSION_KNOBS = ("model", "quality", "lora")
+MODEL_KNOBS = tuple(name for name in KNOBS if name in {f.name for f in fields(RealifyConfig)})
 
 
 @dataclass
@@ -70,41 +77,23 @@ def resolve(cfg: pb.SessionConfig, models: list[str], settings: DaemonSettings) 
     if model not in models:
         raise InvalidInput(f"unknown model {model!r}; choose one of {sorted(models)} (GetInfo lists them)")
     quality = cfg.quality or DEFAULT_QUALITY
-    if quality not in QUALITY_PRESETS:
-        raise InvalidInput(f"unknown quality preset {quality!r}; choose one of {sorted(QUALITY_PRESETS)}")
     preview_on_sibling = quality == "preview" and not cfg.model and preview_model_for(model) != model
     if preview_on_sibling:  # the daemon's default (final) model previews on its small sibling, without its LoRA
         model = preview_model_for(model)
-    config = apply_quality(RealifyConfig(), quality)
-    overrides = {
-        name: getattr(cfg, name)
-        for name in ("steps", "guidance", "window", "overlap", "strength", "seed")
-        if cfg.HasField(name)
-    }
-    if "seed" not in overrides:
-        overrides["seed"] = secrets.randbelow(2**31)
-    for name in ("prompt", "negative_prompt", "resolution"):
-        if getattr(cfg, name):
-            overrides[name] = getattr(cfg, name)
-    if cfg.preview_every:
-        overrides["preview_every"] = cfg.preview_every
-    config = replace(config, **overrides)
+    overrides = {name: getattr(cfg, name) for name in MODEL_KNOBS if is_set(cfg, name)}
+    overrides.setdefault("seed", secrets.randbelow(2**31))
     try:
-        config.validate()
+        config = replace(apply_quality(RealifyConfig(), quality), **overrides).validate()
     except ValueError as e:
         raise InvalidInput(f"session config: {e}") from None
-    if config.resolution not in ("480p", "720p", "native"):
-        raise InvalidInput(f"resolution {config.resolution!r}: choose 480p, 720p or native")
     buffers = _buffers(cfg)
     lora = "" if preview_on_sibling else resolve_lora(cfg.lora, settings)
     effective = pb.SessionConfig()
     effective.CopyFrom(cfg)
     effective.protocol_major, effective.protocol_minor = PROTOCOL_MAJOR, PROTOCOL_MINOR
-    effective.model, effective.quality, effective.lora = model, quality, cfg.lora
-    effective.prompt, effective.negative_prompt, effective.resolution = config.prompt, config.negative_prompt, config.resolution
-    effective.steps, effective.guidance, effective.seed = config.steps, config.guidance, config.seed
-    effective.window, effective.overlap, effective.strength = config.window, config.overlap, config.strength
-    effective.preview_every = config.preview_every
+    effective.model, effective.quality = model, quality
+    for name in MODEL_KNOBS:
+        setattr(effective, name, getattr(config, name))
     del effective.buffers[:]
     effective.buffers.extend(b for b, slot in BUFFER_SLOTS.items() if slot in buffers)
     return ResolvedSession(model, lora, config, buffers, effective, warnings)

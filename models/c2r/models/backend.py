@@ -34,6 +34,10 @@ COLOR_SPACES = ("srgb", "linear")
 DEPTH_KINDS = ("distance", "inverse")
 ATTENTION_MODES = ("full", "causal-ref")
 REFERENCE_CONDITIONS = ("color", "depth", "normals", "edges")
+# Model grids: about these pixel areas (Wan's 832x480 and 1280x720 training sizes) with the
+# input's aspect ratio, or "native" (the input's size, only padded to the grid)
+RESOLUTION_AREAS = {"480p": 832 * 480, "720p": 1280 * 720}
+RESOLUTIONS = (*RESOLUTION_AREAS, "native")
 
 
 class Cancelled(Exception):
@@ -75,6 +79,12 @@ class GBuffers:
 
 @dataclass
 class RealifyConfig:
+    """Every setting of a realify run, validated in one place (``validate``).
+
+    A field that shares its name with a SessionConfig knob (coarse2real.proto) is set from
+    the wire by the daemon and echoed back; a new knob is the .proto field plus one here.
+    """
+
     prompt: str = "photorealistic video, natural lighting, real materials, film grain"
     negative_prompt: str = "cartoon, CG render, video game, plastic, blurry, low quality"
     steps: int = 30
@@ -94,6 +104,8 @@ class RealifyConfig:
         from .windows import validate_window
 
         validate_window(self.window, self.overlap)
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution={self.resolution!r}: choose one of {RESOLUTIONS}")
         if self.steps < 1:
             raise ValueError(f"steps={self.steps}: use at least 1 denoising step")
         if not 0.0 < self.strength <= 1.0:

@@ -27,12 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backend import COLOR_SPACES, DEPTH_KINDS, GBuffers
+from .backend import COLOR_SPACES, DEPTH_KINDS, RESOLUTION_AREAS, RESOLUTIONS, GBuffers
 
 GRID_MULTIPLE = 16
-# Target pixel areas of the resolution presets (Wan's 832x480 and 1280x720 training sizes).
-RESOLUTION_AREAS = {"480p": 832 * 480, "720p": 1280 * 720}
-RESOLUTIONS = (*RESOLUTION_AREAS, "native")
 CONDITION_KEYS = ("color", "depth", "normals", "edges")
 
 # Fraction of the window's valid inverse-depth samples that may be nearer than "full bright".

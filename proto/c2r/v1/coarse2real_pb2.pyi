@@ -1,3 +1,4 @@
+from google.protobuf import descriptor_pb2 as _descriptor_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -92,6 +93,8 @@ RUNNING: JobState
 SUCCEEDED: JobState
 FAILED: JobState
 CANCELLED: JobState
+KNOB_FIELD_NUMBER: _ClassVar[int]
+knob: _descriptor.FieldDescriptor
 
 class Plane(_message.Message):
     __slots__ = ("dtype", "shape", "data")

@@ -32,9 +32,20 @@ def find_protoc() -> str:
     return found
 
 
+def well_known_protos() -> Path:
+    """google/protobuf/descriptor.proto (the proto's `knob` option extends it): protoc-exe ships
+    no include folder, so take grpcio-tools' copy (the dev extra installs it)."""
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("grpc_tools") / "_proto"))
+    except ModuleNotFoundError:
+        raise SystemExit("google/protobuf/descriptor.proto not found: `pip install grpcio-tools`") from None
+
+
 def generate(out_dir: Path = OUTPUT, grpc_plugin: str | None = None) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    command = [find_protoc(), f"-I{PROTO_ROOT}", f"--csharp_out={out_dir}"]
+    command = [find_protoc(), f"-I{PROTO_ROOT}", f"-I{well_known_protos()}", f"--csharp_out={out_dir}"]
     if grpc_plugin:
         command += [f"--plugin=protoc-gen-grpc={grpc_plugin}", f"--grpc_out={out_dir}", "--grpc_opt=no_server"]
     done = subprocess.run(command + [str(PROTO)], capture_output=True, text=True)

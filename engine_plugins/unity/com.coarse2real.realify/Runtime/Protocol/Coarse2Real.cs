@@ -24,97 +24,118 @@ namespace C2R.V1 {
     static Coarse2RealReflection() {
       byte[] descriptorData = global::System.Convert.FromBase64String(
           string.Concat(
-            "ChhjMnIvdjEvY29hcnNlMnJlYWwucHJvdG8SBmMyci52MSJCCgVQbGFuZRIc",
-            "CgVkdHlwZRgBIAEoDjINLmMyci52MS5EVHlwZRINCgVzaGFwZRgCIAMoDRIM",
-            "CgRkYXRhGAMgASgMIuABCgVGcmFtZRINCgVpbmRleBgBIAEoBBIcCgVjb2xv",
-            "chgCIAEoCzINLmMyci52MS5QbGFuZRInCgtjb2xvcl9zcGFjZRgDIAEoDjIS",
-            "LmMyci52MS5Db2xvclNwYWNlEhwKBWRlcHRoGAQgASgLMg0uYzJyLnYxLlBs",
-            "YW5lEiUKCmRlcHRoX2tpbmQYBSABKA4yES5jMnIudjEuRGVwdGhLaW5kEh4K",
-            "B25vcm1hbHMYBiABKAsyDS5jMnIudjEuUGxhbmUSHAoFZWRnZXMYByABKAsy",
-            "DS5jMnIudjEuUGxhbmUi7AMKDVNlc3Npb25Db25maWcSFgoOcHJvdG9jb2xf",
-            "bWFqb3IYASABKA0SFgoOcHJvdG9jb2xfbWlub3IYAiABKA0SEwoLY2xpZW50",
-            "X25hbWUYAyABKAkSDgoGcHJvbXB0GAQgASgJEhcKD25lZ2F0aXZlX3Byb21w",
-            "dBgFIAEoCRINCgVtb2RlbBgGIAEoCRIPCgdxdWFsaXR5GAcgASgJEhIKBXN0",
-            "ZXBzGAggASgNSACIAQESFQoIZ3VpZGFuY2UYCSABKAJIAYgBARIRCgRzZWVk",
-            "GAogASgESAKIAQESEwoGd2luZG93GAsgASgNSAOIAQESFAoHb3ZlcmxhcBgM",
-            "IAEoDUgEiAEBEhUKCHN0cmVuZ3RoGA0gASgCSAWIAQESHwoHYnVmZmVycxgO",
-            "IAMoDjIOLmMyci52MS5CdWZmZXISLwoPcmVzdWx0X2VuY29kaW5nGA8gASgO",
-            "MhYuYzJyLnYxLlJlc3VsdEVuY29kaW5nEhIKCnJlc29sdXRpb24YECABKAkS",
-            "FQoNcHJldmlld19ldmVyeRgRIAEoDRIMCgRsb3JhGBIgASgJQggKBl9zdGVw",
-            "c0ILCglfZ3VpZGFuY2VCBwoFX3NlZWRCCQoHX3dpbmRvd0IKCghfb3Zlcmxh",
-            "cEILCglfc3RyZW5ndGgiDQoLRW5kT2ZTdHJlYW0iCAoGQ2FuY2VsIqYBCg1D",
-            "bGllbnRNZXNzYWdlEicKBmNvbmZpZxgBIAEoCzIVLmMyci52MS5TZXNzaW9u",
-            "Q29uZmlnSAASHgoFZnJhbWUYAiABKAsyDS5jMnIudjEuRnJhbWVIABIiCgNl",
-            "bmQYAyABKAsyEy5jMnIudjEuRW5kT2ZTdHJlYW1IABIgCgZjYW5jZWwYBCAB",
-            "KAsyDi5jMnIudjEuQ2FuY2VsSABCBgoEa2luZCJgCg5TZXNzaW9uU3RhcnRl",
-            "ZBISCgpzZXNzaW9uX2lkGAEgASgJEigKCWVmZmVjdGl2ZRgCIAEoCzIVLmMy",
-            "ci52MS5TZXNzaW9uQ29uZmlnEhAKCHdhcm5pbmdzGAMgAygJIrkCCghQcm9n",
-            "cmVzcxIjCgRraW5kGAEgASgOMhUuYzJyLnYxLlByb2dyZXNzLktpbmQSDgoG",
-            "d2luZG93GAIgASgNEgwKBHN0ZXAYAyABKA0SEQoJbnVtX3N0ZXBzGAQgASgN",
-            "EhMKC2ZpcnN0X2ZyYW1lGAUgASgEEhEKCWVuZF9mcmFtZRgGIAEoBBITCgtl",
-            "dGFfc2Vjb25kcxgHIAEoAhIWCg5xdWV1ZV9wb3NpdGlvbhgIIAEoDRIXCg9m",
-            "cmFtZXNfcmVjZWl2ZWQYCSABKAQSFwoPZnJhbWVzX3JldHVybmVkGAogASgE",
-            "IlAKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEgoKBlFVRVVFRBABEgsK",
-            "B1NUQVJURUQQAhIICgRTVEVQEAMSDwoLV0lORE9XX0RPTkUQBCJYCgtSZXN1",
-            "bHRGcmFtZRINCgVpbmRleBgBIAEoBBIcCgVjb2xvchgCIAEoCzINLmMyci52",
-            "MS5QbGFuZRILCgNwbmcYAyABKAwSDwoHcHJldmlldxgEIAEoCCIaCgdXYXJu",
-            "aW5nEg8KB21lc3NhZ2UYASABKAkiSQoERG9uZRIXCg9mcmFtZXNfcmVjZWl2",
-            "ZWQYASABKAQSFwoPZnJhbWVzX3JldHVybmVkGAIgASgEEg8KB3NlY29uZHMY",
-            "AyABKAEi0QEKDVNlcnZlck1lc3NhZ2USKQoHc3RhcnRlZBgBIAEoCzIWLmMy",
-            "ci52MS5TZXNzaW9uU3RhcnRlZEgAEiQKCHByb2dyZXNzGAIgASgLMhAuYzJy",
-            "LnYxLlByb2dyZXNzSAASJQoGcmVzdWx0GAMgASgLMhMuYzJyLnYxLlJlc3Vs",
-            "dEZyYW1lSAASIgoHd2FybmluZxgEIAEoCzIPLmMyci52MS5XYXJuaW5nSAAS",
-            "HAoEZG9uZRgFIAEoCzIMLmMyci52MS5Eb25lSABCBgoEa2luZCJSCgtJbmZv",
-            "UmVxdWVzdBIWCg5wcm90b2NvbF9tYWpvchgBIAEoDRIWCg5wcm90b2NvbF9t",
-            "aW5vchgCIAEoDRITCgtjbGllbnRfbmFtZRgDIAEoCSJLCgNHcHUSDQoFaW5k",
-            "ZXgYASABKA0SDAoEbmFtZRgCIAEoCRITCgt0b3RhbF9ieXRlcxgDIAEoBBIS",
-            "CgpmcmVlX2J5dGVzGAQgASgEInYKDENhcGFiaWxpdGllcxIbChNwcm9ncmVz",
-            "c2l2ZV9wcmV2aWV3GAEgASgIEgwKBGpvYnMYAiABKAgSEgoKZXhyX291dHB1",
-            "dBgDIAEoCBISCgpjYXVzYWxfcmVmGAQgASgIEhMKC3BuZ19yZXN1bHRzGAUg",
-            "ASgIIr4CCglJbmZvUmVwbHkSFgoOZGFlbW9uX3ZlcnNpb24YASABKAkSFgoO",
-            "cHJvdG9jb2xfbWFqb3IYAiABKA0SFgoOcHJvdG9jb2xfbWlub3IYAyABKA0S",
-            "GQoEZ3B1cxgEIAMoCzILLmMyci52MS5HcHUSFAoMbG9hZGVkX21vZGVsGAUg",
-            "ASgJEg4KBm1vZGVscxgGIAMoCRIRCglxdWFsaXRpZXMYByADKAkSKgoMY2Fw",
-            "YWJpbGl0aWVzGAggASgLMhQuYzJyLnYxLkNhcGFiaWxpdGllcxIZChFtYXhf",
-            "bWVzc2FnZV9ieXRlcxgJIAEoBBIQCgh3YXJuaW5ncxgKIAMoCRIXCg9wcmV2",
-            "aWV3X2FkZHJlc3MYCyABKAkSEwoLb3V0cHV0X3Jvb3QYDCABKAkSDgoGZGV2",
-            "aWNlGA0gASgJIqIBCgdKb2JTcGVjEg0KBWlucHV0GAEgASgJEg0KBWRlcHRo",
-            "GAIgASgJEg8KB25vcm1hbHMYAyABKAkSDgoGb3V0cHV0GAQgASgJEiQKBmZv",
-            "cm1hdBgFIAEoDjIULmMyci52MS5PdXRwdXRGb3JtYXQSJQoGY29uZmlnGAYg",
-            "ASgLMhUuYzJyLnYxLlNlc3Npb25Db25maWcSCwoDZnBzGAcgASgBIr0BCgNK",
-            "b2ISCgoCaWQYASABKAkSHwoFc3RhdGUYAiABKA4yEC5jMnIudjEuSm9iU3Rh",
-            "dGUSFAoMZnJhbWVzX3RvdGFsGAMgASgEEhMKC2ZyYW1lc19kb25lGAQgASgE",
-            "Eg4KBm91dHB1dBgFIAEoCRINCgVlcnJvchgGIAEoCRIPCgdjcmVhdGVkGAcg",
-            "ASgBEg8KB3VwZGF0ZWQYCCABKAESHQoEc3BlYxgJIAEoCzIPLmMyci52MS5K",
-            "b2JTcGVjIhQKBkpvYlJlZhIKCgJpZBgBIAEoCSJICghKb2JFdmVudBIYCgNq",
-            "b2IYASABKAsyCy5jMnIudjEuSm9iEiIKCHByb2dyZXNzGAIgASgLMhAuYzJy",
-            "LnYxLlByb2dyZXNzIhEKD0xpc3RKb2JzUmVxdWVzdCIqCg1MaXN0Sm9ic1Jl",
-            "cGx5EhkKBGpvYnMYASADKAsyCy5jMnIudjEuSm9iKl8KD1Byb3RvY29sVmVy",
-            "c2lvbhIgChxQUk9UT0NPTF9WRVJTSU9OX1VOU1BFQ0lGSUVEEAASEgoOUFJP",
-            "VE9DT0xfTUFKT1IQARISCg5QUk9UT0NPTF9NSU5PUhAAGgIQASpDCgVEVHlw",
-            "ZRIVChFEVFlQRV9VTlNQRUNJRklFRBAAEgkKBVVJTlQ4EAESCwoHRkxPQVQx",
-            "NhACEgsKB0ZMT0FUMzIQAyo/CgpDb2xvclNwYWNlEhsKF0NPTE9SX1NQQUNF",
-            "X1VOU1BFQ0lGSUVEEAASCAoEU1JHQhABEgoKBkxJTkVBUhACKkIKCURlcHRo",
-            "S2luZBIaChZERVBUSF9LSU5EX1VOU1BFQ0lGSUVEEAASDAoIRElTVEFOQ0UQ",
-            "ARILCgdJTlZFUlNFEAIqTgoGQnVmZmVyEhYKEkJVRkZFUl9VTlNQRUNJRklF",
-            "RBAAEgkKBUNPTE9SEAESCQoFREVQVEgQAhILCgdOT1JNQUxTEAMSCQoFRURH",
-            "RVMQBCpICg5SZXN1bHRFbmNvZGluZxIfChtSRVNVTFRfRU5DT0RJTkdfVU5T",
-            "UEVDSUZJRUQQABIMCghSQVdfUkdCOBABEgcKA1BORxACKloKDE91dHB1dEZv",
-            "cm1hdBIdChlPVVRQVVRfRk9STUFUX1VOU1BFQ0lGSUVEEAASBwoDTVA0EAES",
-            "EAoMUE5HX1NFUVVFTkNFEAISEAoMRVhSX1NFUVVFTkNFEAMqaQoISm9iU3Rh",
-            "dGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASCwoHUEVORElORxABEgsK",
-            "B1JVTk5JTkcQAhINCglTVUNDRUVERUQQAxIKCgZGQUlMRUQQBBINCglDQU5D",
-            "RUxMRUQQBTK+AgoLQ29hcnNlMlJlYWwSMQoHR2V0SW5mbxITLmMyci52MS5J",
-            "bmZvUmVxdWVzdBoRLmMyci52MS5JbmZvUmVwbHkSOwoHUmVhbGlmeRIVLmMy",
-            "ci52MS5DbGllbnRNZXNzYWdlGhUuYzJyLnYxLlNlcnZlck1lc3NhZ2UoATAB",
-            "EikKCVN1Ym1pdEpvYhIPLmMyci52MS5Kb2JTcGVjGgsuYzJyLnYxLkpvYhIu",
-            "CghXYXRjaEpvYhIOLmMyci52MS5Kb2JSZWYaEC5jMnIudjEuSm9iRXZlbnQw",
-            "ARIoCglDYW5jZWxKb2ISDi5jMnIudjEuSm9iUmVmGgsuYzJyLnYxLkpvYhI6",
-            "CghMaXN0Sm9icxIXLmMyci52MS5MaXN0Sm9ic1JlcXVlc3QaFS5jMnIudjEu",
-            "TGlzdEpvYnNSZXBseWIGcHJvdG8z"));
+            "ChhjMnIvdjEvY29hcnNlMnJlYWwucHJvdG8SBmMyci52MRogZ29vZ2xlL3By",
+            "b3RvYnVmL2Rlc2NyaXB0b3IucHJvdG8iQgoFUGxhbmUSHAoFZHR5cGUYASAB",
+            "KA4yDS5jMnIudjEuRFR5cGUSDQoFc2hhcGUYAiADKA0SDAoEZGF0YRgDIAEo",
+            "DCLgAQoFRnJhbWUSDQoFaW5kZXgYASABKAQSHAoFY29sb3IYAiABKAsyDS5j",
+            "MnIudjEuUGxhbmUSJwoLY29sb3Jfc3BhY2UYAyABKA4yEi5jMnIudjEuQ29s",
+            "b3JTcGFjZRIcCgVkZXB0aBgEIAEoCzINLmMyci52MS5QbGFuZRIlCgpkZXB0",
+            "aF9raW5kGAUgASgOMhEuYzJyLnYxLkRlcHRoS2luZBIeCgdub3JtYWxzGAYg",
+            "ASgLMg0uYzJyLnYxLlBsYW5lEhwKBWVkZ2VzGAcgASgLMg0uYzJyLnYxLlBs",
+            "YW5lIsIKCg1TZXNzaW9uQ29uZmlnEhYKDnByb3RvY29sX21ham9yGAEgASgN",
+            "EhYKDnByb3RvY29sX21pbm9yGAIgASgNEhMKC2NsaWVudF9uYW1lGAMgASgJ",
+            "EkoKBnByb21wdBgEIAEoCUI6orsYNndoYXQgdGhlIHJlYWxpc3RpYyB2aWRl",
+            "byBzaG93cyAoZGVmYXVsdDogdGhlIGRhZW1vbidzKRJCCg9uZWdhdGl2ZV9w",
+            "cm9tcHQYBSABKAlCKaK7GCV3aGF0IHRvIGF2b2lkIChkZWZhdWx0OiB0aGUg",
+            "ZGFlbW9uJ3MpEl0KBW1vZGVsGAYgASgJQk6iuxhKYmFja2JvbmUvcHJlc2V0",
+            "IG5hbWUsIGUuZy4gdGlueSBvciB3YW4yLjItdDJ2LWExNGIgKGRlZmF1bHQ6",
+            "IHRoZSBkYWVtb24ncykSYwoHcXVhbGl0eRgHIAEoCUJSorsYTnByZXNldDog",
+            "J3ByZXZpZXcnIGlzIGZhc3QgKGZldyBzdGVwcywgNDgwcCksICdmaW5hbCcg",
+            "aXMgZnVsbCBxdWFsaXR5IChkZWZhdWx0KRJKCgVzdGVwcxgIIAEoDUI2orsY",
+            "MmRlbm9pc2luZyBzdGVwcyAoZGVmYXVsdDogZnJvbSB0aGUgcXVhbGl0eSBw",
+            "cmVzZXQpSACIAQESTAoIZ3VpZGFuY2UYCSABKAJCNaK7GDFjbGFzc2lmaWVy",
+            "LWZyZWUgZ3VpZGFuY2Ugc2NhbGU7IDw9IDEgdHVybnMgaXQgb2ZmSAGIAQES",
+            "UAoEc2VlZBgKIAEoBEI9orsYOXJhbmRvbSBzZWVkIChkZWZhdWx0OiBkcmF3",
+            "biBieSB0aGUgZGFlbW9uLCByZXBvcnRlZCBiYWNrKUgCiAEBEkMKBndpbmRv",
+            "dxgLIAEoDUIuorsYKmZyYW1lcyBwZXIgbW9kZWwgd2luZG93LCA0aysxIChk",
+            "ZWZhdWx0IDgxKUgDiAEBEkkKB292ZXJsYXAYDCABKA1CM6K7GC9mcmFtZXMg",
+            "c2hhcmVkIGJ5IGNvbnNlY3V0aXZlIHdpbmRvd3MsIDAgb3IgNGorMUgEiAEB",
+            "ElUKCHN0cmVuZ3RoGA0gASgCQj6iuxg6KDAsIDFdOiAxIHN0YXJ0cyBmcm9t",
+            "IG5vaXNlLCBsb3dlciBrZWVwcyBtb3JlIG9mIHRoZSBpbnB1dEgFiAEBEh8K",
+            "B2J1ZmZlcnMYDiADKA4yDi5jMnIudjEuQnVmZmVyEi8KD3Jlc3VsdF9lbmNv",
+            "ZGluZxgPIAEoDjIWLmMyci52MS5SZXN1bHRFbmNvZGluZxJbCgpyZXNvbHV0",
+            "aW9uGBAgASgJQkeiuxhDbW9kZWwgZ3JpZDogNDgwcCwgNzIwcCBvciBuYXRp",
+            "dmUgKGRlZmF1bHQ6IGZyb20gdGhlIHF1YWxpdHkgcHJlc2V0KRJvCg1wcmV2",
+            "aWV3X2V2ZXJ5GBEgASgNQliiuxhUPiAwOiBwcm9ncmVzc2l2ZSBwcmV2aWV3",
+            "cyBldmVyeSBrIGRlbm9pc2luZyBzdGVwcyAoZGVmYXVsdDogZnJvbSB0aGUg",
+            "cXVhbGl0eSBwcmVzZXQpEmEKBGxvcmEYEiABKAlCU6K7GE9uYW1lIG9mIGEg",
+            "TG9SQSBpbiB0aGUgZGFlbW9uJ3MgTG9SQSBmb2xkZXIgKGRlZmF1bHQ6IHRo",
+            "ZSBtb2RlbCdzKTsgbmV2ZXIgYSBwYXRoQggKBl9zdGVwc0ILCglfZ3VpZGFu",
+            "Y2VCBwoFX3NlZWRCCQoHX3dpbmRvd0IKCghfb3ZlcmxhcEILCglfc3RyZW5n",
+            "dGgiDQoLRW5kT2ZTdHJlYW0iCAoGQ2FuY2VsIqYBCg1DbGllbnRNZXNzYWdl",
+            "EicKBmNvbmZpZxgBIAEoCzIVLmMyci52MS5TZXNzaW9uQ29uZmlnSAASHgoF",
+            "ZnJhbWUYAiABKAsyDS5jMnIudjEuRnJhbWVIABIiCgNlbmQYAyABKAsyEy5j",
+            "MnIudjEuRW5kT2ZTdHJlYW1IABIgCgZjYW5jZWwYBCABKAsyDi5jMnIudjEu",
+            "Q2FuY2VsSABCBgoEa2luZCJgCg5TZXNzaW9uU3RhcnRlZBISCgpzZXNzaW9u",
+            "X2lkGAEgASgJEigKCWVmZmVjdGl2ZRgCIAEoCzIVLmMyci52MS5TZXNzaW9u",
+            "Q29uZmlnEhAKCHdhcm5pbmdzGAMgAygJIrkCCghQcm9ncmVzcxIjCgRraW5k",
+            "GAEgASgOMhUuYzJyLnYxLlByb2dyZXNzLktpbmQSDgoGd2luZG93GAIgASgN",
+            "EgwKBHN0ZXAYAyABKA0SEQoJbnVtX3N0ZXBzGAQgASgNEhMKC2ZpcnN0X2Zy",
+            "YW1lGAUgASgEEhEKCWVuZF9mcmFtZRgGIAEoBBITCgtldGFfc2Vjb25kcxgH",
+            "IAEoAhIWCg5xdWV1ZV9wb3NpdGlvbhgIIAEoDRIXCg9mcmFtZXNfcmVjZWl2",
+            "ZWQYCSABKAQSFwoPZnJhbWVzX3JldHVybmVkGAogASgEIlAKBEtpbmQSFAoQ",
+            "S0lORF9VTlNQRUNJRklFRBAAEgoKBlFVRVVFRBABEgsKB1NUQVJURUQQAhII",
+            "CgRTVEVQEAMSDwoLV0lORE9XX0RPTkUQBCJYCgtSZXN1bHRGcmFtZRINCgVp",
+            "bmRleBgBIAEoBBIcCgVjb2xvchgCIAEoCzINLmMyci52MS5QbGFuZRILCgNw",
+            "bmcYAyABKAwSDwoHcHJldmlldxgEIAEoCCIaCgdXYXJuaW5nEg8KB21lc3Nh",
+            "Z2UYASABKAkiSQoERG9uZRIXCg9mcmFtZXNfcmVjZWl2ZWQYASABKAQSFwoP",
+            "ZnJhbWVzX3JldHVybmVkGAIgASgEEg8KB3NlY29uZHMYAyABKAEi0QEKDVNl",
+            "cnZlck1lc3NhZ2USKQoHc3RhcnRlZBgBIAEoCzIWLmMyci52MS5TZXNzaW9u",
+            "U3RhcnRlZEgAEiQKCHByb2dyZXNzGAIgASgLMhAuYzJyLnYxLlByb2dyZXNz",
+            "SAASJQoGcmVzdWx0GAMgASgLMhMuYzJyLnYxLlJlc3VsdEZyYW1lSAASIgoH",
+            "d2FybmluZxgEIAEoCzIPLmMyci52MS5XYXJuaW5nSAASHAoEZG9uZRgFIAEo",
+            "CzIMLmMyci52MS5Eb25lSABCBgoEa2luZCJSCgtJbmZvUmVxdWVzdBIWCg5w",
+            "cm90b2NvbF9tYWpvchgBIAEoDRIWCg5wcm90b2NvbF9taW5vchgCIAEoDRIT",
+            "CgtjbGllbnRfbmFtZRgDIAEoCSJLCgNHcHUSDQoFaW5kZXgYASABKA0SDAoE",
+            "bmFtZRgCIAEoCRITCgt0b3RhbF9ieXRlcxgDIAEoBBISCgpmcmVlX2J5dGVz",
+            "GAQgASgEInYKDENhcGFiaWxpdGllcxIbChNwcm9ncmVzc2l2ZV9wcmV2aWV3",
+            "GAEgASgIEgwKBGpvYnMYAiABKAgSEgoKZXhyX291dHB1dBgDIAEoCBISCgpj",
+            "YXVzYWxfcmVmGAQgASgIEhMKC3BuZ19yZXN1bHRzGAUgASgIIr4CCglJbmZv",
+            "UmVwbHkSFgoOZGFlbW9uX3ZlcnNpb24YASABKAkSFgoOcHJvdG9jb2xfbWFq",
+            "b3IYAiABKA0SFgoOcHJvdG9jb2xfbWlub3IYAyABKA0SGQoEZ3B1cxgEIAMo",
+            "CzILLmMyci52MS5HcHUSFAoMbG9hZGVkX21vZGVsGAUgASgJEg4KBm1vZGVs",
+            "cxgGIAMoCRIRCglxdWFsaXRpZXMYByADKAkSKgoMY2FwYWJpbGl0aWVzGAgg",
+            "ASgLMhQuYzJyLnYxLkNhcGFiaWxpdGllcxIZChFtYXhfbWVzc2FnZV9ieXRl",
+            "cxgJIAEoBBIQCgh3YXJuaW5ncxgKIAMoCRIXCg9wcmV2aWV3X2FkZHJlc3MY",
+            "CyABKAkSEwoLb3V0cHV0X3Jvb3QYDCABKAkSDgoGZGV2aWNlGA0gASgJIqIB",
+            "CgdKb2JTcGVjEg0KBWlucHV0GAEgASgJEg0KBWRlcHRoGAIgASgJEg8KB25v",
+            "cm1hbHMYAyABKAkSDgoGb3V0cHV0GAQgASgJEiQKBmZvcm1hdBgFIAEoDjIU",
+            "LmMyci52MS5PdXRwdXRGb3JtYXQSJQoGY29uZmlnGAYgASgLMhUuYzJyLnYx",
+            "LlNlc3Npb25Db25maWcSCwoDZnBzGAcgASgBIr0BCgNKb2ISCgoCaWQYASAB",
+            "KAkSHwoFc3RhdGUYAiABKA4yEC5jMnIudjEuSm9iU3RhdGUSFAoMZnJhbWVz",
+            "X3RvdGFsGAMgASgEEhMKC2ZyYW1lc19kb25lGAQgASgEEg4KBm91dHB1dBgF",
+            "IAEoCRINCgVlcnJvchgGIAEoCRIPCgdjcmVhdGVkGAcgASgBEg8KB3VwZGF0",
+            "ZWQYCCABKAESHQoEc3BlYxgJIAEoCzIPLmMyci52MS5Kb2JTcGVjIhQKBkpv",
+            "YlJlZhIKCgJpZBgBIAEoCSJICghKb2JFdmVudBIYCgNqb2IYASABKAsyCy5j",
+            "MnIudjEuSm9iEiIKCHByb2dyZXNzGAIgASgLMhAuYzJyLnYxLlByb2dyZXNz",
+            "IhEKD0xpc3RKb2JzUmVxdWVzdCIqCg1MaXN0Sm9ic1JlcGx5EhkKBGpvYnMY",
+            "ASADKAsyCy5jMnIudjEuSm9iKl8KD1Byb3RvY29sVmVyc2lvbhIgChxQUk9U",
+            "T0NPTF9WRVJTSU9OX1VOU1BFQ0lGSUVEEAASEgoOUFJPVE9DT0xfTUFKT1IQ",
+            "ARISCg5QUk9UT0NPTF9NSU5PUhAAGgIQASpDCgVEVHlwZRIVChFEVFlQRV9V",
+            "TlNQRUNJRklFRBAAEgkKBVVJTlQ4EAESCwoHRkxPQVQxNhACEgsKB0ZMT0FU",
+            "MzIQAyo/CgpDb2xvclNwYWNlEhsKF0NPTE9SX1NQQUNFX1VOU1BFQ0lGSUVE",
+            "EAASCAoEU1JHQhABEgoKBkxJTkVBUhACKkIKCURlcHRoS2luZBIaChZERVBU",
+            "SF9LSU5EX1VOU1BFQ0lGSUVEEAASDAoIRElTVEFOQ0UQARILCgdJTlZFUlNF",
+            "EAIqTgoGQnVmZmVyEhYKEkJVRkZFUl9VTlNQRUNJRklFRBAAEgkKBUNPTE9S",
+            "EAESCQoFREVQVEgQAhILCgdOT1JNQUxTEAMSCQoFRURHRVMQBCpICg5SZXN1",
+            "bHRFbmNvZGluZxIfChtSRVNVTFRfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIM",
+            "CghSQVdfUkdCOBABEgcKA1BORxACKloKDE91dHB1dEZvcm1hdBIdChlPVVRQ",
+            "VVRfRk9STUFUX1VOU1BFQ0lGSUVEEAASBwoDTVA0EAESEAoMUE5HX1NFUVVF",
+            "TkNFEAISEAoMRVhSX1NFUVVFTkNFEAMqaQoISm9iU3RhdGUSGQoVSk9CX1NU",
+            "QVRFX1VOU1BFQ0lGSUVEEAASCwoHUEVORElORxABEgsKB1JVTk5JTkcQAhIN",
+            "CglTVUNDRUVERUQQAxIKCgZGQUlMRUQQBBINCglDQU5DRUxMRUQQBTK+AgoL",
+            "Q29hcnNlMlJlYWwSMQoHR2V0SW5mbxITLmMyci52MS5JbmZvUmVxdWVzdBoR",
+            "LmMyci52MS5JbmZvUmVwbHkSOwoHUmVhbGlmeRIVLmMyci52MS5DbGllbnRN",
+            "ZXNzYWdlGhUuYzJyLnYxLlNlcnZlck1lc3NhZ2UoATABEikKCVN1Ym1pdEpv",
+            "YhIPLmMyci52MS5Kb2JTcGVjGgsuYzJyLnYxLkpvYhIuCghXYXRjaEpvYhIO",
+            "LmMyci52MS5Kb2JSZWYaEC5jMnIudjEuSm9iRXZlbnQwARIoCglDYW5jZWxK",
+            "b2ISDi5jMnIudjEuSm9iUmVmGgsuYzJyLnYxLkpvYhI6CghMaXN0Sm9icxIX",
+            "LmMyci52MS5MaXN0Sm9ic1JlcXVlc3QaFS5jMnIudjEuTGlzdEpvYnNSZXBs",
+            "eTotCgRrbm9iEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxi0hwMg",
+            "ASgJYgZwcm90bzM="));
       descriptor = pbr::FileDescriptor.FromGeneratedCode(descriptorData,
-          new pbr::FileDescriptor[] { },
-          new pbr::GeneratedClrTypeInfo(new[] {typeof(global::C2R.V1.ProtocolVersion), typeof(global::C2R.V1.DType), typeof(global::C2R.V1.ColorSpace), typeof(global::C2R.V1.DepthKind), typeof(global::C2R.V1.Buffer), typeof(global::C2R.V1.ResultEncoding), typeof(global::C2R.V1.OutputFormat), typeof(global::C2R.V1.JobState), }, null, new pbr::GeneratedClrTypeInfo[] {
+          new pbr::FileDescriptor[] { global::Google.Protobuf.Reflection.DescriptorReflection.Descriptor, },
+          new pbr::GeneratedClrTypeInfo(new[] {typeof(global::C2R.V1.ProtocolVersion), typeof(global::C2R.V1.DType), typeof(global::C2R.V1.ColorSpace), typeof(global::C2R.V1.DepthKind), typeof(global::C2R.V1.Buffer), typeof(global::C2R.V1.ResultEncoding), typeof(global::C2R.V1.OutputFormat), typeof(global::C2R.V1.JobState), }, new pb::Extension[] { Coarse2RealExtensions.Knob }, new pbr::GeneratedClrTypeInfo[] {
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Plane), global::C2R.V1.Plane.Parser, new[]{ "Dtype", "Shape", "Data" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Frame), global::C2R.V1.Frame.Parser, new[]{ "Index", "Color", "ColorSpace", "Depth", "DepthKind", "Normals", "Edges" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionConfig), global::C2R.V1.SessionConfig.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName", "Prompt", "NegativePrompt", "Model", "Quality", "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "Buffers", "ResultEncoding", "Resolution", "PreviewEvery", "Lora" }, new[]{ "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength" }, null, null, null),
@@ -142,6 +163,12 @@ namespace C2R.V1 {
     #endregion
 
   }
+  /// <summary>Holder for extension identifiers generated from the top level of c2r/v1/coarse2real.proto</summary>
+  public static partial class Coarse2RealExtensions {
+    public static readonly pb::Extension<global::Google.Protobuf.Reflection.FieldOptions, string> Knob =
+      new pb::Extension<global::Google.Protobuf.Reflection.FieldOptions, string>(50100, pb::FieldCodec.ForString(400802, ""));
+  }
+
   #region Enums
   /// <summary>
   /// Version of this file. Bump MAJOR for breaking changes, MINOR for additions.
@@ -1088,9 +1115,6 @@ namespace C2R.V1 {
     /// <summary>Field number for the "model" field.</summary>
     public const int ModelFieldNumber = 6;
     private string model_ = "";
-    /// <summary>
-    /// backbone/preset name, e.g. "tiny", "wan2.2-t2v-a14b"; empty = daemon default
-    /// </summary>
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public string Model {
@@ -1103,9 +1127,6 @@ namespace C2R.V1 {
     /// <summary>Field number for the "quality" field.</summary>
     public const int QualityFieldNumber = 7;
     private string quality_ = "";
-    /// <summary>
-    /// "preview" or "final"; empty = "final"
-    /// </summary>
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public string Quality {
@@ -1118,9 +1139,6 @@ namespace C2R.V1 {
     /// <summary>Field number for the "steps" field.</summary>
     public const int StepsFieldNumber = 8;
     private uint steps_;
-    /// <summary>
-    /// unset: from the quality preset
-    /// </summary>
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public uint Steps {
@@ -1146,9 +1164,6 @@ namespace C2R.V1 {
     /// <summary>Field number for the "guidance" field.</summary>
     public const int GuidanceFieldNumber = 9;
     private float guidance_;
-    /// <summary>
-    /// &lt;= 1 turns CFG off
-    /// </summary>
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public float Guidance {
@@ -1199,9 +1214,6 @@ namespace C2R.V1 {
     /// <summary>Field number for the "window" field.</summary>
     public const int WindowFieldNumber = 11;
     private uint window_;
-    /// <summary>
-    /// frames per window, 4k+1 (default 81)
-    /// </summary>
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public uint Window {
@@ -1227,9 +1239,6 @@ namespace C2R.V1 {
     /// <summary>Field number for the "overlap" field.</summary>
     public const int OverlapFieldNumber = 12;
     private uint overlap_;
-    /// <summary>
-    /// frames shared by consecutive windows, 0 or 4j+1
-    /// </summary>
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public uint Overlap {
@@ -1255,9 +1264,6 @@ namespace C2R.V1 {
     /// <summary>Field number for the "strength" field.</summary>
     public const int StrengthFieldNumber = 13;
     private float strength_;
-    /// <summary>
-    /// (0, 1], 1 = from noise
-    /// </summary>
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public float Strength {
@@ -1309,9 +1315,6 @@ namespace C2R.V1 {
     /// <summary>Field number for the "resolution" field.</summary>
     public const int ResolutionFieldNumber = 16;
     private string resolution_ = "";
-    /// <summary>
-    /// "480p", "720p", "native"; empty = from the quality preset
-    /// </summary>
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public string Resolution {
@@ -1324,9 +1327,6 @@ namespace C2R.V1 {
     /// <summary>Field number for the "preview_every" field.</summary>
     public const int PreviewEveryFieldNumber = 17;
     private uint previewEvery_;
-    /// <summary>
-    /// >0: progressive previews every k denoising steps
-    /// </summary>
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public uint PreviewEvery {
@@ -1339,9 +1339,6 @@ namespace C2R.V1 {
     /// <summary>Field number for the "lora" field.</summary>
     public const int LoraFieldNumber = 18;
     private string lora_ = "";
-    /// <summary>
-    /// name of a LoRA in the daemon's LoRA folder; empty = the model's default
-    /// </summary>
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public string Lora {
