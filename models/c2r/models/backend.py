@@ -34,6 +34,7 @@ COLOR_SPACES = ("srgb", "linear")
 DEPTH_KINDS = ("distance", "inverse")
 ATTENTION_MODES = ("full", "causal-ref")
 REFERENCE_CONDITIONS = ("color", "depth", "normals", "edges")
+GUIDANCE_MODES = ("apg", "cfg")
 # Model grids: about these pixel areas (Wan's 832x480 and 1280x720 training sizes) with the
 # input's aspect ratio, or "native" (the input's size, only padded to the grid)
 RESOLUTION_AREAS = {"480p": 832 * 480, "720p": 1280 * 720}
@@ -99,6 +100,10 @@ class RealifyConfig:
     reference_downscale: int = 1  # >1: reference clips at 1/n size each side (n^2 fewer tokens), positions rescaled
     attention_mode: str = "full"  # or "causal-ref"; a trained LoRA's metadata overrides it
     preview_every: int = 0  # >0: decode an x0 estimate every k steps and report it as a preview
+    # C2R (``guidance`` is its text scale): "apg" (adaptive projected guidance, released) or "cfg"
+    guidance_mode: str = "apg"
+    control_scale: float = 1.0  # C2R: weight of the control (DINO features) term
+    input_fps: float = 0.0  # the frames' rate; C2R resamples to its 16 fps and back (0: already 16 fps)
 
     def validate(self) -> "RealifyConfig":
         from .windows import validate_window
@@ -114,6 +119,12 @@ class RealifyConfig:
             raise ValueError(f"attention_mode={self.attention_mode!r}: choose one of {ATTENTION_MODES}")
         if self.reference_downscale not in (1, 2, 4):
             raise ValueError(f"reference_downscale={self.reference_downscale}: use 1 (full size), 2 or 4")
+        if self.guidance_mode not in GUIDANCE_MODES:
+            raise ValueError(f"guidance_mode={self.guidance_mode!r}: choose one of {GUIDANCE_MODES}")
+        if self.control_scale < 0:
+            raise ValueError(f"control_scale={self.control_scale}: use a value >= 0 (1.0 as released; 0 ignores the render)")
+        if self.input_fps < 0:
+            raise ValueError(f"input_fps={self.input_fps}: give the frames' rate in frames per second (0: the model's own)")
         bad = [r for r in self.reference if r not in REFERENCE_CONDITIONS]
         if bad or not self.reference:
             raise ValueError(f"reference={self.reference}: choose one or more of {REFERENCE_CONDITIONS}")
@@ -131,6 +142,18 @@ QUALITY_PRESETS: dict[str, dict] = {
 }
 
 
+# Models with their own presets (replacing the ones above). C2R as released: 50 steps, shift 5,
+# 832x480, APG (control 1, text 10), 81-frame windows; its preview: 16 steps of CFG at control 1 and
+# text 1, i.e. one pass per step (prompt + control) instead of two, and no text guidance.
+_C2R_QUALITY = {
+    "final": {"steps": 50, "shift": 5.0, "resolution": "480p", "window": 81, "guidance_mode": "apg",
+              "guidance": 10.0, "control_scale": 1.0},
+    "preview": {"steps": 16, "shift": 5.0, "resolution": "480p", "window": 81, "guidance_mode": "cfg",
+                "guidance": 1.0, "control_scale": 1.0},
+}
+MODEL_QUALITY_PRESETS: dict[str, dict[str, dict]] = {"c2r": _C2R_QUALITY, "tiny-c2r": _C2R_QUALITY}
+
+
 # Final model -> preview backbone (same VAE: Wan2.1's 16-channel one). Others preview on themselves
 # (Wan2.2 TI2V-5B has its own 48-channel VAE and is already the fast one of its family).
 PREVIEW_MODELS = {"wan2.2-t2v-a14b": "wan2.1-t2v-1.3b", "wan2.1-vace-14b": "wan2.1-vace-1.3b", "tiny-a14b": "tiny"}
@@ -146,10 +169,12 @@ def preview_model_for(model: str) -> str:
     return PREVIEW_MODELS.get(model, model)
 
 
-def apply_quality(config: RealifyConfig, quality: str) -> RealifyConfig:
-    if quality not in QUALITY_PRESETS:
-        raise ValueError(f"unknown quality preset {quality!r}: choose one of {sorted(QUALITY_PRESETS)}")
-    return replace(config, **QUALITY_PRESETS[quality])
+def apply_quality(config: RealifyConfig, quality: str, model: str = "") -> RealifyConfig:
+    """``config`` with quality preset ``quality`` applied (``model``'s own presets where it has them)."""
+    presets = MODEL_QUALITY_PRESETS.get(model, QUALITY_PRESETS)
+    if quality not in presets:
+        raise ValueError(f"unknown quality preset {quality!r}: choose one of {sorted(presets)}")
+    return replace(config, **presets[quality])
 
 
 @dataclass

@@ -226,12 +226,18 @@ def available_models() -> list[str]:
 
 
 def create_backend(model: str = "tiny", lora: str | None = None, **kw) -> Backend:
-    """A backend for preset ``model``: VACE presets get the VACE backend, the rest IC-LoRA.
+    """A backend for preset ``model``: C2R and VACE presets get their own backends, the rest IC-LoRA.
 
     ``levers=Levers(...)`` sets the speed levers an IC-LoRA backend loads with; the VACE
     backend runs diffusers' own VACE pipeline and takes none (they are dropped for it).
     """
     preset = get_preset(model)
+    if preset.kind == "c2r":
+        if lora:
+            raise ValueError(f"model {model!r} is C2R, which takes no IC-LoRA (lora={lora!r})")
+        from .coarse_to_real.backend import C2RBackend
+
+        return C2RBackend(model, **kw)
     if preset.is_vace:
         if lora:
             raise ValueError(f"model {model!r} is a zero-shot VACE model and takes no IC-LoRA (lora={lora!r})")
