@@ -369,6 +369,15 @@ def test_c2r_quality_presets_are_the_released_settings():
         replace(final, guidance_mode="pag").validate()
 
 
+def test_c2r_plans_about_41_gb_of_bf16_weights_and_less_with_offload():
+    backend = create_backend("c2r")
+    config = apply_quality(RealifyConfig(), "final", "c2r")
+    gb = {o: backend.planned_peak(81, 480, 832, config, o) / 1e9 for o in ("none", "model", "group")}
+    weights = backend._weight_bytes("none", 2) / 1e9
+    assert 39 < weights < 42  # 14B DiT + UMT5-XXL + VAE + DINOv3 + adapter, bf16
+    assert gb["none"] > gb["model"] > gb["group"] and gb["none"] - weights < 20  # one pass of 32,760 tokens
+
+
 def test_c2r_takes_no_lora_and_needs_its_weights():
     with pytest.raises(ValueError, match="takes no IC-LoRA"):
         create_backend("c2r", lora="x")

@@ -89,8 +89,18 @@ class C2RBackend(Backend):
         tokens = ((model_frames - 1) // 4 + 1) * (grid.model_height // 16) * (grid.model_width // 16)
         act = 2 if self.pipeline is None or self.pipeline.dtype != torch.float32 else 4
         width_ = cfg["num_attention_heads"] * cfg["attention_head_dim"]
-        return (memory.weight_bytes(offload, act) + memory.activation_bytes(tokens, width_, cfg["ffn_dim"], act)
+        return (self._weight_bytes(offload, act) + memory.activation_bytes(tokens, width_, cfg["ffn_dim"], act)
                 + memory.vae_decode_bytes(grid.model_height, grid.model_width))
+
+    def _weight_bytes(self, offload: str, act: int) -> int:
+        """The released model's figures; a tiny preset counts what it loaded (nothing before loading)."""
+        if not self.preset.is_tiny:
+            return memory.weight_bytes(offload, act)
+        if self.pipeline is None:
+            return 0
+        p = self.pipeline
+        modules = [p.transformer, p.adapter, p.injection_bridge, p.dino.model, p.vae, p.prompts.text_encoder]
+        return sum(t.numel() * t.element_size() for m in modules for t in m.parameters())
 
     def realify_window(self, request: WindowRequest, on_step: StepFn | None = None) -> np.ndarray:
         if self.pipeline is None:

@@ -62,7 +62,8 @@ class C2RPipeline:
         self.placement = placement
         control = components["control"]
         self.adapter = control.dino_patch_adapter
-        self.injection = ControlInjection(self.transformer, control.dino_fusion_bridge)
+        self.injection_bridge = control.dino_fusion_bridge
+        self.injection = ControlInjection(self.transformer, self.injection_bridge)
         self.dino = DinoFeatures(components["dino"])
         self.vae = components["vae"]
         self.latents = LatentCodec(self.vae)
