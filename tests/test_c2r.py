@@ -80,7 +80,7 @@ def test_adapter_file_with_an_extra_or_missing_key_is_refused_naming_it():
 DIM, FFN, TEXT, FREQ, LAYERS = 5120, 13824, 4096, 256, 2
 
 
-def original_wan_backbone() -> dict[str, tuple[str, tuple]]:
+def original_wan_backbone(DIM=DIM, FFN=FFN, TEXT=TEXT, FREQ=FREQ, LAYERS=LAYERS) -> dict[str, tuple[str, tuple]]:
     """original name -> (diffusers name, shape), written out from the facts file's renaming rules."""
     pairs = {
         "patch_embedding.weight": ("patch_embedding.weight", (DIM, 16, 1, 2, 2)),
@@ -140,6 +140,46 @@ def test_original_wan_backbone_at_real_width_maps_every_key_onto_diffusers():
     assert transformer.scale_shift_table.dtype == torch.float32 and transformer.blocks[0].norm2.weight.dtype == torch.float32
 
 
+def test_a_tiny_original_wan_file_loads_value_for_value(tmp_path):
+    from diffusers import WanTransformer3DModel
+    from safetensors.torch import save_file
+
+    from c2r.models.coarse_to_real.checkpoint import read_safetensors
+
+    pairs = original_wan_backbone(DIM=24, FFN=48, TEXT=32, FREQ=32, LAYERS=2)
+    g = torch.Generator().manual_seed(3)
+    original = {k: torch.randn(shape, generator=g) for k, (_, shape) in pairs.items()}
+    save_file(original, tmp_path / "c2r-dit-backbone-14B.safetensors")
+    transformer = WanTransformer3DModel(num_attention_heads=2, attention_head_dim=12, ffn_dim=48, num_layers=2,
+                                        text_dim=32, freq_dim=32)
+    load_backbone(transformer, read_safetensors(tmp_path / "c2r-dit-backbone-14B.safetensors"))
+    state = transformer.state_dict()
+    for orig, (new, _) in pairs.items():
+        torch.testing.assert_close(state[new], original[orig], rtol=0, atol=0)
+
+
+def test_the_four_parts_are_found_under_model_path_folders(tmp_path, monkeypatch):
+    import json
+
+    from c2r.models.coarse_to_real import weights
+
+    monkeypatch.setattr(weights, "_cached", lambda repo: None)
+    (tmp_path / "a" / "release" / "files").mkdir(parents=True)
+    for name in ("c2r-dit-backbone-14B.safetensors", "c2r-dino-adapter.safetensors"):
+        (tmp_path / "a" / "release" / "files" / name).write_bytes(b"")
+    wan = tmp_path / "b" / "Wan2.1-T2V-14B-Diffusers"
+    for sub in ("vae", "text_encoder", "tokenizer", "transformer"):
+        (wan / sub).mkdir(parents=True)
+    for f in ("model_index.json", "vae/config.json", "text_encoder/config.json", "tokenizer/tokenizer_config.json"):
+        (wan / f).write_text("{}")
+    (tmp_path / "b" / "dino").mkdir()
+    (tmp_path / "b" / "dino" / "config.json").write_text(json.dumps({"model_type": "dinov3_vit"}))
+    found = weights.locate(f"{tmp_path / 'a'}:{tmp_path / 'b'}")
+    assert found.missing() == []
+    assert (found.backbone.parent, found.wan, found.dino) == (tmp_path / "a/release/files", wan, tmp_path / "b/dino")
+    assert weights.locate(str(tmp_path / "b")).missing() == ["c2r-dit-backbone-14B.safetensors", "c2r-dino-adapter.safetensors"]
+
+
 def test_diffusers_named_backbone_is_detected_and_a_wrong_one_refused_naming_the_keys():
     pairs = original_wan_backbone()
     diffusers = {"transformer." + new: torch.empty(shape, device="meta") for new, shape in pairs.values()}
@@ -150,6 +190,32 @@ def test_diffusers_named_backbone_is_detected_and_a_wrong_one_refused_naming_the
     original["blocks.1.img_gate"] = torch.empty(1, device="meta")
     with pytest.raises(CheckpointMismatch, match=r"1 missing: blocks\.1\.ffn\.net\.2\.bias; 1 not used: blocks\.1\.img_gate"):
         load_backbone(real_width_transformer(), original)
+
+
+def test_real_width_control_path_fits_the_real_width_transformer_token_for_token():
+    """DINOv3 ViT-B/16 on 81 frames of 832x480 -> 32,760 control tokens -> a real-width Wan with the hooks (meta)."""
+    from diffusers import WanTransformer3DModel
+    from transformers import DINOv3ViTConfig, DINOv3ViTModel
+
+    vit_b16 = DINOv3ViTConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                              num_register_tokens=4, patch_size=16)
+    with torch.device("meta"):
+        dino = DINOv3ViTModel(vit_b16)
+        transformer = WanTransformer3DModel(num_attention_heads=40, attention_head_dim=128, ffn_dim=FFN, num_layers=14,
+                                            text_dim=TEXT, freq_dim=FREQ)
+    control = real_control()
+    features = DinoFeatures(dino)(torch.empty(1, 3, 81, 480, 832, device="meta"))
+    assert tuple(features.shape) == (81, 30, 52, 768)
+    tokens = control.dino_patch_adapter(features)
+    injection = ControlInjection(transformer, control.dino_fusion_bridge)
+    seen = []
+    for block in transformer.blocks:
+        block.register_forward_pre_hook(lambda m, a: seen.append(tuple(a[0].shape)))
+    latents = torch.empty(1, 16, 21, 60, 104, device="meta")  # the VAE latents of 81 frames of 832x480
+    with injection.control(tokens):
+        out = transformer(latents, torch.tensor([500.0], device="meta"), torch.empty(1, 512, TEXT, device="meta"),
+                          return_dict=False)[0]
+    assert seen == [(1, 32760, 5120)] * 14 and tuple(out.shape) == (1, 16, 21, 60, 104)
 
 
 # --- injection on the tiny model's own hooks -------------------------------------------------------
