@@ -306,7 +306,7 @@ def test_a_sequence_shard_adds_the_matching_slice_of_the_control():
 
 
 # --- guidance --------------------------------------------------------------------------------------
-def reference_apg(steps, control_scale, text_scale, momentum=-0.5, eta=0.0):
+def reference_apg(steps, control_scale, text_scale, momentum=-0.5, eta=0.0, threshold=None):
     """APG written out in float64 numpy, straight from the facts file."""
     buffers = {"control": None, "text": None}
 
@@ -314,6 +314,8 @@ def reference_apg(steps, control_scale, text_scale, momentum=-0.5, eta=0.0):
         d = c - u
         buffers[name] = d if buffers[name] is None else d + momentum * buffers[name]
         dm = buffers[name]
+        if threshold is not None:
+            dm = dm * min(1.0, threshold / np.linalg.norm(dm))
         unit = c / np.linalg.norm(c)
         par = np.sum(dm * unit) * unit
         return (c - u) + (w - 1) * ((dm - par) + eta * par)
@@ -348,6 +350,17 @@ def test_apg_matches_a_hand_computed_reference_over_three_steps(control_scale):
     v = {"00": v00, "C0": vC0, "CT": vCT}
     got = fresh(torch.tensor(x_t), sigma, {k: torch.tensor(v[k]) for k in fresh.passes})
     assert not np.allclose(got.numpy(), expected[1])
+
+
+def test_apg_eta_and_norm_clip_follow_the_reference():
+    from c2r.models.coarse_to_real.guidance import APGSettings
+
+    steps = random_steps()
+    expected = reference_apg(steps, 3.0, 7.0, momentum=-0.5, eta=0.5, threshold=2.0)
+    apg = APG(3.0, 7.0, APGSettings(eta=0.5, norm_threshold=2.0))
+    for (x_t, sigma, v00, vC0, vCT), want in zip(steps, expected):
+        got = apg(torch.tensor(x_t), sigma, {"00": torch.tensor(v00), "C0": torch.tensor(vC0), "CT": torch.tensor(vCT)})
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-10)
 
 
 def test_cfg_is_the_released_formula_and_runs_only_the_passes_it_weighs():
