@@ -58,6 +58,7 @@ def test_adapter_and_bridge_load_the_released_keys_strictly_at_real_shapes(prefi
     load_control(control, state)
     loaded = control.state_dict()
     assert {k: tuple(v.shape) for k, v in loaded.items()} == RELEASED_ADAPTER
+    assert ControlShapes.for_models(768, 5120) == ControlShapes.released()
     # 81 frames of 30 x 52 DINO patches -> 21 latent frames x 30 x 52 = 32,760 control tokens of width 5120
     tokens = control.dino_patch_adapter(torch.empty(81, 30, 52, 768, device="meta"))
     assert tuple(tokens.shape) == (1, 32760, 5120)
@@ -178,6 +179,58 @@ def test_the_four_parts_are_found_under_model_path_folders(tmp_path, monkeypatch
     assert found.missing() == []
     assert (found.backbone.parent, found.wan, found.dino) == (tmp_path / "a/release/files", wan, tmp_path / "b/dino")
     assert weights.locate(str(tmp_path / "b")).missing() == ["c2r-dit-backbone-14B.safetensors", "c2r-dino-adapter.safetensors"]
+
+
+def save_release_replica(root, seed=5):
+    """The c2r preset's four parts at toy size, in the released formats and folder layouts."""
+    import json
+
+    from diffusers import WanTransformer3DModel
+    from safetensors.torch import save_file
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import DINOv3ViTModel, PreTrainedTokenizerFast
+
+    from c2r.models.registry import build_tiny, get_preset
+
+    config = get_preset("tiny-c2r").transformer_config
+    g = torch.Generator().manual_seed(seed)
+    pairs = original_wan_backbone(DIM=24, FFN=48, TEXT=32, FREQ=32, LAYERS=14)
+    backbone = {k: torch.randn(shape, generator=g) * 0.2 for k, (_, shape) in pairs.items()}
+    (root / "coarse2real").mkdir(parents=True)
+    save_file(backbone, root / "coarse2real" / "c2r-dit-backbone-14B.safetensors")
+    adapter = C2RControl(ControlShapes.for_models(16, 24)).state_dict()
+    save_file({"pipe.dit." + k: v.contiguous() for k, v in adapter.items()}, root / "coarse2real" / "c2r-dino-adapter.safetensors")
+    wan = root / "Wan2.1-T2V-14B-Diffusers"
+    with torch.device("meta"):
+        WanTransformer3DModel(**config).save_config(wan / "transformer")
+    parts = build_tiny("t2v")
+    parts["vae"].save_pretrained(wan / "vae")
+    parts["text_encoder"].save_pretrained(wan / "text_encoder")
+    words = Tokenizer(models.WordLevel({"<pad>": 0, "</s>": 1, "<unk>": 2, "a": 3, "street": 4}, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=words, pad_token="<pad>", eos_token="</s>", unk_token="<unk>").save_pretrained(
+        wan / "tokenizer")
+    (wan / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
+    DINOv3ViTModel(tiny_dino_config()).save_pretrained(root / "dinov3")
+    return backbone
+
+
+def test_the_c2r_preset_loads_a_toy_replica_of_the_release_and_realifies(tmp_path, monkeypatch):
+    from c2r.models.coarse_to_real import weights
+
+    monkeypatch.setattr(weights, "_cached", lambda repo: None)  # only --model-path
+    backbone = save_release_replica(tmp_path)
+    backend = create_backend("c2r", model_path=str(tmp_path))
+    backend.load("cpu", "float32")
+    transformer = backend.pipeline.transformer
+    torch.testing.assert_close(transformer.blocks[3].attn1.to_q.weight, backbone["blocks.3.self_attn.q.weight"], rtol=0, atol=0)
+    torch.testing.assert_close(transformer.blocks[13].norm2.weight, backbone["blocks.13.norm3.weight"], rtol=0, atol=0)
+    assert not transformer.rope.freqs_cos.is_meta
+    clip = GBuffers(np.random.default_rng(0).integers(0, 256, (9, 32, 48, 3), dtype=np.uint8))
+    config = replace(apply_quality(RealifyConfig(), "final", "c2r"), prompt="a street", steps=2, window=9, overlap=0,
+                     resolution="native")
+    out = backend.realify_window(WindowRequest(clip, config))
+    assert out.shape == (9, 32, 48, 3)
 
 
 def test_diffusers_named_backbone_is_detected_and_a_wrong_one_refused_naming_the_keys():
@@ -442,6 +495,7 @@ def test_c2r_quality_presets_are_the_released_settings():
     final = apply_quality(RealifyConfig(), "final", "c2r")
     assert (final.steps, final.shift, final.resolution, final.window, final.guidance_mode, final.guidance,
             final.control_scale) == (50, 5.0, "480p", 81, "apg", 10.0, 1.0)
+    assert final.negative_prompt.startswith("色调艳丽，过曝，静态") and final.negative_prompt.endswith("倒着走")
     preview = apply_quality(RealifyConfig(), "preview", "c2r")
     assert preview.steps < final.steps and CFG(preview.control_scale, preview.guidance).passes == ("CT",)
     with pytest.raises(ValueError, match="guidance_mode='pag'"):

@@ -143,12 +143,16 @@ QUALITY_PRESETS: dict[str, dict] = {
 
 
 # Models with their own presets (replacing the ones above). C2R as released: 50 steps, shift 5,
-# 832x480, APG (control 1, text 10), 81-frame windows; its preview: 16 steps of CFG at control 1 and
+# 832x480, APG (control 1, text 10), 81-frame windows, Wan's negative prompt; its preview: 16 steps of CFG at control 1 and
 # text 1, i.e. one pass per step (prompt + control) instead of two, and no text guidance.
+# Wan's standard negative prompt (Wan2.1's sampling config), which C2R uses as released.
+WAN_NEGATIVE_PROMPT = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+                       "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，"
+                       "形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
 _C2R_QUALITY = {
-    "final": {"steps": 50, "shift": 5.0, "resolution": "480p", "window": 81, "guidance_mode": "apg",
+    "final": {"negative_prompt": WAN_NEGATIVE_PROMPT, "steps": 50, "shift": 5.0, "resolution": "480p", "window": 81, "guidance_mode": "apg",
               "guidance": 10.0, "control_scale": 1.0},
-    "preview": {"steps": 16, "shift": 5.0, "resolution": "480p", "window": 81, "guidance_mode": "cfg",
+    "preview": {"negative_prompt": WAN_NEGATIVE_PROMPT, "steps": 16, "shift": 5.0, "resolution": "480p", "window": 81, "guidance_mode": "cfg",
                 "guidance": 1.0, "control_scale": 1.0},
 }
 MODEL_QUALITY_PRESETS: dict[str, dict[str, dict]] = {"c2r": _C2R_QUALITY, "tiny-c2r": _C2R_QUALITY}

@@ -35,6 +35,12 @@ class ControlShapes:
     def released(cls) -> "ControlShapes":
         return cls()
 
+    @classmethod
+    def for_models(cls, feature_dim: int, model_dim: int) -> "ControlShapes":
+        """The released proportions (adapter hidden 4x the feature width, bridge hidden half the
+        model width) for a DINO of ``feature_dim`` and a Wan of ``model_dim``: 768, 5120 -> released."""
+        return cls(feature_dim, 4 * feature_dim, model_dim, model_dim // 2)
+
 
 class TemporalDownsample(nn.Module):
     """Two stride-2 depthwise temporal convolutions; each stage maps 2m+1 frames to m+1."""

@@ -34,7 +34,6 @@ C2R_LICENCE = "CC BY-NC-ND 4.0 (non-commercial, no derivatives; gated: accept it
 WAN_PATTERNS = ("model_index.json", "vae/*", "text_encoder/*", "tokenizer/*", "transformer/config.json")
 SEARCH_DEPTH = 4
 TINY_DINO_WIDTH = 16
-TINY_SHAPES = dict(adapter_hidden=32, bridge_hidden=12)
 
 
 @dataclass(frozen=True)
@@ -157,13 +156,15 @@ def load_real(model_path, dtype: torch.dtype) -> dict:
     with torch.device("meta"):
         transformer = WanTransformer3DModel(**_transformer_config(location.wan))
     load_backbone(transformer, {k: v.to(dtype) for k, v in read_safetensors(location.backbone).items()})
+    dino = DINOv3ViTModel.from_pretrained(location.dino, dtype=dtype).eval()
+    width = transformer.config.num_attention_heads * transformer.config.attention_head_dim
     with torch.device("meta"):
-        control = C2RControl(ControlShapes.released())
+        control = C2RControl(ControlShapes.for_models(dino.config.hidden_size, width))
     load_control(control, read_safetensors(location.adapter))
     return {
         "transformer": transformer.eval(),
         "control": control.to(dtype).eval(),
-        "dino": DINOv3ViTModel.from_pretrained(location.dino, dtype=dtype).eval(),
+        "dino": dino,
         "vae": AutoencoderKLWan.from_pretrained(location.wan, subfolder="vae", torch_dtype=torch.float32).eval(),
         "text_encoder": UMT5EncoderModel.from_pretrained(location.wan, subfolder="text_encoder", dtype=dtype).eval(),
         "tokenizer": AutoTokenizer.from_pretrained(location.wan, subfolder="tokenizer"),
@@ -184,5 +185,5 @@ def build_tiny(seed: int = 0) -> dict:
         torch.manual_seed(seed * 1000 + 200)
         parts["transformer"] = WanTransformer3DModel(**preset.transformer_config).eval()
         parts["dino"] = DINOv3ViTModel(tiny_dino_config(TINY_DINO_WIDTH)).eval()
-        parts["control"] = C2RControl(ControlShapes(feature_dim=TINY_DINO_WIDTH, model_dim=width, **TINY_SHAPES)).eval()
+        parts["control"] = C2RControl(ControlShapes.for_models(TINY_DINO_WIDTH, width)).eval()
     return parts
