@@ -470,6 +470,11 @@ def test_frame_rate_round_trip_is_one_to_one_at_the_inputs_rate():
     assert all(sources[back[i]] - i in (-1, 0, 1) for i in range(81))  # every output frame is its nearest generated one
     assert model_frame_sources(17, 16.0) == list(range(17)) == model_frame_sources(17, 0.0)
     assert len(model_frame_sources(41, 8.0)) == 81
+    from c2r.models.coarse_to_real.frame_rate import longest_window
+
+    assert [longest_window(f) for f in (24.0, 30.0, 8.0, 16.0, 0.0, 25.0)] == [121, 149, 41, 81, 81, 125]
+    assert all(len(model_frame_sources(longest_window(f), f)) <= 81 < len(model_frame_sources(longest_window(f) + 4, f))
+               for f in (24.0, 30.0, 8.0, 25.0, 60.0, 12.5))
 
 
 def test_a_window_longer_than_81_frames_at_16_fps_is_refused_with_the_window_to_use(tiny_backend):

@@ -43,5 +43,21 @@ def test_a_c2r_session_gets_the_released_settings_and_its_guidance_knobs(c2r_dae
         with client.realify(buffers=("color",), model="tiny-c2r", quality="final", control_scale=0.5,
                             input_fps=24.0) as session:
             effective = session.effective
-    assert (effective.steps, effective.guidance, effective.guidance_mode, effective.window) == (50, 10.0, "apg", 81)
+    assert (effective.steps, effective.guidance, effective.guidance_mode) == (50, 10.0, "apg")
     assert (effective.control_scale, effective.input_fps) == (0.5, 24.0)
+    assert effective.window == 121  # 81 frames at C2R's 16 fps cover 121 frames at 24 fps
+
+
+def test_a_c2r_job_at_24_fps_writes_every_frame_at_24_fps(c2r_daemon, tmp_path):
+    from c2r.v1 import coarse2real_pb2 as pb
+    from daemon_wire import make_input, wait_terminal
+
+    video, _ = make_input(tmp_path, count=30, fps=24.0)
+    config = pb.SessionConfig(protocol_major=pb.PROTOCOL_MAJOR, protocol_minor=pb.PROTOCOL_MINOR, model="tiny-c2r",
+                              quality="preview", steps=2, seed=3, resolution="native", buffers=[pb.COLOR])
+    job = c2r_daemon.stub().SubmitJob(pb.JobSpec(input=str(video), output="c2r/job.mp4", format=pb.MP4, config=config))
+    done = wait_terminal(c2r_daemon, job.id)
+    assert done.state == pb.SUCCEEDED, done.error
+    with av.open(done.output) as container:
+        assert float(container.streams.video[0].average_rate) == pytest.approx(24.0)
+        assert sum(1 for _ in container.decode(video=0)) == 30

@@ -158,6 +158,21 @@ _C2R_QUALITY = {
 MODEL_QUALITY_PRESETS: dict[str, dict[str, dict]] = {"c2r": _C2R_QUALITY, "tiny-c2r": _C2R_QUALITY}
 
 
+# Models that run at a frame rate of their own (C2R: 16 fps, 81 frames). A session or job at
+# another rate gets, unless it chose a window, the longest window those 81 frames cover.
+MODEL_FRAME_RATES = {"c2r": 16.0, "tiny-c2r": 16.0}
+
+
+def fit_window_to_rate(config: RealifyConfig, model: str) -> RealifyConfig:
+    """``config`` with its window fitted to ``model``'s own frame rate (unchanged for other models)."""
+    if model not in MODEL_FRAME_RATES or not config.input_fps:
+        return config
+    from .coarse_to_real.frame_rate import longest_window  # plain arithmetic, no torch
+
+    window = longest_window(config.input_fps)
+    return replace(config, window=window, overlap=min(config.overlap, window - 4 if window > 4 else 0))
+
+
 # Final model -> preview backbone (same VAE: Wan2.1's 16-channel one). Others preview on themselves
 # (Wan2.2 TI2V-5B has its own 48-channel VAE and is already the fast one of its family).
 PREVIEW_MODELS = {"wan2.2-t2v-a14b": "wan2.1-t2v-1.3b", "wan2.1-vace-14b": "wan2.1-vace-1.3b", "tiny-a14b": "tiny"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 MODEL_FPS = 16.0
+MAX_MODEL_FRAMES = 81  # C2R's clip: 81 frames at 16 fps
 
 
 def _nearest(x: float) -> int:
@@ -46,3 +47,15 @@ def output_frame_sources(num_frames: int, input_fps: float, model_frames: int) -
 def known_model_frames(sources: list[int], prefix_length: int) -> int:
     """How many leading model frames show input frames of the already-generated prefix."""
     return sum(1 for s in sources if s < prefix_length)
+
+
+def longest_window(input_fps: float, max_model_frames: int = MAX_MODEL_FRAMES) -> int:
+    """The longest 4k+1 window of input frames that spans at most ``max_model_frames`` at 16 fps
+    (24 fps: 121, 30 fps: 149, 8 fps: 41; at 16 fps or unknown: 81)."""
+    if not is_resampled(input_fps):
+        return max_model_frames
+    longest = math.floor((max_model_frames - 1) * input_fps / MODEL_FPS + 1e-9) + 1
+    window = longest - (longest - 1) % 4
+    while len(model_frame_sources(window, input_fps)) > max_model_frames:
+        window -= 4
+    return window

@@ -32,11 +32,10 @@ from ..sampler import add_noise, euler_step, flow_sigmas, predicted_clean, times
 from ..text_encoder import PromptEncoder
 from ..windows import padded_length
 from .dino import DinoFeatures
-from .frame_rate import known_model_frames, model_frame_sources, output_frame_sources
+from .frame_rate import MAX_MODEL_FRAMES, known_model_frames, longest_window, model_frame_sources, output_frame_sources
 from .guidance import make_guidance
 from .injection import ControlInjection
 
-MAX_MODEL_FRAMES = 81  # C2R's clip length at 16 fps
 # on_step(step, num_steps, preview) with preview (T, H, W, 3) uint8 on preview steps, else None
 StepFn = Callable[[int, int, "np.ndarray | None"], None]
 
@@ -92,9 +91,9 @@ class C2RPipeline:
     def _prepare(self, clip: GBuffers, config: RealifyConfig, prefix, seed: int) -> _Window:
         sources = model_frame_sources(clip.num_frames, config.input_fps)
         if len(sources) > MAX_MODEL_FRAMES:
-            longest = (MAX_MODEL_FRAMES - 1) * config.input_fps / 16 + 1
             raise ValueError(f"a window of {clip.num_frames} frames at {config.input_fps:g} fps spans {len(sources)} frames "
-                             f"at C2R's 16 fps, more than its {MAX_MODEL_FRAMES}: use a window of at most {int(longest)} frames")
+                             f"at C2R's 16 fps, more than its {MAX_MODEL_FRAMES}: use a window of at most "
+                             f"{longest_window(config.input_fps)} frames")
         padded = sources + [sources[-1]] * (padded_length(len(sources)) - len(sources))
         grid = grid_for(*clip.size, config.resolution)
         colour = prepare_conditions(GBuffers(clip.color[padded], clip.color_space), grid, self.vae.device,
