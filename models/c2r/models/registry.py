@@ -162,6 +162,8 @@ def load_components(name: str, path: str | os.PathLike | None = None, dtype: tor
     The VAE stays float32: Wan's VAE decodes visibly worse in bfloat16 and is small.
     """
     preset = get_preset(name)
+    if preset.kind == "c2r":
+        raise ValueError(f"{name!r} is a C2R preset with parts of its own: load it with create_backend({name!r})")
     if preset.is_tiny:
         components = build_tiny({"tiny": "t2v", "tiny-a14b": "a14b", "tiny-vace": "vace"}[name], seed)
     else:
