@@ -550,3 +550,13 @@ def test_pull_explains_a_gated_refusal_without_network(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "refused gonsaBRK/coarse2real (GatedRepoError)" in err
     assert "https://huggingface.co/gonsaBRK/coarse2real" in err and "CC BY-NC-ND 4.0" in err and "hf auth login" in err
+
+
+@pytest.mark.parametrize("offload", ["model", "group"])
+def test_offloaded_c2r_gives_the_same_frames(tiny_backend, offload):
+    clip = GBuffers(np.random.default_rng(2).integers(0, 256, (9, 32, 48, 3), dtype=np.uint8))
+    config = replace(apply_quality(RealifyConfig(), "final", "tiny-c2r"), steps=2, window=9, overlap=0, resolution="native")
+    expected = tiny_backend.realify_window(WindowRequest(clip, config))
+    backend = create_backend("tiny-c2r")
+    backend.load("cpu", offload=offload)
+    np.testing.assert_array_equal(backend.realify_window(WindowRequest(clip, config)), expected)
