@@ -560,3 +560,13 @@ def test_offloaded_c2r_gives_the_same_frames(tiny_backend, offload):
     backend = create_backend("tiny-c2r")
     backend.load("cpu", offload=offload)
     np.testing.assert_array_equal(backend.realify_window(WindowRequest(clip, config)), expected)
+
+
+def test_models_list_shows_c2r_with_its_licence_and_what_is_missing(monkeypatch, capsys):
+    from c2r.cli.main import main
+    from c2r.models.coarse_to_real import weights
+
+    monkeypatch.setattr(weights, "_cached", lambda repo: None)
+    assert main(["models", "list"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("c2r "))
+    assert "missing 4 of 4 (pull)" in line and "CC BY-NC-ND 4.0" in line

@@ -1,4 +1,11 @@
-"""C2RBackend: the project's ``Backend`` for the ``c2r`` and ``tiny-c2r`` presets."""
+"""C2RBackend: the project's ``Backend`` for the ``c2r`` and ``tiny-c2r`` presets.
+
+Of the speed levers it honours the attention kernel, VAE tiling and offload ("model": the text
+encoder and the DiT take turns on the device; "group": the DiT's blocks stream from the CPU).
+Block compilation, step caches, batched CFG and the distilled LoRA are not applied: they are
+untested with the control hooks (and C2R's passes differ in their control tokens, not only in
+their prompt, so they do not batch like plain CFG).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +20,11 @@ from ..levers import Levers, apply_to_vae, stream_blocks
 from ..pipeline import ModelPlacement
 from ..preprocess import grid_for
 from ..registry import get_preset
+from ..windows import padded_length
 from . import memory
 from .frame_rate import model_frame_sources
 from .pipeline import C2RPipeline
 from .weights import build_tiny, load_real
-from ..windows import padded_length
 
 C2R_KIND = "c2r"
 MOVED = ("transformer", "control", "dino", "text_encoder")
