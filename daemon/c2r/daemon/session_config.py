@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, fields, replace
 
 from c2r.client.config import KNOBS, is_set
-from c2r.models.backend import RealifyConfig, apply_quality, preview_model_for
+from c2r.models.backend import RealifyConfig, apply_quality, fit_window_to_rate, preview_model_for
 from c2r.v1 import coarse2real_pb2 as pb
 
 from .errors import InvalidInput, VersionMismatch
@@ -83,7 +83,10 @@ def resolve(cfg: pb.SessionConfig, models: list[str], settings: DaemonSettings) 
     overrides = {name: getattr(cfg, name) for name in MODEL_KNOBS if is_set(cfg, name)}
     overrides.setdefault("seed", secrets.randbelow(2**31))
     try:
-        config = replace(apply_quality(RealifyConfig(), quality), **overrides).validate()
+        config = replace(apply_quality(RealifyConfig(), quality, model), **overrides)
+        if "window" not in overrides:
+            config = fit_window_to_rate(config, model)
+        config.validate()
     except ValueError as e:
         raise InvalidInput(f"session config: {e}") from None
     buffers = _buffers(cfg)
