@@ -19,7 +19,7 @@ from c2r.models.coarse_to_real.checkpoint import (
     CheckpointMismatch, backbone_naming, backbone_state, load_backbone, load_control,
 )
 from c2r.models.coarse_to_real.dino import DinoFeatures, tiny_dino_config
-from c2r.models.coarse_to_real.frame_rate import model_frame_sources, output_frame_sources
+from c2r.models.frame_rate import model_frame_sources, output_frame_sources
 from c2r.models.coarse_to_real.guidance import APG, CFG
 from c2r.models.coarse_to_real.injection import BlockAdditionHook, BridgeHook, ControlInjection
 
@@ -470,7 +470,7 @@ def test_frame_rate_round_trip_is_one_to_one_at_the_inputs_rate():
     assert all(sources[back[i]] - i in (-1, 0, 1) for i in range(81))  # every output frame is its nearest generated one
     assert model_frame_sources(17, 16.0) == list(range(17)) == model_frame_sources(17, 0.0)
     assert len(model_frame_sources(41, 8.0)) == 81
-    from c2r.models.coarse_to_real.frame_rate import longest_window
+    from c2r.models.frame_rate import longest_window
 
     assert [longest_window(f) for f in (24.0, 30.0, 8.0, 16.0, 0.0, 25.0)] == [121, 149, 41, 81, 81, 125]
     assert all(len(model_frame_sources(longest_window(f), f)) <= 81 < len(model_frame_sources(longest_window(f) + 4, f))

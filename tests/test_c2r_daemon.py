@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from c2r.cli.main import main
-from c2r.daemon import media
+from c2r.client import media
 from daemon_process import start_daemon
 
 

@@ -167,7 +167,7 @@ def fit_window_to_rate(config: RealifyConfig, model: str) -> RealifyConfig:
     """``config`` with its window fitted to ``model``'s own frame rate (unchanged for other models)."""
     if model not in MODEL_FRAME_RATES or not config.input_fps:
         return config
-    from .coarse_to_real.frame_rate import longest_window  # plain arithmetic, no torch
+    from .frame_rate import longest_window  # plain arithmetic, no torch
 
     window = longest_window(config.input_fps)
     return replace(config, window=window, overlap=min(config.overlap, window - 4 if window > 4 else 0))

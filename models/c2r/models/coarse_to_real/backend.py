@@ -22,7 +22,7 @@ from ..preprocess import grid_for
 from ..registry import get_preset
 from ..windows import padded_length
 from . import memory
-from .frame_rate import model_frame_sources
+from ..frame_rate import model_frame_sources
 from .pipeline import C2RPipeline
 from .weights import build_tiny, load_real
 

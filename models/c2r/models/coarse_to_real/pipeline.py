@@ -32,7 +32,7 @@ from ..sampler import add_noise, euler_step, flow_sigmas, predicted_clean, times
 from ..text_encoder import PromptEncoder
 from ..windows import padded_length
 from .dino import DinoFeatures
-from .frame_rate import MAX_MODEL_FRAMES, known_model_frames, longest_window, model_frame_sources, output_frame_sources
+from ..frame_rate import MAX_MODEL_FRAMES, known_model_frames, longest_window, model_frame_sources, output_frame_sources
 from .guidance import make_guidance
 from .injection import ControlInjection
 

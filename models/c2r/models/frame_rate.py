@@ -1,4 +1,4 @@
-"""C2R runs at 16 fps; results go back 1:1 at the input's frame rate.
+"""Models with a frame rate of their own (C2R: 16 fps); results go back 1:1 at the input's frame rate.
 
 Into the model: model frame k shows the input frame nearest its time, input index
 round(k * input_fps / 16) (C2R's own rule), for every k whose time lies inside the window.
