@@ -41,7 +41,8 @@ class OutOfMemoryBackendDouble(Backend):
         return np.zeros((clip.num_frames, *clip.size, 3), np.uint8)
 
 
-def run_one_window(monkeypatch, failures: int) -> tuple[list[dict], list[str]]:
+def run_one_window(monkeypatch, failures: int, model: str = "tiny",
+                   configs: list[RealifyConfig] | None = None, frames: int = 5) -> tuple[list[dict], list[str]]:
     double = OutOfMemoryBackendDouble(failures)
     monkeypatch.setattr("c2r.models.backends.create_backend", lambda model, lora=None, **kw: double)
     ctx = zmq.Context()
@@ -52,14 +53,16 @@ def run_one_window(monkeypatch, failures: int) -> tuple[list[dict], list[str]]:
             events=f"tcp://127.0.0.1:{events.bind_to_random_port('tcp://127.0.0.1')}",
             preview="tcp://127.0.0.1:9", model="tiny", device="cpu")
         engine = engine_module.Engine(args, ctx)
-        clip = GBuffers(color=np.zeros((5, 16, 16, 3), np.uint8))
-        engine.run_request({"id": 1, "session": "s-test", "model": "tiny", "lora": "", "config": RealifyConfig(steps=1),
-                            "clip": clip, "prefix": None, "window": Window(0, 0, 5, 0)})
+        clip = GBuffers(color=np.zeros((frames, 9, 16, 3), np.uint8))
         messages = []
-        while events.poll(5000):
-            messages.append(unpack(events.recv_multipart()))
-            if messages[-1]["kind"] in ("result", "error"):
-                break
+        for i, config in enumerate(configs or [RealifyConfig(steps=1)]):
+            engine.run_request({"id": i + 1, "session": "s-test", "model": model, "lora": "", "config": config,
+                                "clip": clip, "prefix": None, "window": Window(0, 0, frames, 0)})
+            while events.poll(5000):
+                message = unpack(events.recv_multipart())
+                if message["kind"] in ("result", "error"):
+                    messages.append(message)
+                    break
         return messages, double.offloads
     finally:
         ctx.destroy(linger=0)
@@ -68,7 +71,7 @@ def run_one_window(monkeypatch, failures: int) -> tuple[list[dict], list[str]]:
 def test_oom_retries_once_with_model_offload(monkeypatch):
     messages, offloads = run_one_window(monkeypatch, failures=1)
     assert offloads == ["none", "model"]
-    assert messages[-1]["kind"] == "result" and messages[-1]["frames"].shape == (5, 16, 16, 3)
+    assert messages[-1]["kind"] == "result" and messages[-1]["frames"].shape == (5, 9, 16, 3)
 
 
 def test_second_oom_is_reported_with_what_to_lower(monkeypatch):

@@ -7,6 +7,7 @@ import torch
 from c2r.models.backend import Cancelled, GBuffers, RealifyConfig
 from c2r.models.backends import available_models, create_backend
 from c2r.models.preprocess import frames_to_model, grid_for, model_to_frames
+from c2r.models.registry import PRESETS
 from c2r.models.sampler import expert_for, flow_sigmas, guided
 from c2r.models.windows import plan_windows
 
@@ -72,7 +73,7 @@ def test_prefix_frames_are_pinned_to_the_previous_windows_output(tiny):
     pipe = tiny.pipeline
     grid = grid_for(32, 32, "native")
     with torch.no_grad():
-        round_trip = model_to_frames(pipe.decode(pipe.encode(frames_to_model(prefix, grid))), grid)
+        round_trip = model_to_frames(pipe.latents.decode(pipe.latents.encode(frames_to_model(prefix, grid))), grid)
     assert np.abs(out[:5].astype(int) - round_trip.astype(int)).max() <= 1
     # while without the prefix the same frames come out otherwise
     free = tiny.realify_window(clip, FAST)
@@ -185,23 +186,17 @@ def test_strength_below_one_starts_from_the_noised_input(tiny):
     finally:
         handle.remove()
     torch.testing.assert_close(starts[1.0, "clip"], starts[1.0, "inverted"])
-    sigma = float(flow_sigmas(4, RealifyConfig.shift, 0.25)[0])
+    sigma = float(flow_sigmas(4, PRESETS["tiny"].shift, 0.25)[0])
     with torch.no_grad():
-        x0 = {n: tiny.pipeline.encode(frames_to_model(c.color, grid)) for n, c in (("clip", clip), ("inverted", inverted))}
+        x0 = {n: tiny.pipeline.latents.encode(frames_to_model(c.color, grid)) for n, c in (("clip", clip), ("inverted", inverted))}
     torch.testing.assert_close(starts[0.25, "clip"] - starts[0.25, "inverted"], (1 - sigma) * (x0["clip"] - x0["inverted"]),
                                atol=1e-5, rtol=1e-4)
 
 
-def test_backend_registry_and_estimates():
+def test_backend_registry():
     assert {"tiny", "tiny-a14b", "wan2.2-t2v-a14b", "wan2.1-vace-1.3b"} <= set(available_models())
     with pytest.raises(ValueError, match="unknown model 'wan9'"):
         create_backend("wan9")
-    backend = create_backend("wan2.2-t2v-a14b")
-    full = backend.memory_estimate(81, 480, 832, RealifyConfig(resolution="480p"))
-    causal = backend.memory_estimate(81, 480, 832, RealifyConfig(resolution="480p", attention_mode="causal-ref"))
-    longer = backend.memory_estimate(81, 720, 1280, RealifyConfig(resolution="720p"))
-    assert 2 * 14e9 * 2 < full < longer  # at least both experts' bf16 weights
-    assert causal != full
 
 
 @pytest.mark.parametrize("offload", ["model", "group"])

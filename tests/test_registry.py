@@ -94,7 +94,7 @@ def test_corrupt_weights_folder_is_reported_with_the_fix(tmp_path):
 def test_models_cli_list_and_offline_pull(tmp_path, capsys):
     assert main(["models", "list"]) == 0
     listing = capsys.readouterr().out
-    assert "wan2.2-t2v-a14b" in listing and "2x14B" in listing and "built in-process" in listing
+    assert "wan2.2-t2v-a14b" in listing and "2x14.29B" in listing and "built in-process" in listing
     assert main(["models", "pull", "tiny"]) == 0
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
     proc = subprocess.run([sys.executable, "-m", "c2r.cli.main", "models", "pull", "wan2.1-t2v-1.3b"],

@@ -32,7 +32,6 @@ import zmq
 from c2r.daemon.ipc import pack, unpack
 
 log = logging.getLogger("c2r.engine")
-OFFLOAD_STRATEGIES = ("none", "model", "group")  # most memory first
 
 
 def heartbeat(ctx: zmq.Context, events: str, interval: float, parent: int) -> None:
@@ -44,19 +43,6 @@ def heartbeat(ctx: zmq.Context, events: str, interval: float, parent: int) -> No
             os._exit(0)
         sock.send_multipart(pack({"kind": "heartbeat", "pid": os.getpid()}))
         time.sleep(interval)
-
-
-def choose_offload(backend, device: str, clip, config) -> str:
-    """Full GPU when the window fits in free memory with a margin, else offload: a heuristic on the backend's estimate."""
-    if not device.startswith("cuda"):
-        return "none"
-    import torch
-
-    free = torch.cuda.mem_get_info()[0] + torch.cuda.memory_reserved()  # the estimate counts the weights already held
-    need = backend.memory_estimate(clip.num_frames, *clip.size, config)
-    if need < 0.9 * free:
-        return "none"
-    return "model" if need < 2 * free else "group"
 
 
 def peak_memory_bytes(device: str) -> int:
@@ -82,15 +68,14 @@ class Engine:
         self.backend = None
         self.backend_key: tuple[str, str] | None = None
         self.offload = "none"
+        self.levers = None  # the speed levers the loaded backend was created with
         self.device = self._device(args.device)
 
     @staticmethod
     def _device(wanted: str) -> str:
-        import torch
+        from c2r.models.backends import resolve_device
 
-        if wanted == "auto":
-            return "cuda:0" if torch.cuda.is_available() else "cpu"
-        return wanted
+        return resolve_device(wanted)
 
     def send(self, message: dict) -> None:
         self.events.send_multipart(pack({**message, "pid": os.getpid()}), copy=False)
@@ -105,13 +90,14 @@ class Engine:
         key = (model, lora)
         if self.backend_key != key or (offload is not None and offload != self.offload):
             from c2r.models.backends import create_backend
-            from c2r.models.levers import levers_for
+            from c2r.models.memory_plan import levers_for
 
             if self.backend is not None:
                 self.backend.unload()
                 self.backend = None
             levers = levers_for(self.device, model)  # kernels, compile, tiling, offload for this GPU and model
             backend = create_backend(model, lora=lora or None, levers=levers)
+            self.levers = levers
             self.offload = offload or levers.offload
             backend.load(self.device, "bfloat16" if self.device.startswith("cuda") else "float32", self.offload)
             self.backend, self.backend_key = backend, key
@@ -199,19 +185,38 @@ class Engine:
         self.send({"kind": "result", "id": rid, "frames": frames, "seconds": seconds, "peak_bytes": peak})
         self.publish(req["session"], window.emit_start, frames[window.prefix_length :], False)
 
+    def plan_window(self, model: str, lora: str, clip, config):
+        """The backend loaded with the offload the planner chooses for this window's shape (logged).
+
+        A 480p preview and a 720p final on one card may plan different offloads; a window that fits
+        nowhere runs with the lowest-memory plan and a warning (the OOM retry still stands behind it).
+        """
+        from c2r.models.memory_plan import advice, plan_for_device
+
+        backend = self.backend_for(model, lora)
+        plan = plan_for_device(self.device, model, clip.num_frames, *clip.size, config, self.levers)
+        if plan is None:  # the CPU: nothing to plan
+            return backend
+        if plan.fits:
+            log.info("plan: %s", plan.summary())
+        else:
+            log.warning("plan: %s; %s", plan.summary(), advice(plan, config))
+        if plan.offload != self.offload:
+            backend = self.backend_for(model, lora, plan.offload)
+        backend.adopt_plan(plan)
+        return backend
+
     def _run_with_oom_retry(self, req: dict, progress, cancel):
         import torch
 
+        from c2r.models.levers import OFFLOADS
+
         clip, config = req["clip"], req["config"]
-        backend = self.backend_for(req["model"], req["lora"])
-        if self.offload == "none":
-            wanted = choose_offload(backend, self.device, clip, config)
-            if wanted != "none":
-                backend = self.backend_for(req["model"], req["lora"], wanted)
+        backend = self.plan_window(req["model"], req["lora"], clip, config)
         try:
             return backend.realify_window(clip, config, req["prefix"], progress, cancel, window=req["window"])
         except torch.OutOfMemoryError as first:
-            lower = OFFLOAD_STRATEGIES[min(OFFLOAD_STRATEGIES.index(self.offload) + 1, len(OFFLOAD_STRATEGIES) - 1)]
+            lower = OFFLOADS[min(OFFLOADS.index(self.offload) + 1, len(OFFLOADS) - 1)]
             log.warning("out of GPU memory with offload %s (%s); retrying once with offload %s", self.offload, first, lower)
             torch.cuda.empty_cache()
             backend = self.backend_for(req["model"], req["lora"], lower)

@@ -67,7 +67,8 @@ class RealifyConfig:
     negative_prompt: str = "cartoon, CG render, video game, plastic, blurry, low quality"
     steps: int = 30
     guidance: float = 5.0  # <= 1.0 turns classifier-free guidance off (one branch per step)
-    shift: float = 5.0  # flow-matching timestep shift (Wan uses 3.0 at 480p, 5.0 at 720p)
+    shift: float | None = None  # flow-matching timestep shift; None: the model's release value (A14B 12, others 5)
+    guidance_2: float | None = None  # A14B's low-noise expert; None: the model's (Wan2.2: 3.0), or ``guidance``
     seed: int = 0
     strength: float = 1.0  # 1.0: start from noise; < 1.0: start from the noised input (lighter edit)
     window: int = 81
@@ -84,6 +85,8 @@ class RealifyConfig:
         validate_window(self.window, self.overlap)
         if self.steps < 1:
             raise ValueError(f"steps={self.steps}: use at least 1 denoising step")
+        if self.shift is not None and self.shift <= 0:
+            raise ValueError(f"shift={self.shift}: the timestep shift must be positive (Wan uses 3 to 12), or None")
         if not 0.0 < self.strength <= 1.0:
             raise ValueError(f"strength={self.strength}: use a value in (0, 1]; 1.0 ignores the input colours' noise level")
         if self.attention_mode not in ATTENTION_MODES:
@@ -132,7 +135,6 @@ def apply_quality(config: RealifyConfig, quality: str) -> RealifyConfig:
 class ProgressEvent:
     kind: str  # "window_started" | "step" | "preview" | "window_done"
     window: int
-    num_windows: int
     step: int = 0
     num_steps: int = 0
     frames: tuple[int, int] = (0, 0)  # [start, end) input frames of this window
@@ -159,6 +161,9 @@ class Backend(ABC):
     @abstractmethod
     def memory_estimate(self, num_frames: int, height: int, width: int, config: RealifyConfig) -> int:
         """Peak device bytes to run one window of this shape (weights included)."""
+
+    def adopt_plan(self, plan) -> None:
+        """Take the run-time levers of a window's ``memory_plan.MemoryPlan`` (default: none to take)."""
 
     @abstractmethod
     def realify_window(
