@@ -208,3 +208,43 @@ def test_offloaded_backend_gives_the_same_frames_and_estimates_less_memory(offlo
     assert offloaded.memory_estimate(17, 64, 64, config) < resident.memory_estimate(17, 64, 64, config)
     clip = moving_square(5)
     np.testing.assert_array_equal(offloaded.realify_window(clip, config), resident.realify_window(clip, config))
+
+
+class RecordingModule(torch.nn.Module):
+    """A test double of a large component: a real module that records where it is moved."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.moves: list[str] = []
+
+    def to(self, *args, **kwargs):
+        self.moves.append(str(args[0] if args else kwargs.get("device")))
+        return super().to(*args, **kwargs)
+
+
+def test_model_placement_moves_the_text_encoder_out_when_a_streamed_expert_runs():
+    """[real-weights] 4: with group offload the experts are not managed; using one still sends the text encoder home."""
+    from c2r.models.pipeline import ModelPlacement
+
+    text_encoder, streamed_expert = RecordingModule(), RecordingModule()
+    placement = ModelPlacement(torch.device("cpu"), [text_encoder])
+    placement.use(text_encoder)
+    placement.use(streamed_expert)
+    assert text_encoder.moves == ["cpu", "cpu"]  # onto the device (the CPU here), then home again
+    assert placement.active is None and streamed_expert.moves == []
+
+
+def test_a14b_uses_the_release_shift_and_the_low_noise_experts_own_guidance(monkeypatch):
+    """[real-weights] 10: Wan2.2 A14B samples with shift 12 and guidance (4.0, 3.0) for (high, low) noise."""
+    from c2r.models import pipeline as pipeline_module
+
+    shifts, guidances = [], []
+    monkeypatch.setattr(pipeline_module, "flow_sigmas", lambda steps, shift, strength: shifts.append(shift) or flow_sigmas(steps, shift, strength))
+    monkeypatch.setattr(pipeline_module, "guided", lambda cond, uncond, g: guidances.append(g) or guided(cond, uncond, g))
+    backend = create_backend("tiny-a14b")
+    backend.load("cpu")
+    backend.realify_window(moving_square(5), RealifyConfig(steps=6, guidance=4.0, resolution="native"))
+    assert shifts == [12.0]
+    sigmas = flow_sigmas(6, 12.0).tolist()[:-1]
+    assert guidances == [4.0 if s >= 0.875 else 3.0 for s in sigmas] and 3.0 in guidances and 4.0 in guidances

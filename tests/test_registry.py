@@ -139,3 +139,16 @@ def test_real_preset_loads_from_a_local_diffusers_folder(tmp_path):
     out = backend.realify_window(GBuffers(frames), RealifyConfig(prompt="a red car", steps=2, guidance=2.0,
                                                                  resolution="native"))
     assert out.shape == (5, 32, 32, 3)
+
+
+def test_bfloat16_loading_keeps_the_modules_diffusers_keeps_in_float32():
+    """[real-weights] 6: Wan's modulation tables, time embedder and norms stay float32 in a bf16 model."""
+    import torch
+
+    from c2r.models.registry import load_components
+
+    transformer = load_components("tiny", dtype=torch.bfloat16)["transformer"]
+    assert transformer.scale_shift_table.dtype == torch.float32
+    assert transformer.blocks[0].scale_shift_table.dtype == torch.float32
+    assert transformer.condition_embedder.time_embedder.linear_1.weight.dtype == torch.float32
+    assert transformer.blocks[0].attn1.to_q.weight.dtype == torch.bfloat16  # the rest is bf16
