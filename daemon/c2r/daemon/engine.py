@@ -96,7 +96,8 @@ class Engine:
                 self.backend.unload()
                 self.backend = None
             levers = levers_for(self.device, model)  # kernels, compile, tiling, offload for this GPU and model
-            backend = create_backend(model, lora=lora or None, levers=levers)
+            path = self.args.model_path if model == self.args.model else None  # the folder holds --model only
+            backend = create_backend(model, lora=lora or None, levers=levers, model_path=path)
             self.levers = levers
             self.offload = offload or levers.offload
             backend.load(self.device, "bfloat16" if self.device.startswith("cuda") else "float32", self.offload)
@@ -235,6 +236,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--events", required=True)
     p.add_argument("--preview", required=True)
     p.add_argument("--model", default="tiny")
+    p.add_argument("--model-path", default=None, help="diffusers-format folder of --model (other models: the HF cache)")
     p.add_argument("--device", default="auto")
     p.add_argument("--parent", type=int, required=True)
     p.add_argument("--heartbeat-interval", type=float, default=0.5)

@@ -29,7 +29,8 @@ def engine_gpus(device: str) -> list[str | None]:
 class EnginePool:
     def __init__(self, settings: DaemonSettings, preview_address: str):
         self.engines = [
-            EngineClient(i, settings.model, settings.device, gpu, preview_address, settings.state_dir, settings.heartbeat_timeout)
+            EngineClient(i, settings.model, settings.device, gpu, preview_address, settings.state_dir, settings.heartbeat_timeout,
+                         model_path=settings.model_path)
             for i, gpu in enumerate(engine_gpus(settings.device))
         ]
 

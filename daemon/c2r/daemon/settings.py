@@ -18,6 +18,7 @@ class DaemonSettings:
     state_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "coarse2real" / "daemon")
     output_root: Path = field(default_factory=lambda: Path.home() / "coarse2real-output")
     model: str = "tiny"
+    model_path: Path | None = None  # a diffusers-format folder of ``model``'s weights; None: the Hugging Face cache
     lora: str | None = None  # the operator's default LoRA (a path); sessions may name others only inside lora_dir
     lora_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "coarse2real" / "loras")
     device: str = "auto"
@@ -38,6 +39,12 @@ class DaemonSettings:
         self.state_dir = Path(self.state_dir).expanduser().resolve()
         self.output_root = Path(self.output_root).expanduser().resolve()
         self.lora_dir = Path(self.lora_dir).expanduser().resolve()
+        if self.model_path is not None:
+            self.model_path = Path(self.model_path).expanduser().resolve()
+            if not self.model_path.is_dir():
+                raise ValueError(f"--model-path {self.model_path}: no such folder; give the diffusers-format folder of "
+                                 f"--model {self.model} (the one holding model_index.json), or leave it out to use the "
+                                 "Hugging Face cache (`c2r models pull NAME`)")
         if self.lora is not None:
             self.lora = str(Path(self.lora).expanduser().resolve())
             if not Path(self.lora).exists():

@@ -42,7 +42,7 @@ HEADROOM = 0.9  # plan to use at most this share of the card (allocator fragment
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # One block's transient bytes per token: a x width + b x ffn width (bf16 weights and activations,
 # float32 norms, modulation and RoPE products as diffusers computes them). Measured by bench_planner.
-BLOCK_BYTES_PER_TOKEN = (30.0, 4.0)
+BLOCK_BYTES_PER_TOKEN = (14.85, 2.94)
 # VAE decode working set, float32: (bytes per output pixel of one chunk: the decoder's causal caches and
 # four frames of full-resolution feature maps; bytes per pixel per frame: the decoded frames and their
 # concatenation). The encode needs less. Measured by bench_planner on the released configs.

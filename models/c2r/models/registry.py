@@ -197,7 +197,8 @@ def _missing_error(preset: ModelPreset, folder: Path | None, detail: str) -> Mod
     return ModelWeightsMissing(
         f"weights for {preset.name!r} not usable at {where}: {detail}. "
         f"Fix: run `c2r models pull {preset.name}` on a machine with internet"
-        f"{' (or point --model-path at a diffusers-format folder)' if folder else ''}."
+        f"{', or check that folder is a complete diffusers-format copy' if folder else ''}"
+        f"{', or pass --model-path DIR (c2r serve / c2r realify) for a diffusers-format folder' if not folder else ''}."
     )
 
 
