@@ -91,9 +91,9 @@ def latent_size(preset, frames: int, height: int, width: int) -> tuple[int, int,
 def measure_ic(preset, model, device, frames, height, width, mode: str, batch: int) -> int:
     channels = model.config.in_channels
     lf, lh, lw = latent_size(preset, frames, height, width)
-    noisy = torch.randn(batch, channels, lf, lh, lw, device=device, dtype=torch.bfloat16)
-    reference = torch.randn(1, channels, lf, lh, lw, device=device, dtype=torch.bfloat16)
-    text = torch.randn(batch, TEXT_TOKENS, model.config.text_dim, device=device, dtype=torch.bfloat16)
+    noisy = torch.randn(batch, channels, lf, lh, lw, device=device, dtype=model.dtype)
+    reference = torch.randn(1, channels, lf, lh, lw, device=device, dtype=model.dtype)
+    text = torch.randn(batch, TEXT_TOKENS, model.config.text_dim, device=device, dtype=model.dtype)
     ic = ICLoRAWan(model, mode)
     t = torch.tensor(500.0, device=device)
     with torch.no_grad():
@@ -110,9 +110,9 @@ def measure_ic(preset, model, device, frames, height, width, mode: str, batch: i
 
 def measure_vace(preset, model, device, frames, height, width) -> int:
     lf, lh, lw = latent_size(preset, frames, height, width)
-    noisy = torch.randn(1, model.config.in_channels, lf, lh, lw, device=device, dtype=torch.bfloat16)
-    control = torch.randn(1, model.config.vace_in_channels, lf, lh, lw, device=device, dtype=torch.bfloat16)
-    text = torch.randn(1, TEXT_TOKENS, model.config.text_dim, device=device, dtype=torch.bfloat16)
+    noisy = torch.randn(1, model.config.in_channels, lf, lh, lw, device=device, dtype=model.dtype)
+    control = torch.randn(1, model.config.vace_in_channels, lf, lh, lw, device=device, dtype=model.dtype)
+    text = torch.randn(1, TEXT_TOKENS, model.config.text_dim, device=device, dtype=model.dtype)
     with torch.no_grad(), Probe(device) as probe:
         model(noisy, torch.tensor([500.0], device=device), text, control_hidden_states=control, return_dict=False)
     return probe.peak

@@ -46,7 +46,7 @@ BLOCK_BYTES_PER_TOKEN = (14.85, 2.94)
 # VAE decode working set, float32: (bytes per output pixel of one chunk: the decoder's causal caches and
 # four frames of full-resolution feature maps; bytes per pixel per frame: the decoded frames and their
 # concatenation). The encode needs less. Measured by bench_planner on the released configs.
-VAE_BYTES_PER_PIXEL = {"wan2.1": (18_000, 165), "wan2.2": (18_500, 340), "tiny": (600, 40)}
+VAE_BYTES_PER_PIXEL = {"wan2.1": (18_000, 165), "wan2.2": (18_500, 340), "tiny": (330, 22)}
 VAE_TILE_PIXELS = 256 * 256  # AutoencoderKLWan's default tile (tile_sample_min_height/width)
 
 
