@@ -73,7 +73,7 @@ class Engine:
 
     @staticmethod
     def _device(wanted: str) -> str:
-        from c2r.models.backends import resolve_device
+        from c2r.models.device import resolve_device
 
         return resolve_device(wanted)
 

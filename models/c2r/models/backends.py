@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .backend import Backend, CancelFn, GBuffers, ProgressEvent, ProgressFn, RealifyConfig
+from .device import DTYPES, resolve_device
 from .levers import OFFLOADS, Levers, apply_to_transformer, apply_to_vae, stream_blocks
 from .lora import load_lora
 from .pipeline import ModelPlacement, RealifyPipeline
@@ -31,14 +32,6 @@ from .windows import Window
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_device(device: str) -> str:
-    """The one device-name resolution: "auto" is the first GPU when torch sees one, else the CPU."""
-    if device == "auto":
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class ICLoRABackend(Backend):

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .backend import Backend, CancelFn, Cancelled, GBuffers, ProgressEvent, ProgressFn, RealifyConfig
-from .backends import DTYPES, resolve_device
+from .device import DTYPES, resolve_device
 from .levers import OFFLOADS, Levers, apply_to_vae
 from .preprocess import Grid, frames_to_model, grid_for, model_to_frames, prepare_conditions
 from .registry import ModelPreset, get_preset, load_components, with_model_defaults
