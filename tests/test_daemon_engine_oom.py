@@ -51,7 +51,7 @@ def run_one_window(monkeypatch, failures: int, model: str = "tiny",
         args = argparse.Namespace(
             requests=f"tcp://127.0.0.1:{requests.bind_to_random_port('tcp://127.0.0.1')}",
             events=f"tcp://127.0.0.1:{events.bind_to_random_port('tcp://127.0.0.1')}",
-            preview="tcp://127.0.0.1:9", model="tiny", device="cpu")
+            preview="tcp://127.0.0.1:9", model="tiny", model_path=None, device="cpu")
         engine = engine_module.Engine(args, ctx)
         clip = GBuffers(color=np.zeros((frames, 9, 16, 3), np.uint8))
         messages = []
