@@ -140,7 +140,7 @@ def test_lever_errors_name_the_value_and_choices():
 
 def test_choose_levers_fits_the_card():
     small = choose_levers("NVIDIA GeForce RTX 4090", 24 * GIB, "wan2.2-t2v-a14b")
-    assert small.offload == "group" and small.vae_tiling and not small.batched_cfg
+    assert small.offload == "group" and not small.batched_cfg  # batch 2 at 720p does not fit a 24 GB card
     big = choose_levers("NVIDIA H100 80GB HBM3", 80 * GIB, "wan2.1-t2v-1.3b")
     assert big.offload == "none" and big.batched_cfg and big.compile_blocks and not big.vae_tiling
     assert choose_levers("NVIDIA H100 80GB HBM3", 80 * GIB, "wan2.2-t2v-a14b").offload != "none"  # 2 x 14B

@@ -68,15 +68,18 @@ def test_batched_cfg_doubles_the_activations_it_plans():
 
 
 def test_offload_is_planned_per_window_shape():
-    """[real-weights] 8: on a 24 GB card a 480p window and a 720p window plan different offloads."""
-    card = 24 * GIB
+    """[real-weights] 8: on a 20 GB card a 480p window and a 720p window plan different offloads."""
+    card = 20 * GIB
     small = choose_plan("wan2.1-t2v-1.3b", card, 81, 480, 832, RealifyConfig(**{**FINAL.__dict__, "resolution": "480p"}),
                         Levers())
     large = choose_plan("wan2.1-t2v-1.3b", card, 81, 720, 1280, FINAL, Levers())
     assert small.fits and large.fits and small.offload == "none" and large.offload != "none"
-    nowhere = choose_plan("wan2.2-t2v-a14b", card, 81, 720, 1280, FINAL, Levers())
-    assert not nowhere.fits and nowhere.offload == "group"
-    assert "lower the resolution" in advice(nowhere, FINAL)
+    causal = RealifyConfig(**{**FINAL.__dict__, "attention_mode": "causal-ref"})
+    nowhere = choose_plan("wan2.2-t2v-a14b", 24 * GIB, 81, 720, 1280, causal, Levers())
+    assert not nowhere.fits and nowhere.offload == "group"  # the lowest-memory plan, which still does not fit
+    assert "attention_mode 'full'" in advice(nowhere, causal)  # the 62 GB reference cache is what to lower
+    tight = choose_plan("wan2.2-t2v-a14b", 16 * GIB, 81, 720, 1280, FINAL, Levers())
+    assert not tight.fits and "lower the resolution" in advice(tight, FINAL)
 
 
 def test_engine_plans_each_window_and_reloads_with_its_offload(monkeypatch, caplog):
@@ -85,7 +88,7 @@ def test_engine_plans_each_window_and_reloads_with_its_offload(monkeypatch, capl
 
     from c2r.models import memory_plan
 
-    monkeypatch.setattr(memory_plan, "device_memory", lambda device: ("NVIDIA GeForce RTX 4090", 24 * GIB))
+    monkeypatch.setattr(memory_plan, "device_memory", lambda device: ("NVIDIA RTX 4000 Ada", 20 * GIB))
     with caplog.at_level(logging.INFO, logger="c2r.engine"):
         messages, offloads = run_one_window(monkeypatch, failures=0, model="wan2.1-t2v-1.3b",
                                             configs=[RealifyConfig(steps=1, resolution="480p"),

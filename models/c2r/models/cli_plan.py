@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
 
 SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(gib|gb|g)?\s*$", re.IGNORECASE)
 
@@ -35,8 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=1920, help="engine frame width (aspect ratio; default 1920)")
     p.add_argument("--height", type=int, default=1080, help="engine frame height (default 1080)")
     p.add_argument("--quality", choices=sorted(QUALITY_PRESETS), default="final")
-    p.add_argument("--lora", help="a trained IC-LoRA's attention mode decides full or causal-ref: "
-                                  "'causal-ref' or 'full' (the LoRA's own mode), default the config's")
+    p.add_argument("--lora", metavar="NAME", help="a trained IC-LoRA (a name in --lora-dir, or a folder): its attention "
+                                                  "mode and reference conditions are planned")
+    p.add_argument("--lora-dir", default=str(Path.home() / ".cache" / "coarse2real" / "loras"),
+                   help="the daemon's LoRA folder (c2r serve --lora-dir; default ~/.cache/coarse2real/loras)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from .backend import RealifyConfig, apply_quality
     from .levers import Levers, fastest_attention
     from .memory_plan import advice, choose_plan, plan_line, plan_table
+    from .lora import read_lora_info
     from .registry import get_preset
     from .windows import validate_window
 
@@ -55,14 +59,16 @@ def run(args: argparse.Namespace) -> int:
             config = replace(config, resolution=args.resolution)
         validate_window(args.frames, 0)
         config = replace(config, window=args.frames, overlap=0)
-        if args.lora not in (None, "full", "causal-ref"):
-            raise ValueError(f"--lora {args.lora!r}: give the LoRA's attention mode, 'full' or 'causal-ref'")
-    except ValueError as err:
+        mode = None
+        if args.lora:
+            info = read_lora_info(lora_folder(args.lora, args.lora_dir))
+            mode = info.attention_mode
+            config = replace(config, reference=info.reference)
+    except (ValueError, FileNotFoundError) as err:
         print(f"c2r plan: {err}", file=sys.stderr)
         return 2
     base = Levers(attention_backend=fastest_attention(args.gpu_name), compile_blocks=True, preview_decoder="latent")
-    plan = choose_plan(preset, args.gpu_memory, args.frames, args.height, args.width, config, base,
-                       attention_mode=args.lora)
+    plan = choose_plan(preset, args.gpu_memory, args.frames, args.height, args.width, config, base, attention_mode=mode)
     print(f"{preset.name} on a {args.gpu_memory / 2**30:.0f} GiB card, {args.quality} quality, {config.resolution}, "
           f"{args.frames} frames of {args.width}x{args.height} -> model grid {plan.model_size[0]}x{plan.model_size[1]}")
     print(plan_table(plan))
@@ -72,3 +78,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"c2r plan: does not fit: {advice(plan, config)}", file=sys.stderr)
     print(plan_line(plan))
     return 0 if plan.fits else 1
+
+
+def lora_folder(name: str, lora_dir: str) -> Path:
+    """A LoRA given by name (a folder in ``lora_dir``, as sessions name them) or by its own folder path."""
+    own = Path(name).expanduser()
+    if own.is_dir():
+        return own
+    inside = Path(lora_dir).expanduser() / name
+    if inside.is_dir():
+        return inside
+    raise FileNotFoundError(f"--lora {name!r}: no such LoRA folder, neither {own} nor {inside}; give a folder written "
+                            "by `c2r train`, or its name in --lora-dir")

@@ -43,10 +43,11 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # One block's transient bytes per token: a x width + b x ffn width (bf16 weights and activations,
 # float32 norms, modulation and RoPE products as diffusers computes them). Measured by bench_planner.
 BLOCK_BYTES_PER_TOKEN = (14.85, 2.94)
-# VAE decode working set, float32: (bytes per output pixel of one chunk: the decoder's causal caches and
-# four frames of full-resolution feature maps; bytes per pixel per frame: the decoded frames and their
-# concatenation). The encode needs less. Measured by bench_planner on the released configs.
-VAE_BYTES_PER_PIXEL = {"wan2.1": (18_000, 165), "wan2.2": (18_500, 340), "tiny": (330, 22)}
+# VAE decode working set, float32: (bytes per output pixel of one 4-frame chunk: the decoder's causal
+# caches and feature maps at full resolution; bytes per pixel per frame: the decoded video, 3 x float32,
+# and its concatenation). Measured on the released configs at 5 to 33 frames (64x128: Wan2.1 18.4 KB/px
+# at 5 frames, 19.7-20.0 KB/px from 13 to 33; Wan2.2 19.2, then 21.9-22.2); the encode needs less.
+VAE_BYTES_PER_PIXEL = {"wan2.1": (19_700, 24), "wan2.2": (22_000, 24), "tiny": (330, 22)}
 VAE_TILE_PIXELS = 256 * 256  # AutoencoderKLWan's default tile (tile_sample_min_height/width)
 
 
@@ -212,7 +213,8 @@ def advice(plan: MemoryPlan, config: RealifyConfig) -> str:
         "activations": f"lower the resolution (now {config.resolution}) or the window (now {config.window} frames)",
         "reference cache": "use attention_mode 'full' (the causal-ref cache holds every layer's reference keys)",
         "vae": "lower the resolution (the VAE decode is per pixel)",
-        "text encoder": "use offload 'model' or 'group'",
+        "text encoder": "the text encoder (UMT5-XXL, 11.4 GB in bf16) moves onto the card whole: use a card "
+                        "with at least 16 GB",
     }[largest]
     return (f"planned peak {plan.peak_bytes / GIB:.1f} GiB > {plan.budget_bytes / GIB:.1f} GiB usable "
             f"even with offload {plan.offload}; the largest part is {largest} "
