@@ -233,6 +233,9 @@ def test_model_placement_moves_the_text_encoder_out_when_a_streamed_expert_runs(
     placement.use(streamed_expert)
     assert text_encoder.moves == ["cpu", "cpu"]  # onto the device (the CPU here), then home again
     assert placement.active is None and streamed_expert.moves == []
+    placement.use(text_encoder)
+    placement.release()  # what the pipeline does once the prompts are encoded
+    assert text_encoder.moves == ["cpu"] * 4 and placement.active is None
 
 
 def test_a14b_uses_the_release_shift_and_the_low_noise_experts_own_guidance(monkeypatch):

@@ -29,7 +29,7 @@ reference cache and the weights do, linearly.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from .backend import RealifyConfig, apply_quality
 from .grid import grid_for
@@ -49,6 +49,7 @@ BLOCK_BYTES_PER_TOKEN = (14.85, 2.94)
 # at 5 frames, 19.7-20.0 KB/px from 13 to 33; Wan2.2 19.2, then 21.9-22.2); the encode needs less.
 VAE_BYTES_PER_PIXEL = {"wan2.1": (19_700, 24), "wan2.2": (22_000, 24), "tiny": (330, 22)}
 VAE_TILE_PIXELS = 256 * 256  # AutoencoderKLWan's default tile (tile_sample_min_height/width)
+UMT5_BLOCKS = 24  # UMT5-XXL's encoder layers: what block-level offload streams one at a time
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,7 @@ class MemoryPlan:
 
 
 def lever_dict(levers: Levers) -> dict:
-    from dataclasses import asdict
-
-    return {k: v for k, v in asdict(levers).items()}
+    return asdict(levers)
 
 
 def plan_window(preset: ModelPreset | str, num_frames: int, height: int, width: int, config: RealifyConfig,
@@ -155,7 +154,7 @@ def plan_window(preset: ModelPreset | str, num_frames: int, height: int, width: 
     else:
         transformer = expert  # the expert in use
     # the IC pipeline moves its text encoder whole (model placement); VACE streams it by blocks too
-    text_on_device = text if offload == "none" or not preset.is_vace else text // 24
+    text_on_device = text if offload == "none" or not preset.is_vace else text // UMT5_BLOCKS
     resident = transformer + extra + vae + (text if offload == "none" else 0)
 
     pixels = grid.model_height * grid.model_width
@@ -163,7 +162,7 @@ def plan_window(preset: ModelPreset | str, num_frames: int, height: int, width: 
     vae_work = int(per_chunk * (min(pixels, VAE_TILE_PIXELS) if levers.vae_tiling else pixels) + per_frame * pixels * frames)
 
     phases = {
-        # with offload the text encoder is moved out again before any expert comes in
+        # with offload the text encoder leaves the card right after the prompts (before any VAE or expert work)
         "encode prompt": resident if offload == "none" else vae + extra + text_on_device + (transformer if streamed else 0),
         "denoise": resident + activations + cache + held,
         "vae": resident + vae_work,

@@ -75,12 +75,16 @@ class ModelPlacement:
         ``module`` itself is streamed by offload hooks and not managed here)."""
         if module is self.active:
             return
-        if self.active is not None:
-            self.active.to("cpu")
-            self.active = None
+        self.release()
         if id(module) in self.managed:
             module.to(self.device)
             self.active = module
+
+    def release(self) -> None:
+        """Send the managed module in use back to the CPU (the text encoder once the prompts are encoded)."""
+        if self.active is not None:
+            self.active.to("cpu")
+            self.active = None
 
 
 @dataclass
@@ -147,6 +151,8 @@ class RealifyPipeline:
         uncond_embeds = None
         if uses_cfg(config.guidance):
             uncond_embeds = self.prompts.encode(config.negative_prompt, self.device, self.dtype)
+        if self.placement is not None:
+            self.placement.release()  # the text encoder leaves before the VAE encodes the references
         # 2. G-buffers -> reference latents, prefix latents, noise
         window = self._prepare_window(clip, config, prefix, config.seed if seed is None else seed)
         # 3. denoise
