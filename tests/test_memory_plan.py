@@ -1,6 +1,7 @@
 """The one memory planner: released parameter counts, plans that match the levers they choose, per window shape."""
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -107,3 +108,15 @@ def test_ti2v_5b_grid_is_whole_tokens_of_its_16x_vae(resolution):
     assert grid.model_height % 32 == 0 and grid.model_width % 32 == 0
     plan = plan_window(preset, 81, 1080, 1920, RealifyConfig(resolution=resolution), Levers())
     assert plan.model_size == grid.model_size and plan.tokens == 21 * (grid.model_height // 32) * (grid.model_width // 32)
+
+
+def test_a_control_kind_is_planned_without_references_with_its_held_tokens():
+    """How another kind plugs in (C2R): batch 1, no reference tokens, a per-token buffer held through the denoise."""
+    base = PRESETS["wan2.2-t2v-a14b"]
+    control = replace(base, name="control-14b", kind="c2r", experts=("transformer",), boundary_ratio=None,
+                      footprint=replace(base.footprint, extra_params=(("dino", 86_000_000),), held_per_token=5120))
+    plan = plan_window(control, 81, 480, 832, FINAL, Levers(batched_cfg=True))
+    ic = plan_window(base, 81, 480, 832, FINAL, Levers(batched_cfg=False))
+    assert plan.components["activations"] == pytest.approx(ic.components["activations"] / 2 + plan.tokens * 5120 * 2, rel=0.01)
+    vae = ic.components["weights"] - 2 * base.footprint.expert_params * 2
+    assert plan.components["weights"] == base.footprint.expert_params * 2 + 86_000_000 * 2 + vae

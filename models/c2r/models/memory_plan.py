@@ -118,15 +118,15 @@ def plan_window(preset: ModelPreset | str, num_frames: int, height: int, width: 
     cfg_on = config.guidance > 1.0
     notes: list[str] = []
 
-    cache = held = 0
-    if preset.is_vace:
-        # diffusers' VACE pipeline runs the CFG branches one after the other; each VACE layer's hint
-        # (tokens x dim) lives through the forward, and the control latents run through the VACE blocks.
+    cache = 0
+    held = fp.held_per_token * tokens * act
+    if preset.kind != "t2v":
+        # VACE (and other control kinds) run the CFG branches one after the other, without reference
+        # tokens; each VACE layer's hint (tokens x dim) lives through the forward.
         batch = 1
-        vace_layers = len(cfg.get("vace_layers", ()))
-        held = vace_layers * tokens * dim * act
+        held += len(cfg.get("vace_layers", ())) * tokens * dim * act
         activations = int(tokens * per_token)
-        mode = "vace"
+        mode = preset.kind
     else:
         batch = 2 if cfg_on and levers.batched_cfg else 1
         mode = attention_mode or ("causal-ref" if levers.causal_ref else config.attention_mode)

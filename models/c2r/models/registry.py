@@ -60,6 +60,7 @@ class Footprint:
     group offload streams at a time; a VACE block when larger); text_encoder_params: run in the
     model dtype; vae: a key of ``VAE_PARAMS`` (the VAE runs in float32). ``extra_params``: any
     further component resident with the transformer (a control encoder, an adapter), by name.
+    ``held_per_token``: values per noisy token a kind keeps for the whole window (in the model dtype).
     """
 
     expert_params: int
@@ -67,6 +68,7 @@ class Footprint:
     text_encoder_params: int = UMT5_XXL_ENCODER_PARAMS
     vae: str = "wan2.1"
     extra_params: tuple[tuple[str, int], ...] = ()
+    held_per_token: int = 0  # values per noisy token held through the whole denoise (C2R's control tokens: dim)
 
 
 @dataclass(frozen=True)
