@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import zmq
 
+from c2r.client.transport import PREVIEW_WELCOME
 from c2r.v1 import coarse2real_pb2 as pb
 from daemon_wire import H, W, Driver, collect, finals, frame, image, plane, session_config, stream
 
@@ -45,6 +46,7 @@ def test_100_frames_return_in_order_and_are_published(daemon):
     sub = zmq.Context.instance().socket(zmq.SUB)
     sub.connect(daemon.stub().GetInfo(pb.InfoRequest(protocol_major=1)).preview_address)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
+    assert sub.poll(10_000) and sub.recv_multipart() == [PREVIEW_WELCOME]  # the relay holds our subscription now
     messages, error = collect(daemon.stub().Realify(stream(session_config(), (frame(i) for i in range(100)))))
     assert error is None, error
     started = messages[0].started

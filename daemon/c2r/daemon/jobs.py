@@ -28,10 +28,9 @@ from .paths import readable_input, safe_output
 from .scheduler import WindowScheduler
 from .session_config import resolve
 from .settings import LOCAL_HOSTS, DaemonSettings
-from .window_loop import run_windows
+from .window_loop import PROGRESS_KINDS, run_windows
 
 log = logging.getLogger("c2r.daemon")
-PROGRESS_KINDS = {"queued": pb.Progress.QUEUED, "window_started": pb.Progress.STARTED, "step": pb.Progress.STEP}
 
 
 class StageSink:

@@ -8,7 +8,9 @@ costs a window, not the daemon. Every client-caused failure is a ``ClientError``
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
+import inspect
 import logging
 import signal
 import sys
@@ -50,6 +52,29 @@ def check_size(message) -> None:
         )
 
 
+def reports_client_errors(handler):
+    """A unary or server-streaming handler whose ClientError becomes the call's status and message."""
+    if inspect.isasyncgenfunction(handler):
+        @functools.wraps(handler)
+        async def streaming(self, request, context):
+            try:
+                async for item in handler(self, request, context):
+                    yield item
+            except ClientError as e:
+                await context.abort(e.code, str(e))
+
+        return streaming
+
+    @functools.wraps(handler)
+    async def unary(self, request, context):
+        try:
+            return await handler(self, request, context)
+        except ClientError as e:
+            await context.abort(e.code, str(e))
+
+    return unary
+
+
 class Coarse2RealService(pb_grpc.Coarse2RealServicer):
     def __init__(self, settings: DaemonSettings, engines: EnginePool, scheduler: WindowScheduler, jobs: JobManager,
                  preview_address: str):
@@ -58,11 +83,9 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
 
     # ------------------------------------------------------------------ info
 
+    @reports_client_errors
     async def GetInfo(self, request: pb.InfoRequest, context) -> pb.InfoReply:
-        try:
-            warnings = protocol_warnings(request.protocol_major, request.protocol_minor)
-        except ClientError as e:
-            await context.abort(e.code, str(e))
+        warnings = protocol_warnings(request.protocol_major, request.protocol_minor)
         info = self.engines.info
         gpus = await asyncio.to_thread(telemetry.gpus)
         return pb.InfoReply(
@@ -143,24 +166,18 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
 
     # ------------------------------------------------------------------ jobs
 
+    @reports_client_errors
     async def SubmitJob(self, request: pb.JobSpec, context) -> pb.Job:
-        try:
-            return await self.jobs.submit(request)
-        except ClientError as e:
-            await context.abort(e.code, str(e))
+        return await self.jobs.submit(request)
 
+    @reports_client_errors
     async def WatchJob(self, request: pb.JobRef, context):
-        try:
-            async for event in self.jobs.watch(request.id):
-                yield event
-        except ClientError as e:
-            await context.abort(e.code, str(e))
+        async for event in self.jobs.watch(request.id):
+            yield event
 
+    @reports_client_errors
     async def CancelJob(self, request: pb.JobRef, context) -> pb.Job:
-        try:
-            return await self.jobs.cancel(request.id)
-        except ClientError as e:
-            await context.abort(e.code, str(e))
+        return await self.jobs.cancel(request.id)
 
     async def ListJobs(self, request: pb.ListJobsRequest, context) -> pb.ListJobsReply:
         return pb.ListJobsReply(jobs=self.jobs.list())

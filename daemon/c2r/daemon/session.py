@@ -26,9 +26,8 @@ from .frame_check import CheckedFrame
 from .frame_store import FrameStore
 from .scheduler import WindowScheduler
 from .session_config import ResolvedSession
-from .window_loop import run_windows
+from .window_loop import PROGRESS_KINDS, run_windows
 
-PROGRESS_KINDS = {"queued": pb.Progress.QUEUED, "window_started": pb.Progress.STARTED, "step": pb.Progress.STEP}
 
 
 class Session:
