@@ -31,10 +31,11 @@ import sys
 import threading
 import time
 
+import numpy as np
 import zmq
 
 from c2r.daemon.engine_messages import CancelWindow, Fatal, Heartbeat, Hello, Loaded, RunWindow, Stop, WindowError, WindowEvent, WindowResult
-from c2r.daemon.ipc import pack, unpack
+from c2r.daemon.ipc import Mapped, SharedArrays, pack, unpack
 
 log = logging.getLogger("c2r.engine")
 OFFLOAD_STRATEGIES = ("none", "model", "group")  # most memory first
@@ -84,7 +85,9 @@ class Engine:
         self.preview.setsockopt(zmq.SNDHWM, 256)
         self.preview.setsockopt(zmq.LINGER, 0)
         self.preview.connect(args.preview)  # the front end's relay (preview.py), which viewers subscribe to
-        self.inbox: queue.Queue[RunWindow | Stop] = queue.Queue()  # windows to run, in order, and the final Stop
+        self.inbox: queue.Queue[tuple[RunWindow | Stop, Mapped | None]] = queue.Queue()  # windows in order (with
+        # the front end's window buffers they map), and the final Stop
+        self.results = SharedArrays("r-")  # one segment per result, handed to the front end
         self.cancelled: set[int] = set()  # window ids cancelled (maybe before they started); read by the step callback
         self.stopping = threading.Event()
         self.backend = None
@@ -103,15 +106,16 @@ class Engine:
     def read_requests(self) -> None:
         """The input thread: every request off the socket at once, so none waits behind a running window."""
         while True:
-            message = unpack(self.requests.recv_multipart(copy=False), writable=True)
+            mapped = Mapped(copy_out=False)
+            message = unpack(self.requests.recv_multipart(copy=False), writable=True, mapped=mapped)
             if isinstance(message, CancelWindow):
                 self.cancelled.add(message.id)
             elif isinstance(message, Stop):
                 self.stopping.set()
-                self.inbox.put(message)
+                self.inbox.put((message, None))
                 return
             else:
-                self.inbox.put(message)
+                self.inbox.put((message, mapped))
 
     def send(self, message) -> None:
         self.events.send_multipart(pack(message), copy=False)
@@ -155,8 +159,16 @@ class Engine:
     def serve(self) -> None:
         threading.Thread(target=self.read_requests, name="engine-input", daemon=True).start()
         self.start()
-        while not isinstance(message := self.inbox.get(), Stop):
-            self.run_request(message)
+        while True:
+            message, mapped = self.inbox.get()
+            if isinstance(message, Stop):
+                return
+            if mapped.missing:  # the front end dropped the window before it ran (its session went away)
+                self.send(WindowError(os.getpid(), message.id, "cancelled", f"window buffers gone: {mapped.missing}"))
+            else:
+                self.run_request(message)
+            del message  # the last reference to the window's views: the mapping can go
+            mapped.close()
 
     def publish(self, session: str, first: int, frames, preview: bool, step: int = 0) -> None:
         for i, frame in enumerate(frames):
@@ -209,8 +221,15 @@ class Engine:
         peak = peak_memory_bytes(self.device)
         log.info("window %s of %s: %dx%dx%d frames in %.2f s, peak memory %.0f MiB, offload %s", request.index,
                  run.session, clip.num_frames, *clip.size, seconds, peak / 2**20, self.offload)
-        self.send(WindowResult(pid, rid, frames, seconds, peak))
+        self.send_result(rid, frames, seconds, peak)
         self.publish(run.session, window.emit_start, frames[window.prefix_length :], False)
+
+    def send_result(self, rid: int, frames, seconds: float, peak: int) -> None:
+        """The frames go back in a shared-memory segment of their own; the message carries its handle."""
+        shared = self.results.allocate({"frames": (frames.shape, np.uint8)})
+        np.copyto(shared["frames"], frames)
+        self.events.send_multipart(pack(WindowResult(os.getpid(), rid, shared["frames"], seconds, peak), self.results))
+        self.results.forget(shared)
 
     def _run_with_oom_retry(self, run: RunWindow, on_step):
         import torch
