@@ -20,8 +20,10 @@ import pytest
 
 from c2r.client import connect, shm
 from c2r.v1 import coarse2real_pb2 as pb
+from daemon_process import start_daemon
 from daemon_wire import collect, finals, frame, session_config
 
+WARM_BUFFERS = 4  # window buffers the daemon keeps for reuse (engine_pool.EnginePool.buffers)
 FAST = dict(model="tiny", quality="preview", steps=1, window=5, overlap=1, resolution="native", seed=3)
 SHM = Path("/dev/shm")
 pytestmark = pytest.mark.skipif(not SHM.is_dir(), reason="lists POSIX segments in /dev/shm (Linux)")
@@ -64,8 +66,8 @@ def test_a_loopback_client_picks_shared_memory_gets_the_same_frames_and_leaves_n
         used, by_bytes = run(client, False, frames)
         assert not used and len(by_bytes) == len(by_memory) == 9
         assert all(np.array_equal(a, b) for a, b in zip(by_bytes, by_memory)), "bytes in the stream give the very same frames"
-    engine = daemon.engine_pid()
-    wait_for(lambda: not segments_of(os.getpid(), daemon.proc.pid, engine), "every segment of the session to go")
+    wait_for(lambda: not segments_of(os.getpid(), daemon.engine_pid()), "the client's ring and the engine's results to go")
+    assert len(segments_of(daemon.proc.pid)) <= WARM_BUFFERS, "the daemon keeps only a few window buffers warm"
 
 
 def test_a_killed_client_leaves_no_segment_and_the_daemon_serves_on(daemon, tmp_path):
@@ -88,7 +90,7 @@ def test_a_killed_client_leaves_no_segment_and_the_daemon_serves_on(daemon, tmp_
         child.wait(30)
     finally:
         child.kill()
-    wait_for(lambda: not segments_of(child.pid, daemon.proc.pid), "the daemon to drop the dead client's session")
+    wait_for(lambda: not segments_of(child.pid), "the dead client's ring to go")
     messages, error = collect(daemon.stub().Realify(iter([pb.ClientMessage(config=session_config(window=5, overlap=0))] +
                                                          [pb.ClientMessage(frame=frame(i)) for i in range(5)] +
                                                          [pb.ClientMessage(end=pb.EndOfStream())])))
@@ -105,6 +107,24 @@ def test_segments_of_a_process_that_died_before_offering_them_are_swept(daemon):
                                                           pb.ClientMessage(end=pb.EndOfStream())])))
     assert error is None
     wait_for(lambda: not segments_of(int(dead.stdout)), "the sweep at the end of a session")
+
+
+def test_a_killed_daemon_leaves_nothing_once_a_daemon_starts_again(tmp_path):
+    first = start_daemon(tmp_path / "first")
+    try:
+        with connect(first.address, start_daemon=False) as client:
+            used, images = run(client, None, clip(5))
+        assert used and len(images) == 5
+        pids = (first.proc.pid, first.engine_pid())
+        assert segments_of(*pids), "the killed daemon holds warm window buffers"
+    finally:
+        first.kill()
+    second = start_daemon(tmp_path / "second")
+    try:
+        assert not segments_of(*pids), "swept at start: their processes are gone"
+    finally:
+        second.stop()
+    assert not segments_of(second.proc.pid), "a daemon that stops removes its own"
 
 
 def ring_call(daemon, ring: pb.SharedRing, frames: list[pb.Frame]):

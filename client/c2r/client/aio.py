@@ -101,12 +101,13 @@ class AsyncSession:
                 yield event
 
     async def send(self, index: int, *planes, **named) -> None:
-        """Frame ``index``, its planes as ``FramePlanes`` takes them, as bytes in the stream."""
+        """Frame ``index``: a ``FramePlanes`` or its planes as ``FramePlanes`` takes them, as bytes in the stream."""
         if self._failure is not None:
             raise self._failure
         if self._cancelled or self._ended:
             raise InvalidInput(f"session {self.session_id} has ended; start a new session to send more frames")
-        frame = pack_frame(index, FramePlanes(*planes, **named))
+        frame_planes = planes[0] if len(planes) == 1 and isinstance(planes[0], FramePlanes) and not named else None
+        frame = pack_frame(index, frame_planes or FramePlanes(*planes, **named))
         check_message_size(frame, self._max_message_bytes)
         await self._write(pb.ClientMessage(frame=frame))
         self.frames_sent += 1

@@ -23,6 +23,11 @@ DEPTH_KINDS = {"distance": pb.DISTANCE, "inverse": pb.INVERSE}
 
 def pack_plane(array: np.ndarray, name: str = "plane") -> pb.Plane:
     """One array as a Plane; float64 is narrowed to float32 (the wire has no float64)."""
+    return fill_plane(pb.Plane(), array, name)
+
+
+def fill_plane(plane: pb.Plane, array: np.ndarray, name: str = "plane") -> pb.Plane:
+    """Write ``array`` into the Plane message ``plane`` in place (one copy of the pixels into the message)."""
     array = np.asarray(array)
     if array.dtype == np.float64:
         array = array.astype(np.float32)
@@ -30,7 +35,10 @@ def pack_plane(array: np.ndarray, name: str = "plane") -> pb.Plane:
     if native not in DTYPES:
         raise InvalidInput(f"{name} has dtype {array.dtype}: send uint8, float16 or float32")
     little = np.ascontiguousarray(array, dtype=native.newbyteorder("<"))
-    return pb.Plane(dtype=DTYPES[native], shape=list(array.shape), data=little.tobytes())
+    plane.dtype = DTYPES[native]
+    plane.shape[:] = array.shape
+    plane.data = little.tobytes()
+    return plane
 
 
 def unpack_plane(plane: pb.Plane) -> np.ndarray:
@@ -110,7 +118,7 @@ def pack_frame(index: int, planes: FramePlanes) -> pb.Frame:
     planes.check(index)
     frame = frame_message(index, planes)
     for name, array in planes.arrays():
-        getattr(frame, name).CopyFrom(pack_plane(array, name))
+        fill_plane(getattr(frame, name), array, name)
     return frame
 
 

@@ -177,9 +177,10 @@ class Session:
     # ---------------------------------------------------------------- writing
 
     def send(self, index: int, *planes, **named) -> None:
-        """Queue frame ``index``, its planes as ``FramePlanes`` takes them (color, depth, normals, edges,
-        color_space, depth_kind); blocks while the daemon is behind (backpressure)."""
-        frame_planes = FramePlanes(*planes, **named).check(index)
+        """Queue frame ``index``: a ``FramePlanes``, or its planes as ``FramePlanes`` takes them (color, depth,
+        normals, edges, color_space, depth_kind); blocks while the daemon is behind (backpressure)."""
+        frame_planes = (planes[0] if len(planes) == 1 and isinstance(planes[0], FramePlanes) and not named
+                        else FramePlanes(*planes, **named)).check(index)
         if self.shared_memory and self._usable_ring(frame_planes):
             frame = self._ring.write(self._free_slot(), index, frame_planes)
         else:

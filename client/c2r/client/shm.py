@@ -75,12 +75,20 @@ def unlink(name: str) -> None:
         pass
 
 
+_LINGERING: list[shared_memory.SharedMemory] = []  # closed while views were alive: retried, never left to __del__
+
+
 def close(segment: shared_memory.SharedMemory) -> None:
-    """Unmap; array views still alive keep the mapping until they go (Python refuses to close under them)."""
-    try:
-        segment.close()
-    except BufferError:
-        pass
+    """Unmap; a segment with array views still alive is kept and unmapped at a later call, once they are gone."""
+    for waiting in [segment, *_LINGERING]:
+        try:
+            waiting.close()
+        except BufferError:  # Python refuses to unmap under live views
+            if waiting not in _LINGERING:
+                _LINGERING.append(waiting)
+        else:
+            if waiting in _LINGERING:
+                _LINGERING.remove(waiting)
 
 
 def stale_segments() -> list[str]:

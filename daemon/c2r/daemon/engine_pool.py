@@ -29,7 +29,8 @@ def engine_gpus(device: str) -> list[str | None]:
 
 class EnginePool:
     def __init__(self, settings: DaemonSettings, preview_address: str):
-        self.buffers = SharedArrays("w-")  # every session's and job's window buffers, mapped by the engines
+        # every session's and job's window buffers, mapped by the engines; a few kept warm for the next windows
+        self.buffers = SharedArrays("w-", keep=4)
         self.engines = [
             EngineClient(i, settings.model, settings.device, gpu, preview_address, settings.state_dir,
                          settings.heartbeat_timeout, self.buffers)

@@ -40,6 +40,7 @@ SLOTS: dict[str, tuple[tuple[int, ...], int | None]] = {
 BUFFER_SLOTS = {pb.COLOR: "color", pb.DEPTH: "depth", pb.NORMALS: "normals", pb.EDGES: "edges"}
 # float dtype -> (same-width unsigned view, exponent mask): a float is NaN/inf exactly when its exponent bits are all set
 EXPONENT = {np.dtype(np.float16): (np.uint16, 0x7C00), np.dtype(np.float32): (np.uint32, 0x7F800000)}
+SIGNED = {2: np.int16, 4: np.int32}  # a float's sign bit is its same-width signed integer's
 
 
 @dataclass
@@ -153,8 +154,9 @@ class FrameChecker:
                 f"frame {index}: depth has no finite value (all NaN/inf); NaN/inf marks sky or missing samples per pixel, "
                 "but a whole frame of it means the depth pass is missing: send a real depth pass, or leave DEPTH out of buffers"
             )
-        negative = np.less(depth, 0, out=self._scratch_for("depth", "negative", depth.shape, np.bool_))  # NaN: False
-        if negative.any() and (negative & ~non_finite).any():  # -inf is a missing sample, not a negative distance
+        signed = depth.view(SIGNED[depth.dtype.itemsize])  # sign bit set: negative, -0, -inf or a NaN
+        negative = np.less(signed, 0, out=self._scratch_for("depth", "negative", depth.shape, np.bool_))
+        if negative.any() and (negative & ~non_finite & (depth != 0)).any():  # -inf/NaN: missing samples; -0 is 0
             low = float(depth[negative & ~non_finite].min())
             raise InvalidInput(
                 f"frame {index}: depth has negative values (min {low:g}); send positive view distances (DISTANCE) "

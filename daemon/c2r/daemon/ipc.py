@@ -27,18 +27,24 @@ from c2r.client import shm
 
 
 class SharedArrays:
-    """Arrays this process allocates in shared memory, which ``pack`` sends as handles."""
+    """Arrays this process allocates in shared memory, which ``pack`` sends as handles.
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    ``keep``: freed segments kept for reuse (same size), so a steady stream of windows writes
+    into pages already faulted in instead of paying a fresh segment's page faults every window.
+    """
+
+    def __init__(self, kind: str, keep: int = 0):
+        self.kind, self.keep = kind, keep
         self.segments: dict[str, tuple[SharedMemory, int]] = {}  # name -> (segment, base address)
+        self.spare: list[SharedMemory] = []
 
     def allocate(self, layout: dict[str, tuple[tuple[int, ...], np.dtype]]) -> dict[str, np.ndarray]:
         offsets, total = {}, 0
         for name, (shape, dtype) in layout.items():
             offsets[name] = total
             total = shm.aligned(total + math.prod(shape) * np.dtype(dtype).itemsize)
-        segment = shm.create(total, self.kind)
+        reused = next((i for i, seg in enumerate(self.spare) if seg.size == shm.aligned(max(total, 1))), None)
+        segment = self.spare.pop(reused) if reused is not None else shm.create(shm.aligned(max(total, 1)), self.kind)
         probe = np.frombuffer(segment.buf, np.uint8, count=1)
         self.segments[segment.name] = (segment, probe.ctypes.data)
         del probe
@@ -62,10 +68,14 @@ class SharedArrays:
         """The owner is done with ``arrays``: unmap and unlink their segment."""
         name = self._segment_of(arrays)
         arrays.clear()
-        if name is not None:
-            segment, _ = self.segments.pop(name)
-            shm.close(segment)
-            shm.unlink(name)
+        if name is None:
+            return
+        segment, _ = self.segments.pop(name)
+        self.spare.append(segment)
+        while len(self.spare) > self.keep:
+            old = self.spare.pop(0)
+            shm.close(old)
+            shm.unlink(old.name)
 
     def forget(self, arrays: dict[str, np.ndarray]) -> None:
         """Handed over: the receiver unlinks the segment; only unmap it here."""
@@ -75,10 +85,11 @@ class SharedArrays:
             shm.close(self.segments.pop(name)[0])
 
     def close(self) -> None:
-        for name, (segment, _) in list(self.segments.items()):
+        for segment in [s for s, _ in self.segments.values()] + self.spare:
             shm.close(segment)
-            shm.unlink(name)
+            shm.unlink(segment.name)
         self.segments.clear()
+        self.spare.clear()
 
 
 class Mapped:

@@ -190,7 +190,8 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
         except asyncio.CancelledError:
             raise
         except Exception as e:  # never a silent death: the session ends with a status, after its accepted frames
-            log.exception("session %s: reading the stream failed", session.id)
+            if not isinstance(e, DecodeError):  # an undecodable message is the client's; anything else is ours
+                log.exception("session %s: reading the stream failed", session.id)
             await session.end(stream_error(e, session.received))
 
     def _attach_ring(self, session: Session, ring: pb.SharedRing) -> None:
