@@ -13,8 +13,9 @@ import torch
 import zmq
 
 from c2r.daemon import engine as engine_module
+from c2r.daemon.engine_messages import RunWindow, WindowError, WindowResult
 from c2r.daemon.ipc import unpack
-from c2r.models.backend import Backend, GBuffers, RealifyConfig
+from c2r.models.backend import Backend, GBuffers, RealifyConfig, WindowRequest
 from c2r.models.windows import Window
 
 
@@ -34,11 +35,11 @@ class OutOfMemoryBackendDouble(Backend):
     def memory_estimate(self, num_frames, height, width, config):
         return 0
 
-    def realify_window(self, clip, config, prefix=None, progress=None, cancel=None, window=None):
+    def realify_window(self, request, on_step=None):
         if self.failures:
             self.failures -= 1
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        return np.zeros((clip.num_frames, *clip.size, 3), np.uint8)
+        return np.zeros((request.clip.num_frames, *request.clip.size, 3), np.uint8)
 
 
 def run_one_window(monkeypatch, failures: int, model: str = "tiny",
@@ -56,11 +57,10 @@ def run_one_window(monkeypatch, failures: int, model: str = "tiny",
         clip = GBuffers(color=np.zeros((frames, 9, 16, 3), np.uint8))
         messages = []
         for i, config in enumerate(configs or [RealifyConfig(steps=1)]):
-            engine.run_request({"id": i + 1, "session": "s-test", "model": model, "lora": "", "config": config,
-                                "clip": clip, "prefix": None, "window": Window(0, 0, frames, 0)})
+            engine.run_request(RunWindow(i + 1, "s-test", model, "", WindowRequest(clip, config, None, Window(0, 0, frames, 0))))
             while events.poll(5000):
                 message = unpack(events.recv_multipart())
-                if message["kind"] in ("result", "error"):
+                if isinstance(message, WindowResult | WindowError):
                     messages.append(message)
                     break
         return messages, double.offloads
@@ -71,12 +71,12 @@ def run_one_window(monkeypatch, failures: int, model: str = "tiny",
 def test_oom_retries_once_with_model_offload(monkeypatch):
     messages, offloads = run_one_window(monkeypatch, failures=1)
     assert offloads == ["none", "model"]
-    assert messages[-1]["kind"] == "result" and messages[-1]["frames"].shape == (5, 9, 16, 3)
+    assert isinstance(messages[-1], WindowResult) and messages[-1].frames.shape == (5, 9, 16, 3)
 
 
 def test_second_oom_is_reported_with_what_to_lower(monkeypatch):
     messages, offloads = run_one_window(monkeypatch, failures=2)
     assert offloads == ["none", "model"], "exactly one retry"
     last = messages[-1]
-    assert last["kind"] == "error" and last["code"] == "oom"
-    assert "offload model" in last["message"] and "lower the resolution" in last["message"]
+    assert isinstance(last, WindowError) and last.code == "oom"
+    assert "offload model" in last.message and "lower the resolution" in last.message

@@ -6,7 +6,7 @@ import torch
 from diffusers.models.attention_dispatch import attention_backend
 from safetensors.torch import save_file
 
-from c2r.models.backend import RealifyConfig
+from c2r.models.backend import RealifyConfig, WindowRequest
 from c2r.models.backends import create_backend
 from c2r.models import levers as levers_module
 from c2r.models.levers import Levers, apply_to_transformer, fastest_attention
@@ -60,8 +60,8 @@ def test_batched_cfg_equals_the_two_sequential_branches(plain, clip):
         sequential = plain.pipeline._velocity(latents, window, 0.7, cond, uncond, CFG, {})
         one_forward = batched.pipeline._velocity(latents, window, 0.7, cond, uncond, CFG, {})
     torch.testing.assert_close(one_forward, sequential, atol=1e-5, rtol=1e-5)
-    assert count_block_calls(batched, lambda: batched.realify_window(clip, CFG)) == 3 * 2  # one forward per step
-    assert count_block_calls(plain, lambda: plain.realify_window(clip, CFG)) == 3 * 2 * 2
+    assert count_block_calls(batched, lambda: batched.realify_window(WindowRequest(clip, CFG))) == 3 * 2  # one forward per step
+    assert count_block_calls(plain, lambda: plain.realify_window(WindowRequest(clip, CFG))) == 3 * 2 * 2
 
 
 def test_attention_backend_reaches_the_ic_processors(plain, clip):
@@ -69,19 +69,19 @@ def test_attention_backend_reaches_the_ic_processors(plain, clip):
         chosen = loaded(attention_backend="_native_math")
         processors = [b.attn1.processor for b in chosen.pipeline.experts["transformer"].transformer.blocks]
         assert all(p._attention_backend == "_native_math" for p in processors)
-        np.testing.assert_allclose(chosen.realify_window(clip, CFG), plain.realify_window(clip, CFG), atol=1)
+        np.testing.assert_allclose(chosen.realify_window(WindowRequest(clip, CFG)), plain.realify_window(WindowRequest(clip, CFG)), atol=1)
 
 
 def test_vae_tiling_decodes_in_tiles_and_matches_the_whole_decode(plain, monkeypatch):
     """At 320 px the default 256 px tiles overlap: the tiled decode really runs, and blends to the same picture."""
     big = moving_square(5, size=320)
     config = RealifyConfig(steps=1, guidance=1.0, resolution="native")
-    whole = plain.realify_window(big, config)
+    whole = plain.realify_window(WindowRequest(big, config))
     tiled = loaded(vae_tiling=True)
     calls = []
     original = type(tiled.pipeline.vae).tiled_decode
     monkeypatch.setattr(type(tiled.pipeline.vae), "tiled_decode", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    out = tiled.realify_window(big, config)
+    out = tiled.realify_window(WindowRequest(big, config))
     assert calls, "the tiled decode never ran"
     assert out.shape == whole.shape == (5, 320, 320, 3)
     assert np.abs(out.astype(int) - whole).mean() < 4  # random-weight VAE: blended tile seams, same picture
@@ -92,7 +92,7 @@ def test_causal_ref_lever_runs_the_reference_pass_once(clip):
     lengths = []
     block = causal.pipeline.experts["transformer"].transformer.blocks[0]
     handle = block.register_forward_pre_hook(lambda m, args: lengths.append(args[0].shape[1]))
-    out = causal.realify_window(clip, CFG)
+    out = causal.realify_window(WindowRequest(clip, CFG))
     handle.remove()
     assert out.shape == (9, 32, 32, 3)
     assert lengths == [lengths[0]] + [lengths[0]] * 6  # the reference pass once, then noisy-only forwards
@@ -102,12 +102,12 @@ def test_causal_ref_lever_runs_the_reference_pass_once(clip):
 def test_step_caches_skip_work_and_reset_per_window(plain, clip, cache):
     cached = loaded(step_cache=cache, step_cache_threshold=1e9)  # first-block: always reuse after step 1
     config = RealifyConfig(steps=8, guidance=1.0, resolution="native")
-    full = count_block_calls(plain, lambda: plain.realify_window(clip, config))
+    full = count_block_calls(plain, lambda: plain.realify_window(WindowRequest(clip, config)))
     outs = []
-    skipped = count_block_calls(cached, lambda: outs.append(cached.realify_window(clip, config)))
+    skipped = count_block_calls(cached, lambda: outs.append(cached.realify_window(WindowRequest(clip, config))))
     assert outs[0].shape == (9, 32, 32, 3)
     assert skipped < full
-    np.testing.assert_array_equal(cached.realify_window(clip, config), outs[0])  # state does not leak across windows
+    np.testing.assert_array_equal(cached.realify_window(WindowRequest(clip, config)), outs[0])  # state does not leak across windows
 
 
 def test_compiled_blocks_run_through_the_compiler(monkeypatch, clip):
@@ -125,9 +125,9 @@ def test_compiled_blocks_run_through_the_compiler(monkeypatch, clip):
     torch._dynamo.reset()
     compiled = loaded(compile_blocks=True)
     config = RealifyConfig(steps=1, guidance=1.0, resolution="native")
-    out = compiled.realify_window(clip, config)
+    out = compiled.realify_window(WindowRequest(clip, config))
     assert graphs, "no block went through torch.compile"
-    np.testing.assert_array_equal(out, loaded().realify_window(clip, config))
+    np.testing.assert_array_equal(out, loaded().realify_window(WindowRequest(clip, config)))
     torch._dynamo.reset()
 
 
@@ -202,13 +202,13 @@ def test_distilled_lora_loads_into_both_experts_and_changes_the_output(tmp_path,
     path = tmp_path / "wan_4step_lora.safetensors"
     diffusers_format_lora(path)
     config = RealifyConfig(steps=2, guidance=1.0, resolution="native")
-    base = loaded("tiny-a14b").realify_window(clip, config)
+    base = loaded("tiny-a14b").realify_window(WindowRequest(clip, config))
     distilled = loaded("tiny-a14b", step_lora=str(path))
     for expert in distilled.pipeline.experts.values():
         assert STEP_ADAPTER_NAME in expert.transformer.peft_config
-    out = distilled.realify_window(clip, config)
+    out = distilled.realify_window(WindowRequest(clip, config))
     assert out.shape == base.shape and np.abs(out.astype(int) - base).mean() > 1
-    weak = loaded("tiny-a14b", step_lora=str(path), step_lora_weight=0.0).realify_window(clip, config)
+    weak = loaded("tiny-a14b", step_lora=str(path), step_lora_weight=0.0).realify_window(WindowRequest(clip, config))
     np.testing.assert_array_equal(weak, base)  # weight 0: the adapter is there but contributes nothing
 
 

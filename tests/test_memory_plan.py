@@ -94,7 +94,9 @@ def test_engine_plans_each_window_and_reloads_with_its_offload(monkeypatch, capl
         messages, offloads = run_one_window(monkeypatch, failures=0, model="wan2.1-t2v-1.3b",
                                             configs=[RealifyConfig(steps=1, resolution="480p"),
                                                      RealifyConfig(steps=1, resolution="720p")], frames=81)
-    assert [m["kind"] for m in messages] == ["result", "result"]
+    from c2r.daemon.engine_messages import WindowResult
+
+    assert [type(m) for m in messages] == [WindowResult, WindowResult]
     assert offloads == ["model", "none", "model"]  # load (planned for 720p), 480p window, 720p window
     assert sum("plan: wan2.1-t2v-1.3b" in r.message for r in caplog.records) == 2
 
