@@ -6,7 +6,7 @@ whose window steps until the step callback cancels it.
 
 from __future__ import annotations
 
-import argparse
+import os
 import threading
 import time
 
@@ -53,10 +53,10 @@ def test_a_cancel_and_a_window_sent_mid_window_are_both_dispatched(monkeypatch):
     ctx = zmq.Context()
     try:
         requests, events = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
-        args = argparse.Namespace(
-            requests=f"tcp://127.0.0.1:{requests.bind_to_random_port('tcp://127.0.0.1')}",
-            events=f"tcp://127.0.0.1:{events.bind_to_random_port('tcp://127.0.0.1')}",
-            preview="tcp://127.0.0.1:9", model="tiny", device="cpu")
+        args = engine_module.parse_args([  # the engine's own command line, as the front end builds it
+            "--requests", f"tcp://127.0.0.1:{requests.bind_to_random_port('tcp://127.0.0.1')}",
+            "--events", f"tcp://127.0.0.1:{events.bind_to_random_port('tcp://127.0.0.1')}",
+            "--preview", "tcp://127.0.0.1:9", "--model", "tiny", "--device", "cpu", "--parent", str(os.getpid())])
         engine = engine_module.Engine(args, ctx)
         serving = threading.Thread(target=engine.serve)
         serving.start()

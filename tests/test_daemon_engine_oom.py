@@ -6,7 +6,7 @@ OutOfMemoryError and the real ``Engine`` is driven over its real ZeroMQ sockets.
 
 from __future__ import annotations
 
-import argparse
+import os
 
 import numpy as np
 import torch
@@ -49,10 +49,10 @@ def run_one_window(monkeypatch, failures: int, model: str = "tiny",
     ctx = zmq.Context()
     try:
         requests, events = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
-        args = argparse.Namespace(
-            requests=f"tcp://127.0.0.1:{requests.bind_to_random_port('tcp://127.0.0.1')}",
-            events=f"tcp://127.0.0.1:{events.bind_to_random_port('tcp://127.0.0.1')}",
-            preview="tcp://127.0.0.1:9", model="tiny", model_path=None, device="cpu")
+        args = engine_module.parse_args([  # the engine's own command line, as the front end builds it
+            "--requests", f"tcp://127.0.0.1:{requests.bind_to_random_port('tcp://127.0.0.1')}",
+            "--events", f"tcp://127.0.0.1:{events.bind_to_random_port('tcp://127.0.0.1')}",
+            "--preview", "tcp://127.0.0.1:9", "--model", "tiny", "--device", "cpu", "--parent", str(os.getpid())])
         engine = engine_module.Engine(args, ctx)
         clip = GBuffers(color=np.zeros((frames, 9, 16, 3), np.uint8))
         messages = []
