@@ -1,20 +1,26 @@
-"""Loopback ingest: how fast the daemon accepts 1280x720 frames, against a raw TCP socket.
+"""Same-host ingest: how fast the daemon takes 1280x720 G-buffer frames, by each handoff, in one run.
 
-    python benchmarks/bench_ingest.py [--frames 41] [--width 1280 --height 720]
+    python benchmarks/bench_ingest.py [--frames 41] [--rounds 3] [--width 1280 --height 720]
 
-What is measured, honestly and through the product path:
-- gRPC: a real Realify session on a real `c2r serve` (tiny model, CPU) started for the run.
-  The session's window is exactly --frames long, so the model cannot start before the last
-  frame has arrived; the daemon reports the complete window as QUEUED, and that event stops
-  the clock. Every frame was received, decoded, validated and stored by the daemon's normal
-  code. The session is then cancelled (the model's work is not part of ingest).
-- raw TCP: the same number of bytes per frame (the serialized gRPC message) pushed through a
-  loopback socket to a thread that only reads: the transport ceiling on this machine.
-- daemon CPU ms/frame: user+system CPU of the daemon's front-end process (the one that
-  speaks gRPC and stores frames; the model lives in the engine process) over the ingest,
-  from /proc/<pid>/stat, divided by the frame count.
-- client pack ms/frame: numpy -> Frame message in this process (part of the gRPC figure).
-Frames carry colour uint8, depth float16 and normals float16 (about 10 MiB each at 720p).
+Handoffs, interleaved round after round (the order rotates each round; one warm-up round
+is discarded), each figure the median over the rounds with its min-max:
+- shared memory: a real Realify session on a real `c2r serve` (tiny model, CPU) with the
+  client's shared-memory ring (the default for a loopback daemon);
+- gRPC bytes: the same session kind with planes as bytes in the stream (shared_memory=False);
+- raw TCP: the same bytes per frame through a loopback socket to a thread that only reads:
+  the transport ceiling on this machine;
+- PNG on disk: the handoff several peer tools use: colour as an 8-bit PNG (this project's
+  encoder, level 6), depth as a 16-bit PNG and normals as an 8-bit PNG (Pillow), written to a
+  temporary folder by one thread and read back and decoded by another.
+For the sessions the window is exactly --frames long, so the model cannot start before the
+last frame arrived; the daemon reports the complete window QUEUED and that event stops the
+clock. By then every frame was received, checked and copied into its window buffer (no
+stacking happens afterwards; the model's work is not ingest: the session is then cancelled).
+Daemon CPU ms/frame: user+system CPU of the daemon's front-end process over the ingest
+(/proc/<pid>/stat), per frame. Client pack ms/frame: the median of warm repeated calls of
+what send() does per frame: FramePlanes -> Frame message (bytes), or the copy into a ring slot
+(shared memory). Frames: colour uint8, depth float16, normals float16 (9.7 MiB at 720p).
+Labels: CPU only; the figures are front-end work, the tiny model never runs.
 Prints a table, then one JSON line.
 """
 
@@ -23,7 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import socket
+import statistics
 import sys
 import tempfile
 import threading
@@ -32,16 +40,19 @@ from pathlib import Path
 
 import numpy as np
 
-from c2r.client import Progress, connect, pack_frame
+from c2r.client import FramePlanes, Progress, connect, pack_frame, shm
+from c2r.client.png import write_png
+
+METHODS = ("shared memory", "gRPC bytes", "raw TCP", "PNG on disk")
 
 
-def make_planes(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_planes(height: int, width: int) -> FramePlanes:
     """Smooth, plausible G-buffers (random bytes would be no slower or faster to move)."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     color = np.stack([x * 255 / width, y * 255 / height, np.full_like(x, 90)], -1).astype(np.uint8)
     depth = (2 + 10 * y / height).astype(np.float16)
     normals = np.stack([np.zeros_like(x), np.ones_like(x), np.zeros_like(x)], -1).astype(np.float16)
-    return color, depth, normals
+    return FramePlanes(color, depth, normals)
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -53,15 +64,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_grpc(client, frames: int, planes) -> tuple[float, float | None]:
+def bench_session(client, frames: int, planes: FramePlanes, shared_memory: bool) -> tuple[float, float | None]:
     """(seconds until the daemon holds every frame, daemon front-end CPU seconds meanwhile)."""
-    color, depth, normals = planes
     pid = client.daemon.pid if client.daemon else None
-    session = client.realify(model="tiny", quality="preview", steps=1, window=frames, overlap=0,
-                             resolution="native", buffers=("color", "depth", "normals"))  # fmt: skip
+    session = client.realify(model="tiny", quality="preview", steps=1, window=frames, overlap=0, resolution="native",
+                             buffers=("color", "depth", "normals"), shared_memory=shared_memory)
     cpu_before = cpu_seconds(pid) if pid else None
     start = time.perf_counter()
-    sender = threading.Thread(target=lambda: [session.send(i, color, depth, normals) for i in range(frames)], daemon=True)
+    sender = threading.Thread(target=lambda: [session.send(i, planes) for i in range(frames)], daemon=True)
     sender.start()
     for event in session.events():
         if isinstance(event, Progress) and event.kind == "queued" and event.frames_received >= frames:
@@ -69,12 +79,14 @@ def bench_grpc(client, frames: int, planes) -> tuple[float, float | None]:
     elapsed = time.perf_counter() - start
     cpu = cpu_seconds(pid) - cpu_before if cpu_before is not None else None
     sender.join()
+    if session.shared_memory != shared_memory:
+        raise SystemExit(f"asked for shared_memory={shared_memory}, the session used {session.shared_memory}: {session.warnings}")
     session.close()  # cancels: the model's work is not ingest
     return elapsed, cpu
 
 
 def bench_tcp(frames: int, frame_bytes: int) -> float:
-    """Seconds to push ``frames`` x ``frame_bytes`` through a loopback TCP socket."""
+    """Seconds to push ``frames`` x ``frame_bytes`` through a loopback TCP socket to a reader."""
     server = socket.create_server(("127.0.0.1", 0))
     total = frames * frame_bytes
 
@@ -104,15 +116,68 @@ def bench_tcp(frames: int, frame_bytes: int) -> float:
     return elapsed
 
 
+def bench_png(frames: int, planes: FramePlanes) -> float:
+    """Seconds for a writer thread to save and a reader thread to load and decode every frame."""
+    from PIL import Image
+
+    depth16 = np.clip(planes.depth.astype(np.float32) * 1000, 0, 65535).astype(np.uint16)  # millimetres, as peers store it
+    normals8 = ((planes.normals.astype(np.float32) + 1) * 127.5).astype(np.uint8)
+    with tempfile.TemporaryDirectory(prefix="c2r-bench-png-") as tmp:
+        written: queue.Queue = queue.Queue()
+
+        def write():
+            for i in range(frames):
+                write_png(Path(tmp) / f"{i:05d}_color.png", planes.color)
+                Image.fromarray(depth16).save(Path(tmp) / f"{i:05d}_depth.png")
+                Image.fromarray(normals8).save(Path(tmp) / f"{i:05d}_normals.png")
+                written.put(i)
+
+        start = time.perf_counter()
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        for _ in range(frames):
+            i = written.get()
+            for kind in ("color", "depth", "normals"):
+                with Image.open(Path(tmp) / f"{i:05d}_{kind}.png") as image:
+                    np.asarray(image)
+        elapsed = time.perf_counter() - start
+        writer.join()
+    return elapsed
+
+
+def warm_median_ms(fn, repeats: int = 15) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def pack_times(planes: FramePlanes) -> dict[str, float]:
+    ring = shm.FrameRing(1, shm.slot_bytes_for(planes))
+    try:
+        return {"gRPC bytes": warm_median_ms(lambda: pack_frame(0, planes)),
+                "shared memory": warm_median_ms(lambda: ring.write(0, 0, planes))}
+    finally:
+        ring.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):8.1f}  ({min(values):.1f}-{max(values):.1f})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=41, help="frames per run, 4k+1 (it is also the session's window)")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds (after one warm-up round)")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)
     args = parser.parse_args()
@@ -120,37 +185,53 @@ def main() -> int:
         parser.error(f"--frames {args.frames}: use 4k+1 frames (e.g. 41), the window rule the session must follow")
 
     planes = make_planes(args.height, args.width)
-    start = time.perf_counter()
-    message = pack_frame(0, *planes)
-    pack_ms = (time.perf_counter() - start) * 1e3
-    frame_bytes = message.ByteSize() + 8  # + the ClientMessage oneof tag and length prefix, about
-
+    frame_bytes = pack_frame(0, planes).ByteSize() + 8  # + the ClientMessage oneof tag and length prefix, about
+    seconds: dict[str, list[float]] = {m: [] for m in METHODS}
+    cpu_ms: dict[str, list[float]] = {"shared memory": [], "gRPC bytes": []}
     with tempfile.TemporaryDirectory(prefix="c2r-bench-") as tmp:
         daemon_args = ("--state-dir", f"{tmp}/state", "--output-root", f"{tmp}/out", "--preview-port", "0", "--device", "cpu")
         with connect(f"127.0.0.1:{free_port()}", model="tiny", daemon_args=daemon_args, timeout=60) as client:
-            grpc_s, cpu_s = bench_grpc(client, args.frames, planes)
-    tcp_s = bench_tcp(args.frames, frame_bytes)
+            runs = {
+                "shared memory": lambda: bench_session(client, args.frames, planes, True),
+                "gRPC bytes": lambda: bench_session(client, args.frames, planes, False),
+                "raw TCP": lambda: (bench_tcp(args.frames, frame_bytes), None),
+                "PNG on disk": lambda: (bench_png(args.frames, planes), None),
+            }
+            for round_index in range(args.rounds + 1):
+                order = METHODS[round_index % len(METHODS):] + METHODS[: round_index % len(METHODS)]
+                for method in order:
+                    elapsed, cpu = runs[method]()
+                    if round_index == 0:
+                        continue  # warm-up
+                    seconds[method].append(elapsed)
+                    if cpu is not None:
+                        cpu_ms[method].append(cpu * 1e3 / args.frames)
+            pack_ms = pack_times(planes)
 
     mib = frame_bytes / 2**20
-    rows = [
-        ("frame", f"{args.width}x{args.height} rgb8 + depth f16 + normals f16 = {mib:.1f} MiB"),
-        ("frames per run", str(args.frames)),
-        ("gRPC daemon ingest", f"{args.frames / grpc_s:8.1f} frames/s  {args.frames * mib / grpc_s:8.0f} MiB/s"),
-        ("raw TCP loopback", f"{args.frames / tcp_s:8.1f} frames/s  {args.frames * mib / tcp_s:8.0f} MiB/s"),
-        ("gRPC / raw TCP", f"{tcp_s / grpc_s:8.2f}"),
-        ("daemon CPU per frame", "n/a" if cpu_s is None else f"{cpu_s * 1e3 / args.frames:8.1f} ms (front end, outside the model)"),
-        ("client pack per frame", f"{pack_ms:8.1f} ms"),
-        ("load average (1 min)", f"{os.getloadavg()[0]:8.2f} on {os.cpu_count()} CPUs (other work slows every figure)"),
-    ]
+    fps = {m: [args.frames / s for s in seconds[m]] for m in METHODS}
+    tcp = statistics.median(fps["raw TCP"])
+    rows = [("frame", f"{args.width}x{args.height} rgb8 + depth f16 + normals f16 = {mib:.1f} MiB; {args.frames} frames per run, "
+                      f"{args.rounds} rounds (+1 warm-up), median (min-max); CPU only, the model never runs")]
+    for m in METHODS:
+        rows.append((f"{m} frames/s", f"{spread(fps[m])}   = {statistics.median(fps[m]) / tcp:5.2f}x raw TCP"))
+    for m in cpu_ms:
+        if cpu_ms[m]:
+            rows.append((f"daemon CPU/frame, {m}", f"{spread(cpu_ms[m])} ms (front end, outside the model)"))
+    for m, ms in pack_ms.items():
+        rows.append((f"client pack/frame, {m}", f"{ms:8.2f} ms (median of 15 warm calls)"))
+    rows.append(("load average (1 min)", f"{os.getloadavg()[0]:8.2f} on {os.cpu_count()} CPUs (other work slows every figure)"))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print(json.dumps({
-        "bench": "ingest", "width": args.width, "height": args.height, "frames": args.frames, "frame_mib": round(mib, 2),
-        "grpc_fps": round(args.frames / grpc_s, 2), "tcp_fps": round(args.frames / tcp_s, 2),
-        "grpc_over_tcp": round(tcp_s / grpc_s, 3),
-        "daemon_cpu_ms_per_frame": None if cpu_s is None else round(cpu_s * 1e3 / args.frames, 2),
-        "client_pack_ms_per_frame": round(pack_ms, 2), "load_average": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
+        "bench": "ingest", "label": "CPU, loopback, tiny model never runs", "width": args.width, "height": args.height,
+        "frames": args.frames, "rounds": args.rounds, "frame_mib": round(mib, 2),
+        "fps_median": {m: round(statistics.median(fps[m]), 2) for m in METHODS},
+        "over_tcp": {m: round(statistics.median(fps[m]) / tcp, 3) for m in METHODS},
+        "daemon_cpu_ms_per_frame": {m: round(statistics.median(v), 2) for m, v in cpu_ms.items() if v},
+        "client_pack_ms_per_frame": {m: round(v, 2) for m, v in pack_ms.items()},
+        "load_average": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
     }))  # fmt: skip
     return 0
 

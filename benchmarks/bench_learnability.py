@@ -171,7 +171,7 @@ def pretrain_base(seeds: list[int], frames: int, size: int, latent_stats, steps:
     transformer = components["transformer"]  # outside an IC pass its processors are plain Wan attention
     grid = grid_for(size, size, "native")
     with torch.no_grad():
-        clean = [pipeline.encode(frames_to_model(task_pair(s, frames, size, task)[1], grid)) for s in seeds]
+        clean = [pipeline.latents.encode(frames_to_model(task_pair(s, frames, size, task)[1], grid)) for s in seeds]
         text = pipeline.prompts.encode(PROMPT, "cpu", torch.float32)
     transformer.requires_grad_(True)
     optimizer = torch.optim.AdamW(transformer.parameters(), lr=lr, weight_decay=1e-2)
@@ -209,7 +209,7 @@ def latent_statistics(seeds: list[int], frames: int, size: int) -> tuple[list, l
 def through_vae(pipeline: RealifyPipeline, frames: np.ndarray) -> np.ndarray:
     grid = grid_for(frames.shape[1], frames.shape[2], "native")
     with torch.no_grad():
-        return model_to_frames(pipeline.decode(pipeline.encode(frames_to_model(frames, grid))), grid)
+        return model_to_frames(pipeline.latents.decode(pipeline.latents.encode(frames_to_model(frames, grid))), grid)
 
 
 @torch.no_grad()
@@ -220,8 +220,8 @@ def x0_error(pipeline: RealifyPipeline, coarse: np.ndarray, real: np.ndarray, mo
     reference_frames: condition on these instead of ``coarse`` (another clip: does it matter?).
     """
     grid = grid_for(coarse.shape[1], coarse.shape[2], "native")
-    target = pipeline.encode(frames_to_model(real, grid))
-    reference = pipeline.encode(frames_to_model(coarse if reference_frames is None else reference_frames, grid))
+    target = pipeline.latents.encode(frames_to_model(real, grid))
+    reference = pipeline.latents.encode(frames_to_model(coarse if reference_frames is None else reference_frames, grid))
     if mode is None:
         return float(((reference - target) ** 2).mean())
     model = pipeline.experts["transformer"]

@@ -41,7 +41,8 @@ from diffusers.models.attention_dispatch import attention_backend
 from bench_attention import CPU_CONFIG, REAL_SIZES, TEXT_TOKENS, add_shape_arguments, window_shape
 from c2r.models.backend import GBuffers, RealifyConfig, apply_quality
 from c2r.models.latent_preview import LatentToRGB
-from c2r.models.levers import Levers, apply_to_transformer, apply_to_vae, detect_gpu, fastest_attention, levers_for, stream_blocks
+from c2r.models.levers import Levers, apply_to_transformer, apply_to_vae, detect_gpu, fastest_attention, stream_blocks
+from c2r.models.memory_plan import levers_for
 from c2r.models.pipeline import RealifyPipeline, pad_to_wan_length
 from c2r.models.preprocess import prepare_conditions
 from c2r.models.registry import PRESETS, _TINY_VAE

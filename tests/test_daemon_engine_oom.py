@@ -6,7 +6,7 @@ OutOfMemoryError and the real ``Engine`` is driven over its real ZeroMQ sockets.
 
 from __future__ import annotations
 
-import argparse
+import os
 
 import numpy as np
 import torch
@@ -42,24 +42,27 @@ class OutOfMemoryBackendDouble(Backend):
         return np.zeros((request.clip.num_frames, *request.clip.size, 3), np.uint8)
 
 
-def run_one_window(monkeypatch, failures: int) -> tuple[list[dict], list[str]]:
+def run_one_window(monkeypatch, failures: int, model: str = "tiny",
+                   configs: list[RealifyConfig] | None = None, frames: int = 5) -> tuple[list[dict], list[str]]:
     double = OutOfMemoryBackendDouble(failures)
     monkeypatch.setattr("c2r.models.backends.create_backend", lambda model, lora=None, **kw: double)
     ctx = zmq.Context()
     try:
         requests, events = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
-        args = argparse.Namespace(
-            requests=f"tcp://127.0.0.1:{requests.bind_to_random_port('tcp://127.0.0.1')}",
-            events=f"tcp://127.0.0.1:{events.bind_to_random_port('tcp://127.0.0.1')}",
-            preview="tcp://127.0.0.1:9", model="tiny", device="cpu")
+        args = engine_module.parse_args([  # the engine's own command line, as the front end builds it
+            "--requests", f"tcp://127.0.0.1:{requests.bind_to_random_port('tcp://127.0.0.1')}",
+            "--events", f"tcp://127.0.0.1:{events.bind_to_random_port('tcp://127.0.0.1')}",
+            "--preview", "tcp://127.0.0.1:9", "--model", "tiny", "--device", "cpu", "--parent", str(os.getpid())])
         engine = engine_module.Engine(args, ctx)
-        clip = GBuffers(color=np.zeros((5, 16, 16, 3), np.uint8))
-        engine.run_request(RunWindow(1, "s-test", "tiny", "", WindowRequest(clip, RealifyConfig(steps=1), None, Window(0, 0, 5, 0))))
+        clip = GBuffers(color=np.zeros((frames, 9, 16, 3), np.uint8))
         messages = []
-        while events.poll(5000):
-            messages.append(unpack(events.recv_multipart()))
-            if isinstance(messages[-1], WindowResult | WindowError):
-                break
+        for i, config in enumerate(configs or [RealifyConfig(steps=1)]):
+            engine.run_request(RunWindow(i + 1, "s-test", model, "", WindowRequest(clip, config, None, Window(0, 0, frames, 0))))
+            while events.poll(5000):
+                message = unpack(events.recv_multipart())
+                if isinstance(message, WindowResult | WindowError):
+                    messages.append(message)
+                    break
         return messages, double.offloads
     finally:
         ctx.destroy(linger=0)
@@ -68,7 +71,7 @@ def run_one_window(monkeypatch, failures: int) -> tuple[list[dict], list[str]]:
 def test_oom_retries_once_with_model_offload(monkeypatch):
     messages, offloads = run_one_window(monkeypatch, failures=1)
     assert offloads == ["none", "model"]
-    assert isinstance(messages[-1], WindowResult) and messages[-1].frames.shape == (5, 16, 16, 3)
+    assert isinstance(messages[-1], WindowResult) and messages[-1].frames.shape == (5, 9, 16, 3)
 
 
 def test_second_oom_is_reported_with_what_to_lower(monkeypatch):

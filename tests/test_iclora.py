@@ -133,3 +133,41 @@ def test_reference_cache_needs_causal_ref_mode(transformer):
         ICLoRAWan(transformer, "full").encode_references([latents(1)])
     with pytest.raises(ValueError, match="attention_mode='sideways'"):
         ICLoRAWan(transformer, "sideways")
+
+
+def test_joint_pass_modulates_each_segment_as_wan_does_with_per_token_timesteps(transformer):
+    """The segmented modulation computes what diffusers' block computes with a (B, S, 6, D) modulation."""
+    model = ICLoRAWan(transformer, "full")
+    noisy, refs, t = latents(0, batch=2), [latents(1), latents(2)], torch.tensor(640.0)
+    with torch.no_grad():
+        out = model(noisy, refs, t, text(0, batch=2))
+        inputs = model.prepare(noisy, refs, t)
+        times = t.expand(2)
+        temb, proj_noisy, txt = model._embed(times, text(0, batch=2))
+        _, proj_ref, _ = model._embed(torch.zeros(2), None)
+        n, s = inputs.num_noisy, inputs.tokens.shape[1]
+        per_token = torch.cat([proj_noisy[:, None].expand(-1, n, -1, -1), proj_ref[:, None].expand(-1, s - n, -1, -1)], 1)
+        model._state.phase, model._state.num_noisy = "joint", n
+        hidden = inputs.tokens
+        for block in transformer.blocks:
+            hidden = block(hidden, txt, per_token, inputs.rope)  # diffusers' own per-token path
+        expected = model._head(hidden[:, :n], temb, noisy.shape)
+    assert torch.allclose(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_joint_pass_does_not_build_a_per_token_modulation(transformer):
+    """[real-weights] 7: a full-mode pass over S joint tokens costs about what plain Wan costs over S tokens,
+    not one more (B, S, 6, D) float32 modulation per block (an A14B block at 480p x 81: 8 GB)."""
+    from c2r.models.tensor_peak import TensorPeak
+
+    model = ICLoRAWan(transformer, "full")
+    noisy, prompt = torch.randn(1, 16, 5, 32, 32), text(0)
+    tokens, dim = 2 * 5 * 16 * 16, transformer.config.num_attention_heads * transformer.config.attention_head_dim
+    with torch.no_grad():
+        with TensorPeak() as joint:
+            model(noisy, [noisy.clone()], torch.tensor(500.0), prompt)
+        model._state.phase = "idle"  # plain Wan attention over the same number of tokens
+        with TensorPeak() as plain:
+            transformer(torch.cat([noisy, noisy], dim=-1), torch.tensor([500.0]), prompt, return_dict=False)
+    per_token_modulation = tokens * 6 * dim * 4
+    assert joint.peak - plain.peak < per_token_modulation, (joint.peak, plain.peak)

@@ -7,6 +7,7 @@ import torch
 from c2r.models.backend import Cancelled, GBuffers, RealifyConfig, WindowRequest
 from c2r.models.backends import available_models, create_backend
 from c2r.models.preprocess import frames_to_model, grid_for, model_to_frames
+from c2r.models.registry import PRESETS
 from c2r.models.sampler import expert_for, flow_sigmas, guided
 from c2r.models.windows import plan_windows
 
@@ -72,7 +73,7 @@ def test_prefix_frames_are_pinned_to_the_previous_windows_output(tiny):
     pipe = tiny.pipeline
     grid = grid_for(32, 32, "native")
     with torch.no_grad():
-        round_trip = model_to_frames(pipe.decode(pipe.encode(frames_to_model(prefix, grid))), grid)
+        round_trip = model_to_frames(pipe.latents.decode(pipe.latents.encode(frames_to_model(prefix, grid))), grid)
     assert np.abs(out[:5].astype(int) - round_trip.astype(int)).max() <= 1
     # while without the prefix the same frames come out otherwise
     free = tiny.realify_window(WindowRequest(clip, FAST))
@@ -198,9 +199,9 @@ def test_strength_below_one_starts_from_the_noised_input(tiny):
     finally:
         handle.remove()
     torch.testing.assert_close(starts[1.0, "clip"], starts[1.0, "inverted"])
-    sigma = float(flow_sigmas(4, RealifyConfig.shift, 0.25)[0])
+    sigma = float(flow_sigmas(4, PRESETS["tiny"].shift, 0.25)[0])
     with torch.no_grad():
-        x0 = {n: tiny.pipeline.encode(frames_to_model(c.color, grid)) for n, c in (("clip", clip), ("inverted", inverted))}
+        x0 = {n: tiny.pipeline.latents.encode(frames_to_model(c.color, grid)) for n, c in (("clip", clip), ("inverted", inverted))}
     torch.testing.assert_close(starts[0.25, "clip"] - starts[0.25, "inverted"], (1 - sigma) * (x0["clip"] - x0["inverted"]),
                                atol=1e-5, rtol=1e-4)
 
@@ -237,11 +238,16 @@ def test_causal_ref_estimate_holds_the_reference_cache_the_model_builds():
     cache_of_one_reference = per_token_layer_dim * tokens * preset["num_layers"] * inner * 2
     backend = create_backend("wan2.2-t2v-a14b")
 
-    def one_more_reference(mode: str) -> int:
-        one, two = (RealifyConfig(resolution="480p", guidance=1.0, attention_mode=mode, reference=r) for r in (("color",), ("color", "depth")))
-        return backend.memory_estimate(81, 480, 832, two) - backend.memory_estimate(81, 480, 832, one)
+    def one_more_reference(mode: str, component: str | None = None) -> int:
+        one, two = (backend.memory_plan(81, 480, 832, RealifyConfig(resolution="480p", guidance=1.0, attention_mode=mode, reference=r))
+                    for r in (("color",), ("color", "depth")))
+        if component is None:
+            return two.peak_bytes - one.peak_bytes
+        return two.components[component] - one.components[component]
 
-    assert one_more_reference("causal-ref") == pytest.approx(cache_of_one_reference, rel=0.01)
+    assert one_more_reference("causal-ref", "reference cache") == pytest.approx(cache_of_one_reference, rel=0.01)
+    assert one_more_reference("causal-ref") > cache_of_one_reference  # the cache, and the reference pass that builds it
+    assert one_more_reference("full", "reference cache") == 0
     assert 0 < one_more_reference("full") < cache_of_one_reference  # one layer's activations at a time, not 40 layers' keys
 
 
@@ -254,3 +260,46 @@ def test_offloaded_backend_gives_the_same_frames_and_estimates_less_memory(offlo
     assert offloaded.memory_estimate(17, 64, 64, config) < resident.memory_estimate(17, 64, 64, config)
     clip = moving_square(5)
     np.testing.assert_array_equal(offloaded.realify_window(WindowRequest(clip, config)), resident.realify_window(WindowRequest(clip, config)))
+
+
+class RecordingModule(torch.nn.Module):
+    """A test double of a large component: a real module that records where it is moved."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.moves: list[str] = []
+
+    def to(self, *args, **kwargs):
+        self.moves.append(str(args[0] if args else kwargs.get("device")))
+        return super().to(*args, **kwargs)
+
+
+def test_model_placement_moves_the_text_encoder_out_when_a_streamed_expert_runs():
+    """[real-weights] 4: with group offload the experts are not managed; using one still sends the text encoder home."""
+    from c2r.models.pipeline import ModelPlacement
+
+    text_encoder, streamed_expert = RecordingModule(), RecordingModule()
+    placement = ModelPlacement(torch.device("cpu"), [text_encoder])
+    placement.use(text_encoder)
+    placement.use(streamed_expert)
+    assert text_encoder.moves == ["cpu", "cpu"]  # onto the device (the CPU here), then home again
+    assert placement.active is None and streamed_expert.moves == []
+    placement.use(text_encoder)
+    placement.release()  # what the pipeline does once the prompts are encoded
+    assert text_encoder.moves == ["cpu"] * 4 and placement.active is None
+
+
+def test_a14b_uses_the_release_shift_and_the_low_noise_experts_own_guidance(monkeypatch):
+    """[real-weights] 10: Wan2.2 A14B samples with shift 12 and guidance (4.0, 3.0) for (high, low) noise."""
+    from c2r.models import pipeline as pipeline_module
+
+    shifts, guidances = [], []
+    monkeypatch.setattr(pipeline_module, "flow_sigmas", lambda steps, shift, strength: shifts.append(shift) or flow_sigmas(steps, shift, strength))
+    monkeypatch.setattr(pipeline_module, "guided", lambda cond, uncond, g: guidances.append(g) or guided(cond, uncond, g))
+    backend = create_backend("tiny-a14b")
+    backend.load("cpu")
+    backend.realify_window(WindowRequest(moving_square(5), RealifyConfig(steps=6, guidance=4.0, resolution="native")))
+    assert shifts == [12.0]
+    sigmas = flow_sigmas(6, 12.0).tolist()[:-1]
+    assert guidances == [4.0 if s >= 0.875 else 3.0 for s in sigmas] and 3.0 in guidances and 4.0 in guidances

@@ -170,7 +170,7 @@ def test_bench_preview_runs_end_to_end_and_prints_one_json_line():
     import sys
     from pathlib import Path
 
-    from c2r.models.levers import levers_for
+    from c2r.models.memory_plan import levers_for
 
     bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_preview.py"
     args = ["--frames", "5", "--height", "32", "--width", "32", "--lever-steps", "2", "--threads", "1", "--skip", "compile_blocks",

@@ -94,7 +94,7 @@ def test_corrupt_weights_folder_is_reported_with_the_fix(tmp_path):
 def test_models_cli_list_and_offline_pull(tmp_path, capsys):
     assert main(["models", "list"]) == 0
     listing = capsys.readouterr().out
-    assert "wan2.2-t2v-a14b" in listing and "2x14B" in listing and "built in-process" in listing
+    assert "wan2.2-t2v-a14b" in listing and "2x14.29B" in listing and "built in-process" in listing
     assert main(["models", "pull", "tiny"]) == 0
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
     proc = subprocess.run([sys.executable, "-m", "c2r.cli.main", "models", "pull", "wan2.1-t2v-1.3b"],
@@ -139,3 +139,16 @@ def test_real_preset_loads_from_a_local_diffusers_folder(tmp_path):
     out = backend.realify_window(WindowRequest(GBuffers(frames), RealifyConfig(prompt="a red car", steps=2, guidance=2.0,
                                                                  resolution="native")))
     assert out.shape == (5, 32, 32, 3)
+
+
+def test_bfloat16_loading_keeps_the_modules_diffusers_keeps_in_float32():
+    """[real-weights] 6: Wan's modulation tables, time embedder and norms stay float32 in a bf16 model."""
+    import torch
+
+    from c2r.models.registry import load_components
+
+    transformer = load_components("tiny", dtype=torch.bfloat16)["transformer"]
+    assert transformer.scale_shift_table.dtype == torch.float32
+    assert transformer.blocks[0].scale_shift_table.dtype == torch.float32
+    assert transformer.condition_embedder.time_embedder.linear_1.weight.dtype == torch.float32
+    assert transformer.blocks[0].attn1.to_q.weight.dtype == torch.bfloat16  # the rest is bf16

@@ -112,3 +112,17 @@ def test_memory_estimate_grows_with_the_window(backend):
     assert weights < small < large
     unloaded = VACEBackend("wan2.1-vace-14b").memory_estimate(81, 480, 832, config)
     assert unloaded > 28e9  # 14B parameters in bf16, before any activation
+
+
+def test_the_pipeline_receives_mask_zero_for_kept_frames_and_one_for_new(backend, monkeypatch):
+    """[real-weights] 3: the keep mask reaches WanVACEPipeline as 0 (it was mapped like a video to 0.5)."""
+    from diffusers import WanVACEPipeline
+
+    seen = []
+    original = WanVACEPipeline.prepare_masks
+    monkeypatch.setattr(WanVACEPipeline, "prepare_masks", lambda self, mask, *a, **k: seen.append(mask.clone()) or original(self, mask, *a, **k))
+    clip = make_clip(17)
+    prefix = np.full((5, HEIGHT, WIDTH, 3), 128, np.uint8)
+    backend.realify_window(WindowRequest(clip, CONFIG, prefix))
+    mask = seen[-1]  # (1, C, T, H, W) after the pipeline's own preprocessing
+    assert torch.all(mask[:, :, :5] == 0.0) and torch.all(mask[:, :, 5:] == 1.0)

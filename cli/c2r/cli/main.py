@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "jobs": ("c2r.client.cli_jobs", "list, watch or cancel export jobs"),
     "preview": ("c2r.client.cli_preview", "watch the daemon's live preview frames"),
     "models": ("c2r.models.cli_models", "list or pull model weights"),
+    "plan": ("c2r.models.cli_plan", "will a model fit my GPU? the memory plan per component and the levers"),
     "datagen": ("c2r.models.research.cli_datagen", "build (rendered, realistic) training pairs"),
     "train": ("c2r.models.research.cli_train", "train the IC-LoRA"),
     "eval": ("c2r.models.research.cli_eval", "score (input, output) video pairs"),

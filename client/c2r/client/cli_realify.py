@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_realify_options(parser)
     add_connection_options(parser)
     parser.add_argument("--no-start", action="store_true", help="fail instead of starting a daemon when none answers")
+    parser.add_argument("--model-path", metavar="DIR",
+                        help="diffusers-format folder of --model's weights, for the daemon this command starts "
+                             "(a running daemon keeps its own; default: the Hugging Face cache)")
 
 
 class FrameSender(threading.Thread):
@@ -86,10 +89,19 @@ def run(args: argparse.Namespace) -> int:
         return 2
     buffers = ["color"] + ["depth"] * (depth is not None) + ["normals"] * (normals is not None)
     try:
-        client = connect(args.address, token=args.token, start_daemon=not args.no_start, model=args.model or None)
+        model_path = ("--model-path", str(Path(args.model_path).expanduser().resolve())) if args.model_path else ()
+        if model_path and not Path(model_path[1]).is_dir():
+            print(f"c2r realify: --model-path {model_path[1]}: no such folder; give the diffusers-format folder "
+                  "of --model (the one holding model_index.json)", file=sys.stderr)
+            return 2
+        client = connect(args.address, token=args.token, start_daemon=not args.no_start, model=args.model or None,
+                         daemon_args=model_path)
     except C2RError as error:
         print(f"c2r realify: {error}", file=sys.stderr)
         return 1
+    if model_path and client.daemon is None:
+        print(f"warning: a daemon already runs at {args.address}; it uses its own weights, not --model-path "
+              f"(a client never sends paths to a daemon: restart it with `c2r serve --model-path ...`)", file=sys.stderr)
     writer = None
     bar = ProgressBar(clip.num_frames)
     try:

@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", default=str(d.state_dir), help="job database, staged frames, spilled frames")
     parser.add_argument("--output-root", default=str(d.output_root), help="job outputs land under this folder, never outside it")
     parser.add_argument("--model", default=d.model, help="model loaded at start and used when a session names none")
+    parser.add_argument("--model-path", default=None, metavar="DIR",
+                        help="diffusers-format folder of --model's weights (default: the Hugging Face cache)")
     parser.add_argument("--lora", default=None, help="LoRA (folder or .safetensors) used when a session names none")
     parser.add_argument("--lora-dir", default=str(d.lora_dir),
                         help="folder of LoRAs sessions may choose by name (SessionConfig.lora); nothing outside it")
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s daemon %(levelname)s %(message)s", stream=sys.stderr)
     settings = DaemonSettings(
         host=args.host, port=args.port, token=args.token, state_dir=args.state_dir, output_root=args.output_root,
-        model=args.model, lora=args.lora, lora_dir=args.lora_dir, device=args.device, preview_port=args.preview_port, heartbeat_timeout=args.heartbeat_timeout,
+        model=args.model, model_path=args.model_path, lora=args.lora, lora_dir=args.lora_dir, device=args.device, preview_port=args.preview_port, heartbeat_timeout=args.heartbeat_timeout,
         session_memory_mb=args.session_memory_mb,
     )
     try:

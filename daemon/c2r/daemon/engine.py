@@ -31,13 +31,13 @@ import sys
 import threading
 import time
 
+import numpy as np
 import zmq
 
 from c2r.daemon.engine_messages import CancelWindow, Fatal, Heartbeat, Hello, Loaded, RunWindow, Stop, WindowError, WindowEvent, WindowResult
-from c2r.daemon.ipc import pack, unpack
+from c2r.daemon.ipc import Mapped, SharedArrays, pack, unpack
 
 log = logging.getLogger("c2r.engine")
-OFFLOAD_STRATEGIES = ("none", "model", "group")  # most memory first
 
 
 def heartbeat(ctx: zmq.Context, events: str, interval: float, parent: int) -> None:
@@ -49,19 +49,6 @@ def heartbeat(ctx: zmq.Context, events: str, interval: float, parent: int) -> No
             os._exit(0)
         sock.send_multipart(pack(Heartbeat(os.getpid())))
         time.sleep(interval)
-
-
-def choose_offload(backend, device: str, clip, config) -> str:
-    """Full GPU when the window fits in free memory with a margin, else offload: a heuristic on the backend's estimate."""
-    if not device.startswith("cuda"):
-        return "none"
-    import torch
-
-    free = torch.cuda.mem_get_info()[0] + torch.cuda.memory_reserved()  # the estimate counts the weights already held
-    need = backend.memory_estimate(clip.num_frames, *clip.size, config)
-    if need < 0.9 * free:
-        return "none"
-    return "model" if need < 2 * free else "group"
 
 
 def peak_memory_bytes(device: str) -> int:
@@ -84,34 +71,36 @@ class Engine:
         self.preview.setsockopt(zmq.SNDHWM, 256)
         self.preview.setsockopt(zmq.LINGER, 0)
         self.preview.connect(args.preview)  # the front end's relay (preview.py), which viewers subscribe to
-        self.inbox: queue.Queue[RunWindow | Stop] = queue.Queue()  # windows to run, in order, and the final Stop
+        self.inbox: queue.Queue[tuple[RunWindow | Stop, Mapped | None]] = queue.Queue()  # windows in order (with
+        # the front end's window buffers they map), and the final Stop
+        self.results = SharedArrays("r-")  # one segment per result, handed to the front end
         self.cancelled: set[int] = set()  # window ids cancelled (maybe before they started); read by the step callback
         self.stopping = threading.Event()
         self.backend = None
         self.backend_key: tuple[str, str] | None = None
         self.offload = "none"
+        self.levers = None  # the speed levers the loaded backend was created with
         self.device = self._device(args.device)
 
     @staticmethod
     def _device(wanted: str) -> str:
-        import torch
+        from c2r.models.device import resolve_device
 
-        if wanted == "auto":
-            return "cuda:0" if torch.cuda.is_available() else "cpu"
-        return wanted
+        return resolve_device(wanted)
 
     def read_requests(self) -> None:
         """The input thread: every request off the socket at once, so none waits behind a running window."""
         while True:
-            message = unpack(self.requests.recv_multipart(copy=False), writable=True)
+            mapped = Mapped(copy_out=False)
+            message = unpack(self.requests.recv_multipart(copy=False), writable=True, mapped=mapped)
             if isinstance(message, CancelWindow):
                 self.cancelled.add(message.id)
             elif isinstance(message, Stop):
                 self.stopping.set()
-                self.inbox.put(message)
+                self.inbox.put((message, None))
                 return
             else:
-                self.inbox.put(message)
+                self.inbox.put((message, mapped))
 
     def send(self, message) -> None:
         self.events.send_multipart(pack(message), copy=False)
@@ -125,13 +114,15 @@ class Engine:
         key = (model, lora)
         if self.backend_key != key or (offload is not None and offload != self.offload):
             from c2r.models.backends import create_backend
-            from c2r.models.levers import levers_for
+            from c2r.models.memory_plan import levers_for
 
             if self.backend is not None:
                 self.backend.unload()
                 self.backend = None
             levers = levers_for(self.device, model)  # kernels, compile, tiling, offload for this GPU and model
-            backend = create_backend(model, lora=lora or None, levers=levers)
+            path = self.args.model_path if model == self.args.model else None  # the folder holds --model only
+            backend = create_backend(model, lora=lora or None, levers=levers, model_path=path)
+            self.levers = levers
             self.offload = offload or levers.offload
             backend.load(self.device, "bfloat16" if self.device.startswith("cuda") else "float32", self.offload)
             self.backend, self.backend_key = backend, key
@@ -155,8 +146,16 @@ class Engine:
     def serve(self) -> None:
         threading.Thread(target=self.read_requests, name="engine-input", daemon=True).start()
         self.start()
-        while not isinstance(message := self.inbox.get(), Stop):
-            self.run_request(message)
+        while True:
+            message, mapped = self.inbox.get()
+            if isinstance(message, Stop):
+                return
+            if mapped.missing:  # the front end dropped the window before it ran (its session went away)
+                self.send(WindowError(os.getpid(), message.id, "cancelled", f"window buffers gone: {mapped.missing}"))
+            else:
+                self.run_request(message)
+            del message  # the last reference to the window's views: the mapping can go
+            mapped.close()
 
     def publish(self, session: str, first: int, frames, preview: bool, step: int = 0) -> None:
         for i, frame in enumerate(frames):
@@ -209,22 +208,48 @@ class Engine:
         peak = peak_memory_bytes(self.device)
         log.info("window %s of %s: %dx%dx%d frames in %.2f s, peak memory %.0f MiB, offload %s", request.index,
                  run.session, clip.num_frames, *clip.size, seconds, peak / 2**20, self.offload)
-        self.send(WindowResult(pid, rid, frames, seconds, peak))
+        self.send_result(rid, frames, seconds, peak)
         self.publish(run.session, window.emit_start, frames[window.prefix_length :], False)
+
+    def send_result(self, rid: int, frames, seconds: float, peak: int) -> None:
+        """The frames go back in a shared-memory segment of their own; the message carries its handle."""
+        shared = self.results.allocate({"frames": (frames.shape, np.uint8)})
+        np.copyto(shared["frames"], frames)
+        self.events.send_multipart(pack(WindowResult(os.getpid(), rid, shared["frames"], seconds, peak), self.results))
+        self.results.forget(shared)
+
+    def plan_window(self, model: str, lora: str, clip, config):
+        """The backend loaded with the offload the planner chooses for this window's shape (logged).
+
+        A 480p preview and a 720p final on one card may plan different offloads; a window that fits
+        nowhere runs with the lowest-memory plan and a warning (the OOM retry still stands behind it).
+        """
+        from c2r.models.memory_plan import advice, plan_for_device
+
+        backend = self.backend_for(model, lora)
+        plan = plan_for_device(self.device, model, clip.num_frames, *clip.size, config, self.levers)
+        if plan is None:  # the CPU: nothing to plan
+            return backend
+        if plan.fits:
+            log.info("plan: %s", plan.summary())
+        else:
+            log.warning("plan: %s; %s", plan.summary(), advice(plan, config))
+        if plan.offload != self.offload:
+            backend = self.backend_for(model, lora, plan.offload)
+        backend.adopt_plan(plan)
+        return backend
 
     def _run_with_oom_retry(self, run: RunWindow, on_step):
         import torch
 
+        from c2r.models.levers import OFFLOADS
+
         request = run.request
-        backend = self.backend_for(run.model, run.lora)
-        if self.offload == "none":
-            wanted = choose_offload(backend, self.device, request.clip, request.config)
-            if wanted != "none":
-                backend = self.backend_for(run.model, run.lora, wanted)
+        backend = self.plan_window(run.model, run.lora, request.clip, request.config)
         try:
             return backend.realify_window(request, on_step)
         except torch.OutOfMemoryError as first:
-            lower = OFFLOAD_STRATEGIES[min(OFFLOAD_STRATEGIES.index(self.offload) + 1, len(OFFLOAD_STRATEGIES) - 1)]
+            lower = OFFLOADS[min(OFFLOADS.index(self.offload) + 1, len(OFFLOADS) - 1)]
             log.warning("out of GPU memory with offload %s (%s); retrying once with offload %s", self.offload, first, lower)
             torch.cuda.empty_cache()
             backend = self.backend_for(run.model, run.lora, lower)
@@ -244,6 +269,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--events", required=True)
     p.add_argument("--preview", required=True)
     p.add_argument("--model", default="tiny")
+    p.add_argument("--model-path", default=None, help="diffusers-format folder of --model (other models: the HF cache)")
     p.add_argument("--device", default="auto")
     p.add_argument("--parent", type=int, required=True)
     p.add_argument("--heartbeat-interval", type=float, default=0.5)

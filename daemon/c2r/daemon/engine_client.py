@@ -25,7 +25,7 @@ import zmq.asyncio
 from .engine_messages import (CancelWindow, Event, Fatal, Hello, Loaded, RunWindow, Stop, WindowError, WindowEvent,
                               WindowResult)
 from .errors import ClientError, EngineUnavailable, InvalidInput, OutOfGpuMemory, SessionCancelled, WeightsMissing
-from .ipc import pack, unpack
+from .ipc import SharedArrays, pack, sweep_stale_segments, unpack
 from .scheduler import WindowScheduler, WindowTask
 
 log = logging.getLogger("c2r.daemon")
@@ -39,9 +39,12 @@ class EngineDied(Exception):
 
 class EngineClient:
     def __init__(self, index: int, model: str, device: str, visible_gpu: str | None, preview_address: str, state_dir: Path,
-                 heartbeat_timeout: float, startup_timeout: float = 600.0):
+                 heartbeat_timeout: float, buffers: SharedArrays, startup_timeout: float = 600.0,
+                 model_path: Path | None = None):
         self.index, self.model, self.device_wanted, self.visible_gpu = index, model, device, visible_gpu
+        self.model_path = model_path
         self.preview, self.state_dir = preview_address, state_dir
+        self.buffers = buffers  # the front end's window buffers: windows go to the engine as their handles
         self.heartbeat_timeout, self.startup_timeout = heartbeat_timeout, startup_timeout
         self.ctx = zmq.asyncio.Context()
         self.requests = self.ctx.socket(zmq.PUSH)
@@ -78,7 +81,7 @@ class EngineClient:
     def _spawn(self) -> None:
         cmd = [sys.executable, "-m", "c2r.daemon.engine", "--requests", self.requests_address, "--events",
                self.events_address, "--preview", self.preview, "--model", self.model, "--device", self.device_wanted,
-               "--parent", str(os.getpid())]
+               "--parent", str(os.getpid())] + (["--model-path", str(self.model_path)] if self.model_path else [])
         env = dict(os.environ)
         if self.visible_gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.visible_gpu  # the engine sees its one GPU as cuda:0
@@ -154,6 +157,7 @@ class EngineClient:
         log.error("engine %d: %s; restarting it", self.index, reason)
         was_ready = self.ready.is_set()
         self._kill()
+        sweep_stale_segments()
         if self._current:
             self._current[2].put_nowait(EngineDied(reason))
         self._start_failures = 0 if was_ready else self._start_failures + 1
@@ -208,7 +212,8 @@ class EngineClient:
         queue: asyncio.Queue = asyncio.Queue()
         self._current = (rid, task, queue)
         try:
-            await self.requests.send_multipart(pack(RunWindow(rid, task.owner, task.model, task.lora, task.request)), copy=False)
+            run = RunWindow(rid, task.owner, task.model, task.lora, task.request)
+            await self.requests.send_multipart(pack(run, self.buffers), copy=False)
             while True:
                 message = await queue.get()
                 if isinstance(message, EngineDied):

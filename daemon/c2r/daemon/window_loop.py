@@ -16,6 +16,7 @@ import numpy as np
 
 from c2r.models.backend import GBuffers, WindowRequest
 from c2r.models.windows import Window
+from c2r.v1 import coarse2real_pb2 as pb
 
 from .scheduler import WindowScheduler, WindowTask
 from .session_config import ResolvedSession
@@ -34,6 +35,8 @@ class WindowSink(Protocol):
 
 
 WindowEventFn = Callable[[Window, dict], None]
+# window event kinds that sessions and jobs report as Progress (WINDOW_DONE is the sink's, once frames are out)
+PROGRESS_KINDS = {"queued": pb.Progress.QUEUED, "window_started": pb.Progress.STARTED, "step": pb.Progress.STEP}
 
 
 async def run_windows(owner: str, interactive: bool, resolved: ResolvedSession, scheduler: WindowScheduler,

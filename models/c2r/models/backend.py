@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from .grid import RESOLUTIONS
 from .windows import Window, plan_windows
 
 COLOR_SPACES = ("srgb", "linear")
@@ -35,10 +36,6 @@ DEPTH_KINDS = ("distance", "inverse")
 ATTENTION_MODES = ("full", "causal-ref")
 REFERENCE_CONDITIONS = ("color", "depth", "normals", "edges")
 GUIDANCE_MODES = ("apg", "cfg")
-# Model grids: about these pixel areas (Wan's 832x480 and 1280x720 training sizes) with the
-# input's aspect ratio, or "native" (the input's size, only padded to the grid)
-RESOLUTION_AREAS = {"480p": 832 * 480, "720p": 1280 * 720}
-RESOLUTIONS = (*RESOLUTION_AREAS, "native")
 
 
 class Cancelled(Exception):
@@ -90,7 +87,8 @@ class RealifyConfig:
     negative_prompt: str = "cartoon, CG render, video game, plastic, blurry, low quality"
     steps: int = 30
     guidance: float = 5.0  # <= 1.0 turns classifier-free guidance off (one branch per step)
-    shift: float = 5.0  # flow-matching timestep shift (Wan uses 3.0 at 480p, 5.0 at 720p)
+    shift: float | None = None  # flow-matching timestep shift; None: the model's release value (A14B 12, others 5)
+    guidance_2: float | None = None  # A14B's low-noise expert; None: the model's (Wan2.2: 3.0), or ``guidance``
     seed: int = 0
     strength: float = 1.0  # 1.0: start from noise; < 1.0: start from the noised input (lighter edit)
     window: int = 81
@@ -113,6 +111,8 @@ class RealifyConfig:
             raise ValueError(f"resolution={self.resolution!r}: choose one of {RESOLUTIONS}")
         if self.steps < 1:
             raise ValueError(f"steps={self.steps}: use at least 1 denoising step")
+        if self.shift is not None and self.shift <= 0:
+            raise ValueError(f"shift={self.shift}: the timestep shift must be positive (Wan uses 3 to 12), or None")
         if not 0.0 < self.strength <= 1.0:
             raise ValueError(f"strength={self.strength}: use a value in (0, 1]; 1.0 ignores the input colours' noise level")
         if self.attention_mode not in ATTENTION_MODES:
@@ -171,6 +171,15 @@ def fit_window_to_rate(config: RealifyConfig, model: str) -> RealifyConfig:
 
     window = longest_window(config.input_fps)
     return replace(config, window=window, overlap=min(config.overlap, window - 4 if window > 4 else 0))
+
+
+def model_frame_count(model: str, num_frames: int, input_fps: float) -> int:
+    """How many frames ``model`` runs for ``num_frames`` input frames (its own rate, for C2R)."""
+    if model not in MODEL_FRAME_RATES or not input_fps:
+        return num_frames
+    from .frame_rate import model_frame_sources
+
+    return len(model_frame_sources(num_frames, input_fps))
 
 
 # Final model -> preview backbone (same VAE: Wan2.1's 16-channel one). Others preview on themselves
@@ -256,6 +265,9 @@ class Backend(ABC):
     @abstractmethod
     def memory_estimate(self, num_frames: int, height: int, width: int, config: RealifyConfig) -> int:
         """Peak device bytes to run one window of this shape (weights included)."""
+
+    def adopt_plan(self, plan) -> None:
+        """Take the run-time levers of a window's ``memory_plan.MemoryPlan`` (default: none to take)."""
 
     @abstractmethod
     def realify_window(self, request: WindowRequest, on_step: StepFn | None = None) -> np.ndarray:

@@ -5,7 +5,8 @@ random weights. Real presets need their weights on disk (``c2r models pull NAME`
 
 Speed levers (``levers.Levers``: attention kernel, compilation, step cache, VAE tiling,
 offload, batched CFG, distilled LoRA, preview decoder) are fixed per loaded backend:
-``create_backend(model, levers=choose_levers(*detect_gpu(), model))``.
+``create_backend(model, levers=memory_plan.levers_for(device, model))``; the memory they need is
+``memory_plan``'s (one planner for the lever choice, the engine and ``c2r plan``).
 
 The ``preview`` quality runs on a small backbone (``preview_model_for``): the smallest one
 that shares the final model's VAE, so both speak the same latent space (a preview's frames
@@ -22,23 +23,14 @@ import numpy as np
 import torch
 
 from .backend import Backend, ProgressEvent, RealifyConfig, StepFn, WindowRequest
-from .levers import Levers, apply_to_transformer, apply_to_vae, stream_blocks
+from .device import DTYPES, resolve_device
+from .levers import OFFLOADS, Levers, apply_to_transformer, apply_to_vae, stream_blocks
 from .lora import load_lora
 from .pipeline import ModelPlacement, RealifyPipeline
-from .preprocess import grid_for
-from .sampler import uses_cfg
-from .registry import PRESETS, get_preset, load_components
-from .windows import padded_length
+from .registry import PRESETS, get_preset, load_components, with_model_defaults
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-OFFLOADS = ("none", "model", "group")
-UMT5_XXL_ENCODER_PARAMS = 5.7e9
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class ICLoRABackend(Backend):
@@ -123,57 +115,26 @@ class ICLoRABackend(Backend):
 
     # --- planning --------------------------------------------------------------------------
     def memory_estimate(self, num_frames: int, height: int, width: int, config: RealifyConfig) -> int:
-        return self.planned_peak(num_frames, height, width, config, self._offload)
+        return self.memory_plan(num_frames, height, width, config).peak_bytes
 
-    def planned_peak(self, num_frames: int, height: int, width: int, config: RealifyConfig, offload: str) -> int:
-        """Peak device bytes for one window: weights + transformer activations + VAE decode.
+    def memory_plan(self, num_frames: int, height: int, width: int, config: RealifyConfig):
+        """The planner's figure for this backend as loaded (its levers, offload, dtype and LoRA's mode)."""
+        from .memory_plan import plan_window
 
-        A planning figure from the config (within about 2x), not a bound. Token count S per
-        clip = latent frames x (H/16) x (W/16) (H/32 x W/32 for TI2V-5B). In ``full`` mode the joint sequence of
-        (1 + references) x S tokens carries a per-token modulation (B, S, 6, D) in float32;
-        in ``causal-ref`` the noisy stream runs alone but the reference keys/values of every
-        layer stay resident (2 x layers x refs x S x D).
-        """
-        cfg = self.preset.transformer_config
-        grid = grid_for(height, width, config.resolution)
-        latent_frames = (padded_length(min(num_frames, config.window)) - 1) // 4 + 1
-        cell = self.preset.vae_scale_spatial * 2  # VAE cell x 2x2 patch
-        tokens = latent_frames * (grid.model_height // cell) * (grid.model_width // cell)
-        inner = cfg["num_attention_heads"] * cfg["attention_head_dim"]
-        act = 4 if self._dtype() == torch.float32 else 2
-        refs = len(config.reference) / config.reference_downscale**2  # downscaled clips: fewer tokens each
-        mode = self.lora_info.attention_mode if self.lora_info else config.attention_mode
-        if uses_cfg(config.guidance) and self.levers.batched_cfg:
-            tokens *= 2  # both branches in one batch
-        if mode == "full":
-            seq = tokens * (1 + refs)
-            activations = seq * (inner * 10 * act + cfg["ffn_dim"] * act + 6 * inner * 4 * 2)
-        else:
-            activations = tokens * (inner * 10 * act + cfg["ffn_dim"] * act)
-            activations += 2 * cfg["num_layers"] * refs * tokens * inner * act
-        vae_decode = grid.model_height * grid.model_width * 96 * 4 * 4 * 6  # 4 frames x 96 ch x a few maps, fp32
-        return int(self._weight_bytes(act, offload) + activations + vae_decode)
+        dtype = {v: k for k, v in DTYPES.items()}[self._dtype()]
+        mode = self.lora_info.attention_mode if self.lora_info else None
+        return plan_window(self.preset, num_frames, height, width, config, self.levers, self._offload, dtype,
+                           attention_mode=mode)
+
+    def adopt_plan(self, plan) -> None:
+        """Run-time levers of a window's plan (batched CFG, VAE tiling) without reloading."""
+        self.levers = replace(self.levers, batched_cfg=plan.levers.batched_cfg, vae_tiling=plan.levers.vae_tiling)
+        if self.pipeline is not None:
+            self.pipeline.levers = replace(self.pipeline.levers, batched_cfg=self.levers.batched_cfg)
+            apply_to_vae(self.pipeline.vae, self.levers)
 
     def _dtype(self) -> torch.dtype:
         return self.pipeline.dtype if self.pipeline else torch.bfloat16
-
-    def _weight_bytes(self, act: int, offload: str) -> int:
-        """Weights resident on the device while a window denoises.
-
-        "none": everything. "model": one expert (the text encoder is swapped out once the
-        prompt is encoded, before any activation exists). "group": about one block of one expert.
-        """
-        if self.pipeline is not None:
-            experts = [_nbytes(e.transformer) for e in self.pipeline.experts.values()]
-            text, vae = _nbytes(self.pipeline.prompts.text_encoder), _nbytes(self.pipeline.vae)
-        else:
-            experts = [int(self.preset.params_billion * 1e9 * act)] * len(self.preset.experts)
-            text, vae = int(UMT5_XXL_ENCODER_PARAMS * act), int(0.5e9)
-        if offload == "model":
-            return max(experts) + vae
-        if offload == "group":
-            return max(experts) // self.preset.transformer_config["num_layers"] + vae
-        return sum(experts) + text + vae
 
     # --- realify ---------------------------------------------------------------------------
     def realify_window(self, request: WindowRequest, on_step: StepFn | None = None) -> np.ndarray:
@@ -183,6 +144,7 @@ class ICLoRABackend(Backend):
         if clip.num_frames > config.window:
             raise ValueError(f"a window of {clip.num_frames} frames is longer than config.window={config.window}: "
                              "use realify() for whole clips")
+        config = with_model_defaults(config, self.preset)
         if self.lora_info:
             config = self._as_trained(config)
 
@@ -215,10 +177,6 @@ class ICLoRABackend(Backend):
             log.info("LoRA %s was trained with reference downscale %s, not %s: using %s",
                      self.lora, list(trained), config.reference_downscale, factor)
         return replace(config, reference=info.reference, reference_downscale=factor)
-
-
-def _nbytes(module: torch.nn.Module) -> int:
-    return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
 def available_models() -> list[str]:

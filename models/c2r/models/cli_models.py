@@ -34,7 +34,8 @@ def list_models(args) -> int:
         else:
             where = f"yes ({folder_size_bytes(folder) / 1e9:.1f} GB)"
         experts = len(p.experts)
-        params = "random" if p.is_tiny else f"{experts}x{p.params_billion:g}B" if experts > 1 else f"{p.params_billion:g}B"
+        billions = f"{p.footprint.expert_params / 1e9:.2f}B"
+        params = "random" if p.is_tiny else f"{experts}x{billions}" if experts > 1 else billions
         print(f"{p.name:18} {p.kind:5} {params:>9}  {where:24} {p.description}")
     return 0
 
@@ -54,7 +55,7 @@ def pull_model(args) -> int:
         return _pull_c2r(args)
     from huggingface_hub import snapshot_download
 
-    print(f"downloading {preset.repo_id} ({preset.params_billion:g}B parameters per expert) ...", file=sys.stderr)
+    print(f"downloading {preset.repo_id} ({preset.footprint.expert_params / 1e9:.2f}B parameters per expert) ...", file=sys.stderr)
     try:
         folder = snapshot_download(preset.repo_id, local_dir=args.dir)
     except Exception as err:  # the hub raises many connection error types; all mean the same to the user

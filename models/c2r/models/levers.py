@@ -1,7 +1,8 @@
 """GPU speed levers: each a switch, applied once when a backend loads, and the defaults per GPU.
 
 ``Levers()`` is plain diffusers behaviour (every lever off); ``choose_levers`` picks what
-fits and what is fastest on the GPU found. What each lever does:
+fits and what is fastest on the GPU found (``memory_plan.choose_levers``: the kernels from
+here, the memory levers from the planner). What each lever does:
 
 attention_backend  diffusers' attention dispatcher backend ("flash", "_flash_3", "sage",
                    "_native_cudnn" ...), set with ``transformer.set_attention_backend``;
@@ -20,7 +21,7 @@ step_cache         reuse of block outputs between steps through diffusers' cache
                    needs per-model magnitude ratios calibrated on that checkpoint's own runs.
 vae_tiling         ``vae.enable_tiling()``: decode in tiles, for cards where an 81-frame
                    720p decode does not fit.
-offload            "none", "model" or "group" (see ``ICLoRABackend._placement``).
+offload            "none", "model" or "group" (``OFFLOADS``; see ``ICLoRABackend._placement``).
 batched_cfg        both CFG branches in one forward of batch 2 instead of two forwards.
 causal_ref         use the cached ``causal-ref`` attention when no trained LoRA fixes the mode.
 preview_decoder    "latent": x0 previews through a per-window linear latent->RGB fit
@@ -36,10 +37,10 @@ from dataclasses import dataclass
 
 STEP_CACHES = ("none", "first-block", "taylorseer")
 PREVIEW_DECODERS = ("latent", "vae")
-GIB = 2**30
+OFFLOADS = ("none", "model", "group")  # most device memory first
+COMPILE_BACKEND = "inductor"  # torch.compile's default; tests swap in a counting backend
 # Names (as pynvml/torch report them) of GPUs whose fastest attention is a Hopper/Blackwell kernel.
 HOPPER_OR_NEWER = ("H100", "H200", "H800", "H20", "GH200", "B100", "B200", "GB200", "RTX 50", "RTX PRO 6000")
-HEADROOM = 0.9  # plan to use at most this share of the card (allocator fragmentation, CUDA context)
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,6 @@ class Levers:
     step_lora_low_noise: str | None = None
 
     def validate(self) -> "Levers":
-        from .backends import OFFLOADS
-
         if self.step_cache not in STEP_CACHES:
             raise ValueError(f"step_cache={self.step_cache!r}: choose one of {STEP_CACHES} "
                              "(MagCache needs per-checkpoint calibration and is not offered)")
@@ -77,7 +76,7 @@ def apply_to_transformer(transformer, levers: Levers) -> None:
     if levers.step_cache != "none":
         transformer.enable_cache(_cache_config(levers))
     if levers.compile_blocks:
-        transformer.compile_repeated_blocks(fullgraph=False)
+        transformer.compile_repeated_blocks(fullgraph=False, backend=COMPILE_BACKEND)
 
 
 def stream_blocks(transformer, device) -> None:
@@ -106,8 +105,8 @@ def _cache_config(levers: Levers):
 
 
 def apply_to_vae(vae, levers: Levers) -> None:
-    if levers.vae_tiling:
-        vae.enable_tiling()
+    """VAE tiling on or off (a run-time switch: the engine flips it per window shape)."""
+    vae.enable_tiling() if levers.vae_tiling else vae.disable_tiling()
 
 
 # --- choosing defaults from the GPU ---------------------------------------------------------
@@ -132,14 +131,6 @@ def detect_gpu(index: int = 0) -> tuple[str, int] | None:
         return None
 
 
-def levers_for(device: str, model: str) -> Levers:
-    """The engine's one call: detect the GPU behind ``device`` ("cuda:N", "cuda", "cpu") and choose."""
-    if not device.startswith("cuda"):
-        return choose_levers(None, 0, model)
-    gpu = detect_gpu(int(device.partition(":")[2] or 0))
-    return choose_levers(*(gpu or (None, 0)), model)
-
-
 def fastest_attention(gpu_name: str) -> str | None:
     """The quickest exact attention kernel installed for this GPU (None: torch SDPA picks)."""
     hopper = any(tag in gpu_name for tag in HOPPER_OR_NEWER)
@@ -148,33 +139,3 @@ def fastest_attention(gpu_name: str) -> str | None:
     if importlib.util.find_spec("flash_attn"):
         return "flash"
     return "_native_cudnn" if hopper else None
-
-
-def choose_levers(gpu_name: str | None, total_bytes: int, model: str, num_frames: int = 81,
-                  height: int = 720, width: int = 1280) -> Levers:
-    """Defaults for ``model`` on this GPU: the least offloading that fits a window, the fastest kernels.
-
-    ``gpu_name`` None (or no memory) means the CPU: only the levers that help there. The
-    window shape is the final quality's (81 frames at 720p), the largest the daemon runs.
-    Output-changing levers (step cache, causal-ref, distilled LoRA) stay off: they are the
-    user's choice.
-    """
-    if not gpu_name or total_bytes <= 0:
-        return Levers(batched_cfg=True, preview_decoder="latent")
-    offload = choose_offload(model, total_bytes, num_frames, height, width)
-    return Levers(attention_backend=fastest_attention(gpu_name), compile_blocks=True,
-                  vae_tiling=total_bytes < 40 * GIB, offload=offload, batched_cfg=offload != "group",
-                  preview_decoder="latent")
-
-
-def choose_offload(model: str, total_bytes: int, num_frames: int, height: int, width: int) -> str:
-    """The first of "none", "model", "group" whose planned peak fits in ``HEADROOM`` of the card."""
-    from .backend import QUALITY_PRESETS, RealifyConfig
-    from .backends import ICLoRABackend
-
-    backend = ICLoRABackend(model)
-    config = RealifyConfig(**{**QUALITY_PRESETS["final"], "window": num_frames})
-    for offload in ("none", "model"):
-        if backend.planned_peak(num_frames, height, width, config, offload) <= HEADROOM * total_bytes:
-            return offload
-    return "group"

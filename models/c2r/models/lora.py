@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
 from .backend import ATTENTION_MODES, REFERENCE_CONDITIONS
 
@@ -86,7 +85,9 @@ def save_lora(folder: str | os.PathLike, experts: dict, info: LoraInfo) -> Path:
 
 
 def _add_header_entry(path: Path, key: str, value: str) -> None:
-    with safe_open(path, framework="pt") as f:
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(path, framework="numpy") as f:
         header = dict(f.metadata() or {})
     save_file(load_file(path), path, metadata={**header, key: value})
 
@@ -94,7 +95,7 @@ def _add_header_entry(path: Path, key: str, value: str) -> None:
 def read_lora_info(folder: str | os.PathLike) -> LoraInfo:
     """The c2r metadata of a LoRA folder (from its high-noise/only expert file)."""
     path = _weights_file(Path(folder), "transformer")
-    with safe_open(path, framework="pt") as f:
+    with safe_open(path, framework="numpy") as f:  # the header only: no torch needed (`c2r plan` reads it)
         raw = (f.metadata() or {}).get(METADATA_KEY)
     if raw is None:
         raise ValueError(f"{path} has no c2r metadata: it was not saved by coarse2real's save_lora, so its "

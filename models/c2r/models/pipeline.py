@@ -39,6 +39,8 @@ from .sampler import add_noise, euler_step, expert_for, flow_sigmas, guided, pre
 from .text_encoder import PromptEncoder
 from .windows import padded_length
 
+DEFAULT_SHIFT = 5.0  # when a config leaves the shift to the model and no preset filled it in
+
 # on_step(step, num_steps, preview) with preview (T, H, W, 3) uint8 on preview steps, else None
 StepFn = Callable[[int, int, "np.ndarray | None"], None]
 
@@ -69,12 +71,20 @@ class ModelPlacement:
         self.active: torch.nn.Module | None = None
 
     def use(self, module: torch.nn.Module) -> None:
-        if module is self.active or id(module) not in self.managed:
+        """``module`` is about to run: the managed one in use leaves the device first (even when
+        ``module`` itself is streamed by offload hooks and not managed here)."""
+        if module is self.active:
             return
+        self.release()
+        if id(module) in self.managed:
+            module.to(self.device)
+            self.active = module
+
+    def release(self) -> None:
+        """Send the managed module in use back to the CPU (the text encoder once the prompts are encoded)."""
         if self.active is not None:
             self.active.to("cpu")
-        module.to(self.device)
-        self.active = module
+            self.active = None
 
 
 @dataclass
@@ -120,13 +130,10 @@ class RealifyPipeline:
     def dtype(self) -> torch.dtype:
         return self.experts["transformer"].transformer.dtype
 
-    # --- VAE ------------------------------------------------------------------------------
-    def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """(1, 3, T, H, W) in [-1, 1] -> normalised latents (1, C, (T-1)/4+1, H/8, W/8), float32."""
-        return self.latents.encode(video)
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.latents.decode(latents)
+    @property
+    def grid_multiple(self) -> int:
+        """Pixels per transformer token side: the VAE's compression x the patch (16; Wan2.2 TI2V: 32)."""
+        return self.vae.spatial_compression_ratio * self.experts["transformer"].transformer.config.patch_size[1]
 
     # --- the window -------------------------------------------------------------------------
     @torch.no_grad()
@@ -144,6 +151,8 @@ class RealifyPipeline:
         uncond_embeds = None
         if uses_cfg(config.guidance):
             uncond_embeds = self.prompts.encode(config.negative_prompt, self.device, self.dtype)
+        if self.placement is not None:
+            self.placement.release()  # the text encoder leaves before the VAE encodes the references
         # 2. G-buffers -> reference latents, prefix latents, noise
         window = self._prepare_window(clip, config, prefix, config.seed if seed is None else seed)
         # 3. denoise
@@ -155,7 +164,7 @@ class RealifyPipeline:
         if config.reference[0] != "color":
             raise ValueError(f"reference={config.reference}: the rendered colour is always the first reference clip "
                              "(it anchors the output and is where strength < 1 starts); use e.g. ('color', 'depth')")
-        grid = grid_for(*clip.size, config.resolution)
+        grid = grid_for(*clip.size, config.resolution, self.grid_multiple)
         padded = pad_to_wan_length(clip)
         conditions = prepare_conditions(padded, grid, self.vae.device, self.vae.dtype, include=config.reference)
         missing = [name for name in config.reference if name not in conditions]
@@ -164,12 +173,12 @@ class RealifyPipeline:
                              f"send {' and '.join(missing)} frames or use reference=('color',)")
         factor = config.reference_downscale
         videos = self.reference_videos(conditions, config.reference, factor)  # colour first
-        references = [self.encode(v).to(self.device) for v in videos]
+        references = [self.latents.encode(v).to(self.device) for v in videos]
         generator = torch.Generator("cpu").manual_seed(int(seed))  # drawn on the CPU: same frames on any device
         noise = torch.randn(self._latent_shape(conditions["color"]), generator=generator).to(self.device)
         colour = references[0]
         if factor != 1 and config.strength < 1.0:  # strength < 1 starts from the full-size colour latents
-            colour = self.encode(conditions["color"]).to(self.device)
+            colour = self.latents.encode(conditions["color"]).to(self.device)
         latent_to_rgb = None
         if config.preview_every and self.levers.preview_decoder == "latent":
             latent_to_rgb = LatentToRGB.fit(references[0], videos[0])
@@ -189,7 +198,7 @@ class RealifyPipeline:
 
     def _downscaled(self, video: torch.Tensor, factor: int) -> torch.Tensor:
         """A condition video at 1/factor of the grid each side, rounded to whole transformer tokens."""
-        cell = self.vae.spatial_compression_ratio * self.experts["transformer"].transformer.config.patch_size[1]
+        cell = self.grid_multiple
         height, width = (max(cell, round(side / factor / cell) * cell) for side in video.shape[-2:])
         frames = video.transpose(1, 2).flatten(0, 1)  # (T, 3, H, W)
         small = F.interpolate(frames.float(), size=(height, width), mode="area").to(video.dtype)
@@ -202,10 +211,10 @@ class RealifyPipeline:
         if (count - 1) % 4 or count > clip.num_frames:
             raise ValueError(f"prefix of {count} frames for a {clip.num_frames}-frame window: "
                              "it must be 4j+1 frames (the window overlap) and no longer than the window")
-        return self.encode(frames_to_model(np.asarray(prefix), grid, self.vae.device, self.vae.dtype)).to(self.device)
+        return self.latents.encode(frames_to_model(np.asarray(prefix), grid, self.vae.device, self.vae.dtype)).to(self.device)
 
     def _denoise(self, window: _Window, config: RealifyConfig, cond_embeds, uncond_embeds, on_step, cancel) -> torch.Tensor:
-        sigmas = flow_sigmas(config.steps, config.shift, config.strength).tolist()
+        sigmas = flow_sigmas(config.steps, DEFAULT_SHIFT if config.shift is None else config.shift, config.strength).tolist()
         start = window.colour  # strength < 1 starts from the noised rendered colour
         latents = window.noise if config.strength >= 1.0 else add_noise(start, window.noise, sigmas[0])
         caches: dict[str, ReferenceKVCache] = {}
@@ -214,7 +223,7 @@ class RealifyPipeline:
             if cancel is not None and cancel():
                 raise Cancelled(f"cancelled at step {i} of {num_steps}")
             latents = self._pin_prefix(latents, window, sigma)
-            velocity = self._velocity(latents, window, sigma, cond_embeds, uncond_embeds, config.guidance, caches,
+            velocity = self._velocity(latents, window, sigma, cond_embeds, uncond_embeds, config, caches,
                                       step=(i, num_steps))
             if on_step is not None:
                 preview_due = config.preview_every > 0 and (i + 1) % config.preview_every == 0 and i + 1 < num_steps
@@ -230,9 +239,12 @@ class RealifyPipeline:
         pinned = add_noise(window.prefix_latents, window.noise[:, :, :count], sigma)
         return torch.cat([pinned, latents[:, :, count:]], dim=2)
 
-    def _velocity(self, latents, window: _Window, sigma: float, cond_embeds, uncond_embeds, guidance: float,
+    def _velocity(self, latents, window: _Window, sigma: float, cond_embeds, uncond_embeds, config: RealifyConfig,
                   caches: dict[str, ReferenceKVCache], step: tuple[int, int] = (0, 1)) -> torch.Tensor:
         expert_name = expert_for(sigma, self.boundary_ratio)
+        guidance = config.guidance  # A14B: the low-noise expert has its own (diffusers' guidance_scale_2)
+        if expert_name == "transformer_2" and config.guidance_2 is not None:
+            guidance = config.guidance_2
         model = self.experts[expert_name]
         if self.placement is not None:
             self.placement.use(model.transformer)
@@ -275,4 +287,4 @@ class RealifyPipeline:
         return model_to_frames(video, window.grid)[: window.num_frames]
 
     def _to_frames(self, latents: torch.Tensor, window: _Window) -> np.ndarray:
-        return model_to_frames(self.decode(latents), window.grid)[: window.num_frames]
+        return model_to_frames(self.latents.decode(latents), window.grid)[: window.num_frames]

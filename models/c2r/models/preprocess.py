@@ -4,7 +4,7 @@ Everything works on a whole window at once, in torch, on whatever device the mod
 the daemon's engine process never round-trips frames through the CPU. Two choices shape it:
 
 * The model grid never distorts the picture: frames are scaled (keeping aspect) and then
-  padded by replicating the border pixels up to multiples of 16. Black bars would be read as
+  padded by replicating the border pixels up to whole transformer tokens (``grid``). Black bars would be read as
   content and painted into; replicated borders are neutral, and ``model_to_frames`` crops
   and rescales exactly back to the engine's size so output frames map 1:1 onto input frames.
 * Statistics are per window, never per frame. Depth is normalised by one robust "near"
@@ -20,16 +20,15 @@ what it really knows.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backend import COLOR_SPACES, DEPTH_KINDS, RESOLUTION_AREAS, RESOLUTIONS, GBuffers
+from .backend import COLOR_SPACES, DEPTH_KINDS, GBuffers
+from .grid import Grid, grid_for
 
-GRID_MULTIPLE = 16
 CONDITION_KEYS = ("color", "depth", "normals", "edges")
 
 # Fraction of the window's valid inverse-depth samples that may be nearer than "full bright".
@@ -45,70 +44,6 @@ CANNY_LOW = 0.08
 CANNY_HIGH = 0.2
 # Frames per chunk when deriving edges, to bound the memory of the intermediate maps.
 EDGE_CHUNK_FRAMES = 16
-
-
-@dataclass(frozen=True)
-class Grid:
-    """How one engine frame size maps onto the model grid (and back).
-
-    The input (height, width) is scaled to (scaled_height, scaled_width), then padded by
-    (pad_top, pad_bottom, pad_left, pad_right) to (model_height, model_width), multiples of 16.
-    """
-
-    height: int
-    width: int
-    model_height: int
-    model_width: int
-    scaled_height: int
-    scaled_width: int
-    pad_top: int
-    pad_bottom: int
-    pad_left: int
-    pad_right: int
-
-    @property
-    def model_size(self) -> tuple[int, int]:
-        return self.model_height, self.model_width
-
-    @property
-    def scaled_size(self) -> tuple[int, int]:
-        return self.scaled_height, self.scaled_width
-
-
-def _round_up(value: int, multiple: int = GRID_MULTIPLE) -> int:
-    return max(multiple, -(-value // multiple) * multiple)
-
-
-def _round_nearest(value: float, multiple: int = GRID_MULTIPLE) -> int:
-    return max(multiple, int(round(value / multiple)) * multiple)
-
-
-def grid_for(height: int, width: int, resolution: str = "480p") -> Grid:
-    """The model grid for frames of ``height`` x ``width`` at a resolution preset.
-
-    "480p"/"720p" pick a grid of about the preset's pixel area with the input's aspect ratio
-    (small inputs are scaled up, large ones down); "native" keeps the size and only pads.
-    """
-    if not (isinstance(height, (int, np.integer)) and isinstance(width, (int, np.integer))) or height < 1 or width < 1:
-        raise ValueError(f"frame size {height}x{width} (height x width): both must be positive integers")
-    if resolution not in RESOLUTIONS:
-        raise ValueError(f"resolution={resolution!r}: choose one of {RESOLUTIONS}")
-    height, width = int(height), int(width)
-    if resolution == "native":
-        model_height, model_width = _round_up(height), _round_up(width)
-        scaled_height, scaled_width = height, width
-    else:
-        area = RESOLUTION_AREAS[resolution]
-        model_height = _round_nearest(math.sqrt(area * height / width))
-        model_width = _round_nearest(math.sqrt(area * width / height))
-        scale = min(model_height / height, model_width / width)
-        scaled_height = min(model_height, max(1, round(height * scale)))
-        scaled_width = min(model_width, max(1, round(width * scale)))
-    pad_h, pad_w = model_height - scaled_height, model_width - scaled_width
-    return Grid(
-        height, width, model_height, model_width, scaled_height, scaled_width,
-        pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2,
-    )
 
 
 # --------------------------------------------------------------------------- grid mapping

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import gc
 import logging
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from .backend import Backend, GBuffers, ProgressEvent, RealifyConfig, StepFn, WindowRequest
-from .backends import DTYPES, OFFLOADS, UMT5_XXL_ENCODER_PARAMS, resolve_device
+from .device import DTYPES, resolve_device
+from .levers import OFFLOADS, Levers, apply_to_vae
 from .preprocess import Grid, frames_to_model, grid_for, model_to_frames, prepare_conditions
-from .registry import ModelPreset, get_preset, load_components
+from .registry import ModelPreset, get_preset, load_components, with_model_defaults
 from .sampler import add_noise, predicted_clean, uses_cfg
 from .latents import LatentCodec
 from .text_encoder import PromptEncoder
@@ -51,7 +53,7 @@ def build_vace_pipeline(
     device: str | torch.device = "cpu",
     offload: str = "none",
     seed: int = 0,
-    shift: float = RealifyConfig.shift,
+    shift: float = 5.0,
 ):
     """(WanVACEPipeline, PromptEncoder) for a VACE preset, the pipeline's progress bar off.
 
@@ -111,6 +113,8 @@ class VACEBackend(Backend):
         self._latents: LatentCodec | None = None
         self._prompts: PromptEncoder | None = None
         self._device = torch.device("cpu")
+        self._offload = "none"
+        self.levers = Levers()  # diffusers' VACE pipeline takes no speed levers; the planner's VAE tiling applies
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -119,6 +123,7 @@ class VACEBackend(Backend):
             raise ValueError(f"dtype={dtype!r}: choose one of {sorted(DTYPES)}")
         self.unload()
         self._device = torch.device(resolve_device(device))
+        self._offload = offload
         self._pipe, self._prompts = build_vace_pipeline(
             self.preset.name, self.model_path, DTYPES[dtype], self._device, offload, self.weights_seed
         )
@@ -133,30 +138,19 @@ class VACEBackend(Backend):
             torch.cuda.empty_cache()
 
     def memory_estimate(self, num_frames: int, height: int, width: int, config: RealifyConfig) -> int:
-        """Weights plus the activations of one window, a planning figure rather than a bound.
+        return self.memory_plan(num_frames, height, width, config).peak_bytes
 
-        Activations: per transformer layer a few copies of the token sequence at the model
-        width (attention, the 4x MLP), plus the VACE hint of every VACE layer held through the
-        whole forward; the VAE decode holds a few full-resolution feature maps per frame chunk.
-        """
-        grid = grid_for(height, width, config.resolution)
-        frames = padded_length(min(num_frames, config.window))
-        latent_frames = (frames - 1) // 4 + 1
-        tokens = latent_frames * (grid.model_height // 16) * (grid.model_width // 16)
-        cfg = self.preset.transformer_config
-        inner = cfg["num_attention_heads"] * cfg["attention_head_dim"]
-        vace_layers = len(cfg.get("vace_layers", range(0, cfg["num_layers"], 2)))
-        act_bytes = 4 if self._pipe is not None and self._pipe.transformer.dtype == torch.float32 else 2
-        # the two CFG branches run one after the other, so one branch's activations are the peak
-        transformer = tokens * act_bytes * (inner * 8 + cfg["ffn_dim"] * 2 + inner * vace_layers)
-        vae = grid.model_height * grid.model_width * 4 * 96 * 4 * 6  # 4 frames x 96 channels, a few maps
-        return self._weight_bytes() + transformer + vae
+    def memory_plan(self, num_frames: int, height: int, width: int, config: RealifyConfig):
+        """The planner's figure for this preset with the offload it was loaded with."""
+        from .memory_plan import plan_window
 
-    def _weight_bytes(self) -> int:
+        dtype = "float32" if self._pipe is not None and self._pipe.transformer.dtype == torch.float32 else "bfloat16"
+        return plan_window(self.preset, num_frames, height, width, config, self.levers, self._offload, dtype)
+
+    def adopt_plan(self, plan) -> None:
+        self.levers = replace(self.levers, vae_tiling=plan.levers.vae_tiling)
         if self._pipe is not None:
-            modules = (self._pipe.transformer, self._pipe.vae, self._pipe.text_encoder)
-            return sum(p.numel() * p.element_size() for m in modules for p in m.parameters())
-        return int((self.preset.params_billion * 1e9 + UMT5_XXL_ENCODER_PARAMS) * 2 + 0.5e9)
+            apply_to_vae(self._pipe.vae, self.levers)
 
     # ------------------------------------------------------------------ realify
 
@@ -197,14 +191,14 @@ class VACEBackend(Backend):
     @torch.no_grad()
     def realify_window(self, request: WindowRequest, on_step: StepFn | None = None) -> np.ndarray:
         pipe = self._require_loaded()
-        clip, config, prefix = request.clip, request.config, request.prefix
-        config.validate()
+        clip, prefix = request.clip, request.prefix
+        config = with_model_defaults(request.config.validate(), self.preset)
         count = clip.num_frames
         if count > config.window:
             raise ValueError(f"a window of {count} frames is longer than config.window={config.window}: use realify()")
         if config.strength < 1.0:
             logger.warning("VACE generates from noise under its control video; strength=%s is ignored", config.strength)
-        grid = grid_for(*clip.size, config.resolution)
+        grid = grid_for(*clip.size, config.resolution, self.preset.grid_multiple)
         frames = padded_length(count)
 
         def report(kind: str, step: int = 0, preview: np.ndarray | None = None) -> None:
@@ -238,7 +232,7 @@ class VACEBackend(Backend):
         report("window_started")  # a Cancelled raised here stops the window before its first step
         latents = pipe(
             video=_as_pipeline_video(control),
-            mask=_as_pipeline_video(generate),
+            mask=_as_pipeline_mask(generate),
             conditioning_scale=self.conditioning_scale,
             height=grid.model_height,
             width=grid.model_width,
@@ -294,6 +288,14 @@ def _pad_frames(video: torch.Tensor, frames: int) -> torch.Tensor:
 def _as_pipeline_video(video: torch.Tensor) -> torch.Tensor:
     """(1, C, T, H, W) in [-1, 1] -> (1, T, C, H, W) in [0, 1], the tensor layout the pipeline's processor reads."""
     return video.add(1).div(2).clamp(0, 1).permute(0, 2, 1, 3, 4)
+
+
+def _as_pipeline_mask(mask: torch.Tensor) -> torch.Tensor:
+    """(1, C, T, H, W) in [0, 1] (1: generate, 0: keep) -> (1, T, C, H, W) as the pipeline's processor reads it.
+
+    Already in [0, 1]: mapping it like a video would turn "keep" (0) into 0.5.
+    """
+    return mask.clamp(0, 1).permute(0, 2, 1, 3, 4)
 
 
 def _clean_estimate(before: torch.Tensor, after: torch.Tensor, sigma_before: float, sigma_after: float) -> torch.Tensor:

@@ -15,14 +15,11 @@ import numpy as np
 import torch
 
 from ..backend import Backend, ProgressEvent, RealifyConfig, StepFn, WindowRequest
-from ..backends import DTYPES, OFFLOADS, resolve_device
+from ..device import DTYPES, resolve_device
+from ..levers import OFFLOADS
 from ..levers import Levers, apply_to_vae, stream_blocks
 from ..pipeline import ModelPlacement
-from ..preprocess import grid_for
 from ..registry import get_preset
-from ..windows import padded_length
-from . import memory
-from ..frame_rate import model_frame_sources
 from .pipeline import C2RPipeline
 from .weights import build_tiny, load_real
 
@@ -86,28 +83,14 @@ class C2RBackend(Backend):
             torch.cuda.empty_cache()
 
     def memory_estimate(self, num_frames: int, height: int, width: int, config: RealifyConfig) -> int:
-        return self.planned_peak(num_frames, height, width, config, self._offload)
+        return self.memory_plan(num_frames, height, width, config).peak_bytes
 
-    def planned_peak(self, num_frames: int, height: int, width: int, config: RealifyConfig, offload: str) -> int:
-        """Peak device bytes of one window (see ``memory``); a planning figure, not a bound."""
-        cfg = self.preset.transformer_config
-        grid = grid_for(height, width, config.resolution)
-        model_frames = padded_length(len(model_frame_sources(min(num_frames, config.window), config.input_fps)))
-        tokens = ((model_frames - 1) // 4 + 1) * (grid.model_height // 16) * (grid.model_width // 16)
-        act = 2 if self.pipeline is None or self.pipeline.dtype != torch.float32 else 4
-        width_ = cfg["num_attention_heads"] * cfg["attention_head_dim"]
-        return (self._weight_bytes(offload, act) + memory.activation_bytes(tokens, width_, cfg["ffn_dim"], act)
-                + memory.vae_decode_bytes(grid.model_height, grid.model_width))
+    def memory_plan(self, num_frames: int, height: int, width: int, config: RealifyConfig, offload: str | None = None):
+        """The one planner's figure (``memory_plan``) for this preset with this backend's levers."""
+        from ..memory_plan import plan_window
 
-    def _weight_bytes(self, offload: str, act: int) -> int:
-        """The released model's figures; a tiny preset counts what it loaded (nothing before loading)."""
-        if not self.preset.is_tiny:
-            return memory.weight_bytes(offload, act)
-        if self.pipeline is None:
-            return 0
-        p = self.pipeline
-        modules = [p.transformer, p.adapter, p.injection_bridge, p.dino.model, p.vae, p.prompts.text_encoder]
-        return sum(t.numel() * t.element_size() for m in modules for t in m.parameters())
+        dtype = "float32" if self.pipeline is not None and self.pipeline.dtype == torch.float32 else "bfloat16"
+        return plan_window(self.preset, num_frames, height, width, config, self.levers, offload or self._offload, dtype)
 
     def realify_window(self, request: WindowRequest, on_step: StepFn | None = None) -> np.ndarray:
         if self.pipeline is None:

@@ -102,8 +102,8 @@ def build_cache(pairs: list[ClipSource], pipeline, cache_dir: Path, resolution: 
                              "give datagen the depth beside each clip or drop 'depth'/'normals' from reference")
         sized = {f: pipeline.reference_videos(conditions, reference, f) for f in downscales}
         item = {
-            "target": pipeline.encode(frames_to_model(pair.target, grid, device, dtype)).cpu(),
-            "references": {f: [pipeline.encode(video).cpu() for video in videos] for f, videos in sized.items()},
+            "target": pipeline.latents.encode(frames_to_model(pair.target, grid, device, dtype)).cpu(),
+            "references": {f: [pipeline.latents.encode(video).cpu() for video in videos] for f, videos in sized.items()},
             "prompt": key,
         }
         _save(path, item)

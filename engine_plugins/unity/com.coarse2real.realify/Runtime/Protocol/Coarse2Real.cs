@@ -25,142 +25,159 @@ namespace C2R.V1 {
       byte[] descriptorData = global::System.Convert.FromBase64String(
           string.Concat(
             "ChhjMnIvdjEvY29hcnNlMnJlYWwucHJvdG8SBmMyci52MRogZ29vZ2xlL3By",
-            "b3RvYnVmL2Rlc2NyaXB0b3IucHJvdG8iQgoFUGxhbmUSHAoFZHR5cGUYASAB",
+            "b3RvYnVmL2Rlc2NyaXB0b3IucHJvdG8iUgoFUGxhbmUSHAoFZHR5cGUYASAB",
             "KA4yDS5jMnIudjEuRFR5cGUSDQoFc2hhcGUYAiADKA0SDAoEZGF0YRgDIAEo",
-            "DCLgAQoFRnJhbWUSDQoFaW5kZXgYASABKAQSHAoFY29sb3IYAiABKAsyDS5j",
-            "MnIudjEuUGxhbmUSJwoLY29sb3Jfc3BhY2UYAyABKA4yEi5jMnIudjEuQ29s",
-            "b3JTcGFjZRIcCgVkZXB0aBgEIAEoCzINLmMyci52MS5QbGFuZRIlCgpkZXB0",
-            "aF9raW5kGAUgASgOMhEuYzJyLnYxLkRlcHRoS2luZBIeCgdub3JtYWxzGAYg",
-            "ASgLMg0uYzJyLnYxLlBsYW5lEhwKBWVkZ2VzGAcgASgLMg0uYzJyLnYxLlBs",
-            "YW5lIu4NCg1TZXNzaW9uQ29uZmlnEhYKDnByb3RvY29sX21ham9yGAEgASgN",
-            "EhYKDnByb3RvY29sX21pbm9yGAIgASgNEhMKC2NsaWVudF9uYW1lGAMgASgJ",
-            "EkoKBnByb21wdBgEIAEoCUI6orsYNndoYXQgdGhlIHJlYWxpc3RpYyB2aWRl",
-            "byBzaG93cyAoZGVmYXVsdDogdGhlIGRhZW1vbidzKRJCCg9uZWdhdGl2ZV9w",
-            "cm9tcHQYBSABKAlCKaK7GCV3aGF0IHRvIGF2b2lkIChkZWZhdWx0OiB0aGUg",
-            "ZGFlbW9uJ3MpEl0KBW1vZGVsGAYgASgJQk6iuxhKYmFja2JvbmUvcHJlc2V0",
-            "IG5hbWUsIGUuZy4gdGlueSBvciB3YW4yLjItdDJ2LWExNGIgKGRlZmF1bHQ6",
-            "IHRoZSBkYWVtb24ncykSYwoHcXVhbGl0eRgHIAEoCUJSorsYTnByZXNldDog",
-            "J3ByZXZpZXcnIGlzIGZhc3QgKGZldyBzdGVwcywgNDgwcCksICdmaW5hbCcg",
-            "aXMgZnVsbCBxdWFsaXR5IChkZWZhdWx0KRJKCgVzdGVwcxgIIAEoDUI2orsY",
-            "MmRlbm9pc2luZyBzdGVwcyAoZGVmYXVsdDogZnJvbSB0aGUgcXVhbGl0eSBw",
-            "cmVzZXQpSACIAQESaAoIZ3VpZGFuY2UYCSABKAJCUaK7GE1ndWlkYW5jZSBz",
-            "Y2FsZSAoQzJSOiB0aGUgdGV4dCBzY2FsZSk7IDw9IDEgdHVybnMgY2xhc3Np",
-            "Zmllci1mcmVlIGd1aWRhbmNlIG9mZkgBiAEBElAKBHNlZWQYCiABKARCPaK7",
-            "GDlyYW5kb20gc2VlZCAoZGVmYXVsdDogZHJhd24gYnkgdGhlIGRhZW1vbiwg",
-            "cmVwb3J0ZWQgYmFjaylIAogBARJDCgZ3aW5kb3cYCyABKA1CLqK7GCpmcmFt",
-            "ZXMgcGVyIG1vZGVsIHdpbmRvdywgNGsrMSAoZGVmYXVsdCA4MSlIA4gBARJJ",
-            "CgdvdmVybGFwGAwgASgNQjOiuxgvZnJhbWVzIHNoYXJlZCBieSBjb25zZWN1",
-            "dGl2ZSB3aW5kb3dzLCAwIG9yIDRqKzFIBIgBARJVCghzdHJlbmd0aBgNIAEo",
-            "AkI+orsYOigwLCAxXTogMSBzdGFydHMgZnJvbSBub2lzZSwgbG93ZXIga2Vl",
-            "cHMgbW9yZSBvZiB0aGUgaW5wdXRIBYgBARIfCgdidWZmZXJzGA4gAygOMg4u",
-            "YzJyLnYxLkJ1ZmZlchIvCg9yZXN1bHRfZW5jb2RpbmcYDyABKA4yFi5jMnIu",
-            "djEuUmVzdWx0RW5jb2RpbmcSWwoKcmVzb2x1dGlvbhgQIAEoCUJHorsYQ21v",
-            "ZGVsIGdyaWQ6IDQ4MHAsIDcyMHAgb3IgbmF0aXZlIChkZWZhdWx0OiBmcm9t",
-            "IHRoZSBxdWFsaXR5IHByZXNldCkSbwoNcHJldmlld19ldmVyeRgRIAEoDUJY",
-            "orsYVD4gMDogcHJvZ3Jlc3NpdmUgcHJldmlld3MgZXZlcnkgayBkZW5vaXNp",
-            "bmcgc3RlcHMgKGRlZmF1bHQ6IGZyb20gdGhlIHF1YWxpdHkgcHJlc2V0KRJh",
-            "CgRsb3JhGBIgASgJQlOiuxhPbmFtZSBvZiBhIExvUkEgaW4gdGhlIGRhZW1v",
-            "bidzIExvUkEgZm9sZGVyIChkZWZhdWx0OiB0aGUgbW9kZWwncyk7IG5ldmVy",
-            "IGEgcGF0aBJ4Cg1ndWlkYW5jZV9tb2RlGBMgASgJQmGiuxhdQzJSIGd1aWRh",
-            "bmNlOiBhcGcgKGFkYXB0aXZlIHByb2plY3RlZCwgYXMgcmVsZWFzZWQpIG9y",
-            "IGNmZyAoZGVmYXVsdDogZnJvbSB0aGUgcXVhbGl0eSBwcmVzZXQpEncKDWNv",
-            "bnRyb2xfc2NhbGUYFCABKAJCW6K7GFdDMlIgY29udHJvbCBzdHJlbmd0aCwg",
-            "dGhlIERJTk8tZmVhdHVyZSB0ZXJtIChkZWZhdWx0IDEuMCk7IHRoZSB0ZXh0",
-            "IHNjYWxlIGlzIC0tZ3VpZGFuY2VIBogBARJ7CglpbnB1dF9mcHMYFSABKAJC",
-            "Y6K7GF9mcmFtZSByYXRlIG9mIHRoZSBmcmFtZXMgc2VudCAoQzJSIHJlc2Ft",
-            "cGxlcyB0byBpdHMgMTYgZnBzIGFuZCBiYWNrOyBkZWZhdWx0OiB0aGUgaW5w",
-            "dXQgZmlsZSdzKUgHiAEBQggKBl9zdGVwc0ILCglfZ3VpZGFuY2VCBwoFX3Nl",
+            "DBIOCgZvZmZzZXQYBCABKAQi/AEKBUZyYW1lEg0KBWluZGV4GAEgASgEEhwK",
+            "BWNvbG9yGAIgASgLMg0uYzJyLnYxLlBsYW5lEicKC2NvbG9yX3NwYWNlGAMg",
+            "ASgOMhIuYzJyLnYxLkNvbG9yU3BhY2USHAoFZGVwdGgYBCABKAsyDS5jMnIu",
+            "djEuUGxhbmUSJQoKZGVwdGhfa2luZBgFIAEoDjIRLmMyci52MS5EZXB0aEtp",
+            "bmQSHgoHbm9ybWFscxgGIAEoCzINLmMyci52MS5QbGFuZRIcCgVlZGdlcxgH",
+            "IAEoCzINLmMyci52MS5QbGFuZRIRCgRzbG90GAggASgNSACIAQFCBwoFX3Ns",
+            "b3QiPQoKU2hhcmVkUmluZxIMCgRuYW1lGAEgASgJEg0KBXNsb3RzGAIgASgN",
+            "EhIKCnNsb3RfYnl0ZXMYAyABKAQiLgoKUmluZ1N0YXR1cxIQCghhdHRhY2hl",
+            "ZBgBIAEoCBIOCgZyZWFzb24YAiABKAkiHgoNU2xvdHNSZWxlYXNlZBINCgVz",
+            "bG90cxgBIAMoDSKUDgoNU2Vzc2lvbkNvbmZpZxIWCg5wcm90b2NvbF9tYWpv",
+            "chgBIAEoDRIWCg5wcm90b2NvbF9taW5vchgCIAEoDRITCgtjbGllbnRfbmFt",
+            "ZRgDIAEoCRJKCgZwcm9tcHQYBCABKAlCOqK7GDZ3aGF0IHRoZSByZWFsaXN0",
+            "aWMgdmlkZW8gc2hvd3MgKGRlZmF1bHQ6IHRoZSBkYWVtb24ncykSQgoPbmVn",
+            "YXRpdmVfcHJvbXB0GAUgASgJQimiuxgld2hhdCB0byBhdm9pZCAoZGVmYXVs",
+            "dDogdGhlIGRhZW1vbidzKRJdCgVtb2RlbBgGIAEoCUJOorsYSmJhY2tib25l",
+            "L3ByZXNldCBuYW1lLCBlLmcuIHRpbnkgb3Igd2FuMi4yLXQydi1hMTRiIChk",
+            "ZWZhdWx0OiB0aGUgZGFlbW9uJ3MpEmMKB3F1YWxpdHkYByABKAlCUqK7GE5w",
+            "cmVzZXQ6ICdwcmV2aWV3JyBpcyBmYXN0IChmZXcgc3RlcHMsIDQ4MHApLCAn",
+            "ZmluYWwnIGlzIGZ1bGwgcXVhbGl0eSAoZGVmYXVsdCkSSgoFc3RlcHMYCCAB",
+            "KA1CNqK7GDJkZW5vaXNpbmcgc3RlcHMgKGRlZmF1bHQ6IGZyb20gdGhlIHF1",
+            "YWxpdHkgcHJlc2V0KUgAiAEBEmgKCGd1aWRhbmNlGAkgASgCQlGiuxhNZ3Vp",
+            "ZGFuY2Ugc2NhbGUgKEMyUjogdGhlIHRleHQgc2NhbGUpOyA8PSAxIHR1cm5z",
+            "IGNsYXNzaWZpZXItZnJlZSBndWlkYW5jZSBvZmZIAYgBARJQCgRzZWVkGAog",
+            "ASgEQj2iuxg5cmFuZG9tIHNlZWQgKGRlZmF1bHQ6IGRyYXduIGJ5IHRoZSBk",
+            "YWVtb24sIHJlcG9ydGVkIGJhY2spSAKIAQESQwoGd2luZG93GAsgASgNQi6i",
+            "uxgqZnJhbWVzIHBlciBtb2RlbCB3aW5kb3csIDRrKzEgKGRlZmF1bHQgODEp",
+            "SAOIAQESSQoHb3ZlcmxhcBgMIAEoDUIzorsYL2ZyYW1lcyBzaGFyZWQgYnkg",
+            "Y29uc2VjdXRpdmUgd2luZG93cywgMCBvciA0aisxSASIAQESVQoIc3RyZW5n",
+            "dGgYDSABKAJCPqK7GDooMCwgMV06IDEgc3RhcnRzIGZyb20gbm9pc2UsIGxv",
+            "d2VyIGtlZXBzIG1vcmUgb2YgdGhlIGlucHV0SAWIAQESHwoHYnVmZmVycxgO",
+            "IAMoDjIOLmMyci52MS5CdWZmZXISLwoPcmVzdWx0X2VuY29kaW5nGA8gASgO",
+            "MhYuYzJyLnYxLlJlc3VsdEVuY29kaW5nElsKCnJlc29sdXRpb24YECABKAlC",
+            "R6K7GENtb2RlbCBncmlkOiA0ODBwLCA3MjBwIG9yIG5hdGl2ZSAoZGVmYXVs",
+            "dDogZnJvbSB0aGUgcXVhbGl0eSBwcmVzZXQpEm8KDXByZXZpZXdfZXZlcnkY",
+            "ESABKA1CWKK7GFQ+IDA6IHByb2dyZXNzaXZlIHByZXZpZXdzIGV2ZXJ5IGsg",
+            "ZGVub2lzaW5nIHN0ZXBzIChkZWZhdWx0OiBmcm9tIHRoZSBxdWFsaXR5IHBy",
+            "ZXNldCkSYQoEbG9yYRgSIAEoCUJTorsYT25hbWUgb2YgYSBMb1JBIGluIHRo",
+            "ZSBkYWVtb24ncyBMb1JBIGZvbGRlciAoZGVmYXVsdDogdGhlIG1vZGVsJ3Mp",
+            "OyBuZXZlciBhIHBhdGgSeAoNZ3VpZGFuY2VfbW9kZRgTIAEoCUJhorsYXUMy",
+            "UiBndWlkYW5jZTogYXBnIChhZGFwdGl2ZSBwcm9qZWN0ZWQsIGFzIHJlbGVh",
+            "c2VkKSBvciBjZmcgKGRlZmF1bHQ6IGZyb20gdGhlIHF1YWxpdHkgcHJlc2V0",
+            "KRJ3Cg1jb250cm9sX3NjYWxlGBQgASgCQluiuxhXQzJSIGNvbnRyb2wgc3Ry",
+            "ZW5ndGgsIHRoZSBESU5PLWZlYXR1cmUgdGVybSAoZGVmYXVsdCAxLjApOyB0",
+            "aGUgdGV4dCBzY2FsZSBpcyAtLWd1aWRhbmNlSAaIAQESewoJaW5wdXRfZnBz",
+            "GBUgASgCQmOiuxhfZnJhbWUgcmF0ZSBvZiB0aGUgZnJhbWVzIHNlbnQgKEMy",
+            "UiByZXNhbXBsZXMgdG8gaXRzIDE2IGZwcyBhbmQgYmFjazsgZGVmYXVsdDog",
+            "dGhlIGlucHV0IGZpbGUncylIB4gBARIkCgl0cmFuc3BvcnQYFiABKA4yES5j",
+            "MnIudjEuVHJhbnNwb3J0QggKBl9zdGVwc0ILCglfZ3VpZGFuY2VCBwoFX3Nl",
             "ZWRCCQoHX3dpbmRvd0IKCghfb3ZlcmxhcEILCglfc3RyZW5ndGhCEAoOX2Nv",
             "bnRyb2xfc2NhbGVCDAoKX2lucHV0X2ZwcyINCgtFbmRPZlN0cmVhbSIICgZD",
-            "YW5jZWwipgEKDUNsaWVudE1lc3NhZ2USJwoGY29uZmlnGAEgASgLMhUuYzJy",
+            "YW5jZWwiygEKDUNsaWVudE1lc3NhZ2USJwoGY29uZmlnGAEgASgLMhUuYzJy",
             "LnYxLlNlc3Npb25Db25maWdIABIeCgVmcmFtZRgCIAEoCzINLmMyci52MS5G",
             "cmFtZUgAEiIKA2VuZBgDIAEoCzITLmMyci52MS5FbmRPZlN0cmVhbUgAEiAK",
-            "BmNhbmNlbBgEIAEoCzIOLmMyci52MS5DYW5jZWxIAEIGCgRraW5kImAKDlNl",
-            "c3Npb25TdGFydGVkEhIKCnNlc3Npb25faWQYASABKAkSKAoJZWZmZWN0aXZl",
-            "GAIgASgLMhUuYzJyLnYxLlNlc3Npb25Db25maWcSEAoId2FybmluZ3MYAyAD",
-            "KAkiuQIKCFByb2dyZXNzEiMKBGtpbmQYASABKA4yFS5jMnIudjEuUHJvZ3Jl",
-            "c3MuS2luZBIOCgZ3aW5kb3cYAiABKA0SDAoEc3RlcBgDIAEoDRIRCgludW1f",
-            "c3RlcHMYBCABKA0SEwoLZmlyc3RfZnJhbWUYBSABKAQSEQoJZW5kX2ZyYW1l",
-            "GAYgASgEEhMKC2V0YV9zZWNvbmRzGAcgASgCEhYKDnF1ZXVlX3Bvc2l0aW9u",
-            "GAggASgNEhcKD2ZyYW1lc19yZWNlaXZlZBgJIAEoBBIXCg9mcmFtZXNfcmV0",
-            "dXJuZWQYCiABKAQiUAoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASCgoG",
-            "UVVFVUVEEAESCwoHU1RBUlRFRBACEggKBFNURVAQAxIPCgtXSU5ET1dfRE9O",
-            "RRAEIlgKC1Jlc3VsdEZyYW1lEg0KBWluZGV4GAEgASgEEhwKBWNvbG9yGAIg",
-            "ASgLMg0uYzJyLnYxLlBsYW5lEgsKA3BuZxgDIAEoDBIPCgdwcmV2aWV3GAQg",
-            "ASgIIhoKB1dhcm5pbmcSDwoHbWVzc2FnZRgBIAEoCSJJCgREb25lEhcKD2Zy",
-            "YW1lc19yZWNlaXZlZBgBIAEoBBIXCg9mcmFtZXNfcmV0dXJuZWQYAiABKAQS",
-            "DwoHc2Vjb25kcxgDIAEoASLRAQoNU2VydmVyTWVzc2FnZRIpCgdzdGFydGVk",
-            "GAEgASgLMhYuYzJyLnYxLlNlc3Npb25TdGFydGVkSAASJAoIcHJvZ3Jlc3MY",
-            "AiABKAsyEC5jMnIudjEuUHJvZ3Jlc3NIABIlCgZyZXN1bHQYAyABKAsyEy5j",
-            "MnIudjEuUmVzdWx0RnJhbWVIABIiCgd3YXJuaW5nGAQgASgLMg8uYzJyLnYx",
-            "Lldhcm5pbmdIABIcCgRkb25lGAUgASgLMgwuYzJyLnYxLkRvbmVIAEIGCgRr",
-            "aW5kIlIKC0luZm9SZXF1ZXN0EhYKDnByb3RvY29sX21ham9yGAEgASgNEhYK",
-            "DnByb3RvY29sX21pbm9yGAIgASgNEhMKC2NsaWVudF9uYW1lGAMgASgJIksK",
-            "A0dwdRINCgVpbmRleBgBIAEoDRIMCgRuYW1lGAIgASgJEhMKC3RvdGFsX2J5",
-            "dGVzGAMgASgEEhIKCmZyZWVfYnl0ZXMYBCABKAQidgoMQ2FwYWJpbGl0aWVz",
-            "EhsKE3Byb2dyZXNzaXZlX3ByZXZpZXcYASABKAgSDAoEam9icxgCIAEoCBIS",
-            "CgpleHJfb3V0cHV0GAMgASgIEhIKCmNhdXNhbF9yZWYYBCABKAgSEwoLcG5n",
-            "X3Jlc3VsdHMYBSABKAgivgIKCUluZm9SZXBseRIWCg5kYWVtb25fdmVyc2lv",
-            "bhgBIAEoCRIWCg5wcm90b2NvbF9tYWpvchgCIAEoDRIWCg5wcm90b2NvbF9t",
-            "aW5vchgDIAEoDRIZCgRncHVzGAQgAygLMgsuYzJyLnYxLkdwdRIUCgxsb2Fk",
-            "ZWRfbW9kZWwYBSABKAkSDgoGbW9kZWxzGAYgAygJEhEKCXF1YWxpdGllcxgH",
-            "IAMoCRIqCgxjYXBhYmlsaXRpZXMYCCABKAsyFC5jMnIudjEuQ2FwYWJpbGl0",
-            "aWVzEhkKEW1heF9tZXNzYWdlX2J5dGVzGAkgASgEEhAKCHdhcm5pbmdzGAog",
-            "AygJEhcKD3ByZXZpZXdfYWRkcmVzcxgLIAEoCRITCgtvdXRwdXRfcm9vdBgM",
-            "IAEoCRIOCgZkZXZpY2UYDSABKAkiogEKB0pvYlNwZWMSDQoFaW5wdXQYASAB",
-            "KAkSDQoFZGVwdGgYAiABKAkSDwoHbm9ybWFscxgDIAEoCRIOCgZvdXRwdXQY",
-            "BCABKAkSJAoGZm9ybWF0GAUgASgOMhQuYzJyLnYxLk91dHB1dEZvcm1hdBIl",
-            "CgZjb25maWcYBiABKAsyFS5jMnIudjEuU2Vzc2lvbkNvbmZpZxILCgNmcHMY",
-            "ByABKAEivQEKA0pvYhIKCgJpZBgBIAEoCRIfCgVzdGF0ZRgCIAEoDjIQLmMy",
-            "ci52MS5Kb2JTdGF0ZRIUCgxmcmFtZXNfdG90YWwYAyABKAQSEwoLZnJhbWVz",
-            "X2RvbmUYBCABKAQSDgoGb3V0cHV0GAUgASgJEg0KBWVycm9yGAYgASgJEg8K",
-            "B2NyZWF0ZWQYByABKAESDwoHdXBkYXRlZBgIIAEoARIdCgRzcGVjGAkgASgL",
-            "Mg8uYzJyLnYxLkpvYlNwZWMiFAoGSm9iUmVmEgoKAmlkGAEgASgJIkgKCEpv",
-            "YkV2ZW50EhgKA2pvYhgBIAEoCzILLmMyci52MS5Kb2ISIgoIcHJvZ3Jlc3MY",
-            "AiABKAsyEC5jMnIudjEuUHJvZ3Jlc3MiEQoPTGlzdEpvYnNSZXF1ZXN0IioK",
-            "DUxpc3RKb2JzUmVwbHkSGQoEam9icxgBIAMoCzILLmMyci52MS5Kb2IqXwoP",
-            "UHJvdG9jb2xWZXJzaW9uEiAKHFBST1RPQ09MX1ZFUlNJT05fVU5TUEVDSUZJ",
-            "RUQQABISCg5QUk9UT0NPTF9NQUpPUhABEhIKDlBST1RPQ09MX01JTk9SEAAa",
-            "AhABKkMKBURUeXBlEhUKEURUWVBFX1VOU1BFQ0lGSUVEEAASCQoFVUlOVDgQ",
-            "ARILCgdGTE9BVDE2EAISCwoHRkxPQVQzMhADKj8KCkNvbG9yU3BhY2USGwoX",
-            "Q09MT1JfU1BBQ0VfVU5TUEVDSUZJRUQQABIICgRTUkdCEAESCgoGTElORUFS",
-            "EAIqQgoJRGVwdGhLaW5kEhoKFkRFUFRIX0tJTkRfVU5TUEVDSUZJRUQQABIM",
-            "CghESVNUQU5DRRABEgsKB0lOVkVSU0UQAipOCgZCdWZmZXISFgoSQlVGRkVS",
-            "X1VOU1BFQ0lGSUVEEAASCQoFQ09MT1IQARIJCgVERVBUSBACEgsKB05PUk1B",
-            "TFMQAxIJCgVFREdFUxAEKkgKDlJlc3VsdEVuY29kaW5nEh8KG1JFU1VMVF9F",
-            "TkNPRElOR19VTlNQRUNJRklFRBAAEgwKCFJBV19SR0I4EAESBwoDUE5HEAIq",
-            "WgoMT3V0cHV0Rm9ybWF0Eh0KGU9VVFBVVF9GT1JNQVRfVU5TUEVDSUZJRUQQ",
-            "ABIHCgNNUDQQARIQCgxQTkdfU0VRVUVOQ0UQAhIQCgxFWFJfU0VRVUVOQ0UQ",
-            "AyppCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABILCgdQ",
-            "RU5ESU5HEAESCwoHUlVOTklORxACEg0KCVNVQ0NFRURFRBADEgoKBkZBSUxF",
-            "RBAEEg0KCUNBTkNFTExFRBAFMr4CCgtDb2Fyc2UyUmVhbBIxCgdHZXRJbmZv",
-            "EhMuYzJyLnYxLkluZm9SZXF1ZXN0GhEuYzJyLnYxLkluZm9SZXBseRI7CgdS",
-            "ZWFsaWZ5EhUuYzJyLnYxLkNsaWVudE1lc3NhZ2UaFS5jMnIudjEuU2VydmVy",
-            "TWVzc2FnZSgBMAESKQoJU3VibWl0Sm9iEg8uYzJyLnYxLkpvYlNwZWMaCy5j",
-            "MnIudjEuSm9iEi4KCFdhdGNoSm9iEg4uYzJyLnYxLkpvYlJlZhoQLmMyci52",
-            "MS5Kb2JFdmVudDABEigKCUNhbmNlbEpvYhIOLmMyci52MS5Kb2JSZWYaCy5j",
-            "MnIudjEuSm9iEjoKCExpc3RKb2JzEhcuYzJyLnYxLkxpc3RKb2JzUmVxdWVz",
-            "dBoVLmMyci52MS5MaXN0Sm9ic1JlcGx5Oi0KBGtub2ISHS5nb29nbGUucHJv",
-            "dG9idWYuRmllbGRPcHRpb25zGLSHAyABKAliBnByb3RvMw=="));
+            "BmNhbmNlbBgEIAEoCzIOLmMyci52MS5DYW5jZWxIABIiCgRyaW5nGAUgASgL",
+            "MhIuYzJyLnYxLlNoYXJlZFJpbmdIAEIGCgRraW5kImAKDlNlc3Npb25TdGFy",
+            "dGVkEhIKCnNlc3Npb25faWQYASABKAkSKAoJZWZmZWN0aXZlGAIgASgLMhUu",
+            "YzJyLnYxLlNlc3Npb25Db25maWcSEAoId2FybmluZ3MYAyADKAkiuQIKCFBy",
+            "b2dyZXNzEiMKBGtpbmQYASABKA4yFS5jMnIudjEuUHJvZ3Jlc3MuS2luZBIO",
+            "CgZ3aW5kb3cYAiABKA0SDAoEc3RlcBgDIAEoDRIRCgludW1fc3RlcHMYBCAB",
+            "KA0SEwoLZmlyc3RfZnJhbWUYBSABKAQSEQoJZW5kX2ZyYW1lGAYgASgEEhMK",
+            "C2V0YV9zZWNvbmRzGAcgASgCEhYKDnF1ZXVlX3Bvc2l0aW9uGAggASgNEhcK",
+            "D2ZyYW1lc19yZWNlaXZlZBgJIAEoBBIXCg9mcmFtZXNfcmV0dXJuZWQYCiAB",
+            "KAQiUAoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASCgoGUVVFVUVEEAES",
+            "CwoHU1RBUlRFRBACEggKBFNURVAQAxIPCgtXSU5ET1dfRE9ORRAEIlgKC1Jl",
+            "c3VsdEZyYW1lEg0KBWluZGV4GAEgASgEEhwKBWNvbG9yGAIgASgLMg0uYzJy",
+            "LnYxLlBsYW5lEgsKA3BuZxgDIAEoDBIPCgdwcmV2aWV3GAQgASgIIhoKB1dh",
+            "cm5pbmcSDwoHbWVzc2FnZRgBIAEoCSJJCgREb25lEhcKD2ZyYW1lc19yZWNl",
+            "aXZlZBgBIAEoBBIXCg9mcmFtZXNfcmV0dXJuZWQYAiABKAQSDwoHc2Vjb25k",
+            "cxgDIAEoASKgAgoNU2VydmVyTWVzc2FnZRIpCgdzdGFydGVkGAEgASgLMhYu",
+            "YzJyLnYxLlNlc3Npb25TdGFydGVkSAASJAoIcHJvZ3Jlc3MYAiABKAsyEC5j",
+            "MnIudjEuUHJvZ3Jlc3NIABIlCgZyZXN1bHQYAyABKAsyEy5jMnIudjEuUmVz",
+            "dWx0RnJhbWVIABIiCgd3YXJuaW5nGAQgASgLMg8uYzJyLnYxLldhcm5pbmdI",
+            "ABIcCgRkb25lGAUgASgLMgwuYzJyLnYxLkRvbmVIABIiCgRyaW5nGAYgASgL",
+            "MhIuYzJyLnYxLlJpbmdTdGF0dXNIABIpCghyZWxlYXNlZBgHIAEoCzIVLmMy",
+            "ci52MS5TbG90c1JlbGVhc2VkSABCBgoEa2luZCJSCgtJbmZvUmVxdWVzdBIW",
+            "Cg5wcm90b2NvbF9tYWpvchgBIAEoDRIWCg5wcm90b2NvbF9taW5vchgCIAEo",
+            "DRITCgtjbGllbnRfbmFtZRgDIAEoCSJLCgNHcHUSDQoFaW5kZXgYASABKA0S",
+            "DAoEbmFtZRgCIAEoCRITCgt0b3RhbF9ieXRlcxgDIAEoBBISCgpmcmVlX2J5",
+            "dGVzGAQgASgEIo0BCgxDYXBhYmlsaXRpZXMSGwoTcHJvZ3Jlc3NpdmVfcHJl",
+            "dmlldxgBIAEoCBIMCgRqb2JzGAIgASgIEhIKCmV4cl9vdXRwdXQYAyABKAgS",
+            "EgoKY2F1c2FsX3JlZhgEIAEoCBITCgtwbmdfcmVzdWx0cxgFIAEoCBIVCg1z",
+            "aGFyZWRfbWVtb3J5GAYgASgIInkKBkxpbWl0cxIXCg9tYXhfZnJhbWVfd2lk",
+            "dGgYASABKA0SGAoQbWF4X2ZyYW1lX2hlaWdodBgCIAEoDRISCgptYXhfd2lu",
+            "ZG93GAMgASgNEhAKCG1heF9zZWVkGAQgASgEEhYKDm1heF9yaW5nX2J5dGVz",
+            "GAUgASgEIt4CCglJbmZvUmVwbHkSFgoOZGFlbW9uX3ZlcnNpb24YASABKAkS",
+            "FgoOcHJvdG9jb2xfbWFqb3IYAiABKA0SFgoOcHJvdG9jb2xfbWlub3IYAyAB",
+            "KA0SGQoEZ3B1cxgEIAMoCzILLmMyci52MS5HcHUSFAoMbG9hZGVkX21vZGVs",
+            "GAUgASgJEg4KBm1vZGVscxgGIAMoCRIRCglxdWFsaXRpZXMYByADKAkSKgoM",
+            "Y2FwYWJpbGl0aWVzGAggASgLMhQuYzJyLnYxLkNhcGFiaWxpdGllcxIZChFt",
+            "YXhfbWVzc2FnZV9ieXRlcxgJIAEoBBIQCgh3YXJuaW5ncxgKIAMoCRIXCg9w",
+            "cmV2aWV3X2FkZHJlc3MYCyABKAkSEwoLb3V0cHV0X3Jvb3QYDCABKAkSDgoG",
+            "ZGV2aWNlGA0gASgJEh4KBmxpbWl0cxgOIAEoCzIOLmMyci52MS5MaW1pdHMi",
+            "ogEKB0pvYlNwZWMSDQoFaW5wdXQYASABKAkSDQoFZGVwdGgYAiABKAkSDwoH",
+            "bm9ybWFscxgDIAEoCRIOCgZvdXRwdXQYBCABKAkSJAoGZm9ybWF0GAUgASgO",
+            "MhQuYzJyLnYxLk91dHB1dEZvcm1hdBIlCgZjb25maWcYBiABKAsyFS5jMnIu",
+            "djEuU2Vzc2lvbkNvbmZpZxILCgNmcHMYByABKAEivQEKA0pvYhIKCgJpZBgB",
+            "IAEoCRIfCgVzdGF0ZRgCIAEoDjIQLmMyci52MS5Kb2JTdGF0ZRIUCgxmcmFt",
+            "ZXNfdG90YWwYAyABKAQSEwoLZnJhbWVzX2RvbmUYBCABKAQSDgoGb3V0cHV0",
+            "GAUgASgJEg0KBWVycm9yGAYgASgJEg8KB2NyZWF0ZWQYByABKAESDwoHdXBk",
+            "YXRlZBgIIAEoARIdCgRzcGVjGAkgASgLMg8uYzJyLnYxLkpvYlNwZWMiFAoG",
+            "Sm9iUmVmEgoKAmlkGAEgASgJIkgKCEpvYkV2ZW50EhgKA2pvYhgBIAEoCzIL",
+            "LmMyci52MS5Kb2ISIgoIcHJvZ3Jlc3MYAiABKAsyEC5jMnIudjEuUHJvZ3Jl",
+            "c3MiEQoPTGlzdEpvYnNSZXF1ZXN0IioKDUxpc3RKb2JzUmVwbHkSGQoEam9i",
+            "cxgBIAMoCzILLmMyci52MS5Kb2IqXwoPUHJvdG9jb2xWZXJzaW9uEiAKHFBS",
+            "T1RPQ09MX1ZFUlNJT05fVU5TUEVDSUZJRUQQABISCg5QUk9UT0NPTF9NQUpP",
+            "UhABEhIKDlBST1RPQ09MX01JTk9SEAAaAhABKkMKBURUeXBlEhUKEURUWVBF",
+            "X1VOU1BFQ0lGSUVEEAASCQoFVUlOVDgQARILCgdGTE9BVDE2EAISCwoHRkxP",
+            "QVQzMhADKj8KCkNvbG9yU3BhY2USGwoXQ09MT1JfU1BBQ0VfVU5TUEVDSUZJ",
+            "RUQQABIICgRTUkdCEAESCgoGTElORUFSEAIqQgoJRGVwdGhLaW5kEhoKFkRF",
+            "UFRIX0tJTkRfVU5TUEVDSUZJRUQQABIMCghESVNUQU5DRRABEgsKB0lOVkVS",
+            "U0UQAipECglUcmFuc3BvcnQSGQoVVFJBTlNQT1JUX1VOU1BFQ0lGSUVEEAAS",
+            "CQoFQllURVMQARIRCg1TSEFSRURfTUVNT1JZEAIqTgoGQnVmZmVyEhYKEkJV",
+            "RkZFUl9VTlNQRUNJRklFRBAAEgkKBUNPTE9SEAESCQoFREVQVEgQAhILCgdO",
+            "T1JNQUxTEAMSCQoFRURHRVMQBCpICg5SZXN1bHRFbmNvZGluZxIfChtSRVNV",
+            "TFRfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIMCghSQVdfUkdCOBABEgcKA1BO",
+            "RxACKloKDE91dHB1dEZvcm1hdBIdChlPVVRQVVRfRk9STUFUX1VOU1BFQ0lG",
+            "SUVEEAASBwoDTVA0EAESEAoMUE5HX1NFUVVFTkNFEAISEAoMRVhSX1NFUVVF",
+            "TkNFEAMqaQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAAS",
+            "CwoHUEVORElORxABEgsKB1JVTk5JTkcQAhINCglTVUNDRUVERUQQAxIKCgZG",
+            "QUlMRUQQBBINCglDQU5DRUxMRUQQBTK+AgoLQ29hcnNlMlJlYWwSMQoHR2V0",
+            "SW5mbxITLmMyci52MS5JbmZvUmVxdWVzdBoRLmMyci52MS5JbmZvUmVwbHkS",
+            "OwoHUmVhbGlmeRIVLmMyci52MS5DbGllbnRNZXNzYWdlGhUuYzJyLnYxLlNl",
+            "cnZlck1lc3NhZ2UoATABEikKCVN1Ym1pdEpvYhIPLmMyci52MS5Kb2JTcGVj",
+            "GgsuYzJyLnYxLkpvYhIuCghXYXRjaEpvYhIOLmMyci52MS5Kb2JSZWYaEC5j",
+            "MnIudjEuSm9iRXZlbnQwARIoCglDYW5jZWxKb2ISDi5jMnIudjEuSm9iUmVm",
+            "GgsuYzJyLnYxLkpvYhI6CghMaXN0Sm9icxIXLmMyci52MS5MaXN0Sm9ic1Jl",
+            "cXVlc3QaFS5jMnIudjEuTGlzdEpvYnNSZXBseTotCgRrbm9iEh0uZ29vZ2xl",
+            "LnByb3RvYnVmLkZpZWxkT3B0aW9ucxi0hwMgASgJYgZwcm90bzM="));
       descriptor = pbr::FileDescriptor.FromGeneratedCode(descriptorData,
           new pbr::FileDescriptor[] { global::Google.Protobuf.Reflection.DescriptorReflection.Descriptor, },
-          new pbr::GeneratedClrTypeInfo(new[] {typeof(global::C2R.V1.ProtocolVersion), typeof(global::C2R.V1.DType), typeof(global::C2R.V1.ColorSpace), typeof(global::C2R.V1.DepthKind), typeof(global::C2R.V1.Buffer), typeof(global::C2R.V1.ResultEncoding), typeof(global::C2R.V1.OutputFormat), typeof(global::C2R.V1.JobState), }, new pb::Extension[] { Coarse2RealExtensions.Knob }, new pbr::GeneratedClrTypeInfo[] {
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Plane), global::C2R.V1.Plane.Parser, new[]{ "Dtype", "Shape", "Data" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Frame), global::C2R.V1.Frame.Parser, new[]{ "Index", "Color", "ColorSpace", "Depth", "DepthKind", "Normals", "Edges" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionConfig), global::C2R.V1.SessionConfig.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName", "Prompt", "NegativePrompt", "Model", "Quality", "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "Buffers", "ResultEncoding", "Resolution", "PreviewEvery", "Lora", "GuidanceMode", "ControlScale", "InputFps" }, new[]{ "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "ControlScale", "InputFps" }, null, null, null),
+          new pbr::GeneratedClrTypeInfo(new[] {typeof(global::C2R.V1.ProtocolVersion), typeof(global::C2R.V1.DType), typeof(global::C2R.V1.ColorSpace), typeof(global::C2R.V1.DepthKind), typeof(global::C2R.V1.Transport), typeof(global::C2R.V1.Buffer), typeof(global::C2R.V1.ResultEncoding), typeof(global::C2R.V1.OutputFormat), typeof(global::C2R.V1.JobState), }, new pb::Extension[] { Coarse2RealExtensions.Knob }, new pbr::GeneratedClrTypeInfo[] {
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Plane), global::C2R.V1.Plane.Parser, new[]{ "Dtype", "Shape", "Data", "Offset" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Frame), global::C2R.V1.Frame.Parser, new[]{ "Index", "Color", "ColorSpace", "Depth", "DepthKind", "Normals", "Edges", "Slot" }, new[]{ "Slot" }, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SharedRing), global::C2R.V1.SharedRing.Parser, new[]{ "Name", "Slots", "SlotBytes" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.RingStatus), global::C2R.V1.RingStatus.Parser, new[]{ "Attached", "Reason" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SlotsReleased), global::C2R.V1.SlotsReleased.Parser, new[]{ "Slots" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionConfig), global::C2R.V1.SessionConfig.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName", "Prompt", "NegativePrompt", "Model", "Quality", "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "Buffers", "ResultEncoding", "Resolution", "PreviewEvery", "Lora", "GuidanceMode", "ControlScale", "InputFps", "Transport" }, new[]{ "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "ControlScale", "InputFps" }, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.EndOfStream), global::C2R.V1.EndOfStream.Parser, null, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Cancel), global::C2R.V1.Cancel.Parser, null, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ClientMessage), global::C2R.V1.ClientMessage.Parser, new[]{ "Config", "Frame", "End", "Cancel" }, new[]{ "Kind" }, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ClientMessage), global::C2R.V1.ClientMessage.Parser, new[]{ "Config", "Frame", "End", "Cancel", "Ring" }, new[]{ "Kind" }, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionStarted), global::C2R.V1.SessionStarted.Parser, new[]{ "SessionId", "Effective", "Warnings" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Progress), global::C2R.V1.Progress.Parser, new[]{ "Kind", "Window", "Step", "NumSteps", "FirstFrame", "EndFrame", "EtaSeconds", "QueuePosition", "FramesReceived", "FramesReturned" }, null, new[]{ typeof(global::C2R.V1.Progress.Types.Kind) }, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ResultFrame), global::C2R.V1.ResultFrame.Parser, new[]{ "Index", "Color", "Png", "Preview" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Warning), global::C2R.V1.Warning.Parser, new[]{ "Message" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Done), global::C2R.V1.Done.Parser, new[]{ "FramesReceived", "FramesReturned", "Seconds" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ServerMessage), global::C2R.V1.ServerMessage.Parser, new[]{ "Started", "Progress", "Result", "Warning", "Done" }, new[]{ "Kind" }, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ServerMessage), global::C2R.V1.ServerMessage.Parser, new[]{ "Started", "Progress", "Result", "Warning", "Done", "Ring", "Released" }, new[]{ "Kind" }, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.InfoRequest), global::C2R.V1.InfoRequest.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Gpu), global::C2R.V1.Gpu.Parser, new[]{ "Index", "Name", "TotalBytes", "FreeBytes" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Capabilities), global::C2R.V1.Capabilities.Parser, new[]{ "ProgressivePreview", "Jobs", "ExrOutput", "CausalRef", "PngResults" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.InfoReply), global::C2R.V1.InfoReply.Parser, new[]{ "DaemonVersion", "ProtocolMajor", "ProtocolMinor", "Gpus", "LoadedModel", "Models", "Qualities", "Capabilities", "MaxMessageBytes", "Warnings", "PreviewAddress", "OutputRoot", "Device" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Capabilities), global::C2R.V1.Capabilities.Parser, new[]{ "ProgressivePreview", "Jobs", "ExrOutput", "CausalRef", "PngResults", "SharedMemory" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Limits), global::C2R.V1.Limits.Parser, new[]{ "MaxFrameWidth", "MaxFrameHeight", "MaxWindow", "MaxSeed", "MaxRingBytes" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.InfoReply), global::C2R.V1.InfoReply.Parser, new[]{ "DaemonVersion", "ProtocolMajor", "ProtocolMinor", "Gpus", "LoadedModel", "Models", "Qualities", "Capabilities", "MaxMessageBytes", "Warnings", "PreviewAddress", "OutputRoot", "Device", "Limits" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.JobSpec), global::C2R.V1.JobSpec.Parser, new[]{ "Input", "Depth", "Normals", "Output", "Format", "Config", "Fps" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Job), global::C2R.V1.Job.Parser, new[]{ "Id", "State", "FramesTotal", "FramesDone", "Output", "Error", "Created", "Updated", "Spec" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.JobRef), global::C2R.V1.JobRef.Parser, new[]{ "Id" }, null, null, null, null),
@@ -223,6 +240,21 @@ namespace C2R.V1 {
     /// disparity-like, larger is nearer
     /// </summary>
     [pbr::OriginalName("INVERSE")] Inverse = 2,
+  }
+
+  public enum Transport {
+    /// <summary>
+    /// BYTES
+    /// </summary>
+    [pbr::OriginalName("TRANSPORT_UNSPECIFIED")] Unspecified = 0,
+    /// <summary>
+    /// planes in the stream (Plane.data)
+    /// </summary>
+    [pbr::OriginalName("BYTES")] Bytes = 1,
+    /// <summary>
+    /// planes in a SharedRing slot (Plane.offset), same host only
+    /// </summary>
+    [pbr::OriginalName("SHARED_MEMORY")] SharedMemory = 2,
   }
 
   public enum Buffer {
@@ -310,6 +342,7 @@ namespace C2R.V1 {
       dtype_ = other.dtype_;
       shape_ = other.shape_.Clone();
       data_ = other.data_;
+      offset_ = other.offset_;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -349,7 +382,7 @@ namespace C2R.V1 {
     public const int DataFieldNumber = 3;
     private pb::ByteString data_ = pb::ByteString.Empty;
     /// <summary>
-    /// prod(shape) * itemsize bytes
+    /// prod(shape) * itemsize bytes; empty when the frame is in a shared-memory slot
     /// </summary>
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
@@ -357,6 +390,21 @@ namespace C2R.V1 {
       get { return data_; }
       set {
         data_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "offset" field.</summary>
+    public const int OffsetFieldNumber = 4;
+    private ulong offset_;
+    /// <summary>
+    /// shared-memory frames only: where the plane's bytes start, from the start of the slot
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public ulong Offset {
+      get { return offset_; }
+      set {
+        offset_ = value;
       }
     }
 
@@ -378,6 +426,7 @@ namespace C2R.V1 {
       if (Dtype != other.Dtype) return false;
       if(!shape_.Equals(other.shape_)) return false;
       if (Data != other.Data) return false;
+      if (Offset != other.Offset) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -388,6 +437,7 @@ namespace C2R.V1 {
       if (Dtype != global::C2R.V1.DType.Unspecified) hash ^= Dtype.GetHashCode();
       hash ^= shape_.GetHashCode();
       if (Data.Length != 0) hash ^= Data.GetHashCode();
+      if (Offset != 0UL) hash ^= Offset.GetHashCode();
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -415,6 +465,10 @@ namespace C2R.V1 {
         output.WriteRawTag(26);
         output.WriteBytes(Data);
       }
+      if (Offset != 0UL) {
+        output.WriteRawTag(32);
+        output.WriteUInt64(Offset);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -434,6 +488,10 @@ namespace C2R.V1 {
         output.WriteRawTag(26);
         output.WriteBytes(Data);
       }
+      if (Offset != 0UL) {
+        output.WriteRawTag(32);
+        output.WriteUInt64(Offset);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -450,6 +508,9 @@ namespace C2R.V1 {
       size += shape_.CalculateSize(_repeated_shape_codec);
       if (Data.Length != 0) {
         size += 1 + pb::CodedOutputStream.ComputeBytesSize(Data);
+      }
+      if (Offset != 0UL) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt64Size(Offset);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -469,6 +530,9 @@ namespace C2R.V1 {
       shape_.Add(other.shape_);
       if (other.Data.Length != 0) {
         Data = other.Data;
+      }
+      if (other.Offset != 0UL) {
+        Offset = other.Offset;
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -496,6 +560,10 @@ namespace C2R.V1 {
           }
           case 26: {
             Data = input.ReadBytes();
+            break;
+          }
+          case 32: {
+            Offset = input.ReadUInt64();
             break;
           }
         }
@@ -526,6 +594,10 @@ namespace C2R.V1 {
             Data = input.ReadBytes();
             break;
           }
+          case 32: {
+            Offset = input.ReadUInt64();
+            break;
+          }
         }
       }
     }
@@ -540,6 +612,7 @@ namespace C2R.V1 {
   {
     private static readonly pb::MessageParser<Frame> _parser = new pb::MessageParser<Frame>(() => new Frame());
     private pb::UnknownFieldSet _unknownFields;
+    private int _hasBits0;
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pb::MessageParser<Frame> Parser { get { return _parser; } }
@@ -567,6 +640,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public Frame(Frame other) : this() {
+      _hasBits0 = other._hasBits0;
       index_ = other.index_;
       color_ = other.color_ != null ? other.color_.Clone() : null;
       colorSpace_ = other.colorSpace_;
@@ -574,6 +648,7 @@ namespace C2R.V1 {
       depthKind_ = other.depthKind_;
       normals_ = other.normals_ != null ? other.normals_.Clone() : null;
       edges_ = other.edges_ != null ? other.edges_.Clone() : null;
+      slot_ = other.slot_;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -682,6 +757,34 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "slot" field.</summary>
+    public const int SlotFieldNumber = 8;
+    private uint slot_;
+    /// <summary>
+    /// set: the planes' bytes are in this slot of the session's SharedRing (see below)
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint Slot {
+      get { if ((_hasBits0 & 1) != 0) { return slot_; } else { return 0; } }
+      set {
+        _hasBits0 |= 1;
+        slot_ = value;
+      }
+    }
+    /// <summary>Gets whether the "slot" field is set</summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool HasSlot {
+      get { return (_hasBits0 & 1) != 0; }
+    }
+    /// <summary>Clears the value of the "slot" field</summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void ClearSlot() {
+      _hasBits0 &= ~1;
+    }
+
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public override bool Equals(object other) {
@@ -704,6 +807,7 @@ namespace C2R.V1 {
       if (DepthKind != other.DepthKind) return false;
       if (!object.Equals(Normals, other.Normals)) return false;
       if (!object.Equals(Edges, other.Edges)) return false;
+      if (Slot != other.Slot) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -718,6 +822,7 @@ namespace C2R.V1 {
       if (DepthKind != global::C2R.V1.DepthKind.Unspecified) hash ^= DepthKind.GetHashCode();
       if (normals_ != null) hash ^= Normals.GetHashCode();
       if (edges_ != null) hash ^= Edges.GetHashCode();
+      if (HasSlot) hash ^= Slot.GetHashCode();
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -764,6 +869,10 @@ namespace C2R.V1 {
         output.WriteRawTag(58);
         output.WriteMessage(Edges);
       }
+      if (HasSlot) {
+        output.WriteRawTag(64);
+        output.WriteUInt32(Slot);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -802,6 +911,10 @@ namespace C2R.V1 {
         output.WriteRawTag(58);
         output.WriteMessage(Edges);
       }
+      if (HasSlot) {
+        output.WriteRawTag(64);
+        output.WriteUInt32(Slot);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -832,6 +945,9 @@ namespace C2R.V1 {
       }
       if (edges_ != null) {
         size += 1 + pb::CodedOutputStream.ComputeMessageSize(Edges);
+      }
+      if (HasSlot) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(Slot);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -877,6 +993,9 @@ namespace C2R.V1 {
           Edges = new global::C2R.V1.Plane();
         }
         Edges.MergeFrom(other.Edges);
+      }
+      if (other.HasSlot) {
+        Slot = other.Slot;
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -931,6 +1050,10 @@ namespace C2R.V1 {
               Edges = new global::C2R.V1.Plane();
             }
             input.ReadMessage(Edges);
+            break;
+          }
+          case 64: {
+            Slot = input.ReadUInt32();
             break;
           }
         }
@@ -988,6 +1111,694 @@ namespace C2R.V1 {
             input.ReadMessage(Edges);
             break;
           }
+          case 64: {
+            Slot = input.ReadUInt32();
+            break;
+          }
+        }
+      }
+    }
+    #endif
+
+  }
+
+  public sealed partial class SharedRing : pb::IMessage<SharedRing>
+  #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      , pb::IBufferMessage
+  #endif
+  {
+    private static readonly pb::MessageParser<SharedRing> _parser = new pb::MessageParser<SharedRing>(() => new SharedRing());
+    private pb::UnknownFieldSet _unknownFields;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pb::MessageParser<SharedRing> Parser { get { return _parser; } }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pbr::MessageDescriptor Descriptor {
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[2]; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    pbr::MessageDescriptor pb::IMessage.Descriptor {
+      get { return Descriptor; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public SharedRing() {
+      OnConstruction();
+    }
+
+    partial void OnConstruction();
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public SharedRing(SharedRing other) : this() {
+      name_ = other.name_;
+      slots_ = other.slots_;
+      slotBytes_ = other.slotBytes_;
+      _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public SharedRing Clone() {
+      return new SharedRing(this);
+    }
+
+    /// <summary>Field number for the "name" field.</summary>
+    public const int NameFieldNumber = 1;
+    private string name_ = "";
+    /// <summary>
+    /// segment name without a leading "/", e.g. "c2r-4242-1a2b3c4d"
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string Name {
+      get { return name_; }
+      set {
+        name_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "slots" field.</summary>
+    public const int SlotsFieldNumber = 2;
+    private uint slots_;
+    /// <summary>
+    /// >= 1
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint Slots {
+      get { return slots_; }
+      set {
+        slots_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "slot_bytes" field.</summary>
+    public const int SlotBytesFieldNumber = 3;
+    private ulong slotBytes_;
+    /// <summary>
+    /// multiple of 64; slots * slot_bytes &lt;= InfoReply.limits.max_ring_bytes
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public ulong SlotBytes {
+      get { return slotBytes_; }
+      set {
+        slotBytes_ = value;
+      }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override bool Equals(object other) {
+      return Equals(other as SharedRing);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Equals(SharedRing other) {
+      if (ReferenceEquals(other, null)) {
+        return false;
+      }
+      if (ReferenceEquals(other, this)) {
+        return true;
+      }
+      if (Name != other.Name) return false;
+      if (Slots != other.Slots) return false;
+      if (SlotBytes != other.SlotBytes) return false;
+      return Equals(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override int GetHashCode() {
+      int hash = 1;
+      if (Name.Length != 0) hash ^= Name.GetHashCode();
+      if (Slots != 0) hash ^= Slots.GetHashCode();
+      if (SlotBytes != 0UL) hash ^= SlotBytes.GetHashCode();
+      if (_unknownFields != null) {
+        hash ^= _unknownFields.GetHashCode();
+      }
+      return hash;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override string ToString() {
+      return pb::JsonFormatter.ToDiagnosticString(this);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void WriteTo(pb::CodedOutputStream output) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      output.WriteRawMessage(this);
+    #else
+      if (Name.Length != 0) {
+        output.WriteRawTag(10);
+        output.WriteString(Name);
+      }
+      if (Slots != 0) {
+        output.WriteRawTag(16);
+        output.WriteUInt32(Slots);
+      }
+      if (SlotBytes != 0UL) {
+        output.WriteRawTag(24);
+        output.WriteUInt64(SlotBytes);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(output);
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalWriteTo(ref pb::WriteContext output) {
+      if (Name.Length != 0) {
+        output.WriteRawTag(10);
+        output.WriteString(Name);
+      }
+      if (Slots != 0) {
+        output.WriteRawTag(16);
+        output.WriteUInt32(Slots);
+      }
+      if (SlotBytes != 0UL) {
+        output.WriteRawTag(24);
+        output.WriteUInt64(SlotBytes);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(ref output);
+      }
+    }
+    #endif
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public int CalculateSize() {
+      int size = 0;
+      if (Name.Length != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeStringSize(Name);
+      }
+      if (Slots != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(Slots);
+      }
+      if (SlotBytes != 0UL) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt64Size(SlotBytes);
+      }
+      if (_unknownFields != null) {
+        size += _unknownFields.CalculateSize();
+      }
+      return size;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(SharedRing other) {
+      if (other == null) {
+        return;
+      }
+      if (other.Name.Length != 0) {
+        Name = other.Name;
+      }
+      if (other.Slots != 0) {
+        Slots = other.Slots;
+      }
+      if (other.SlotBytes != 0UL) {
+        SlotBytes = other.SlotBytes;
+      }
+      _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(pb::CodedInputStream input) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      input.ReadRawMessage(this);
+    #else
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, input);
+            break;
+          case 10: {
+            Name = input.ReadString();
+            break;
+          }
+          case 16: {
+            Slots = input.ReadUInt32();
+            break;
+          }
+          case 24: {
+            SlotBytes = input.ReadUInt64();
+            break;
+          }
+        }
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalMergeFrom(ref pb::ParseContext input) {
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, ref input);
+            break;
+          case 10: {
+            Name = input.ReadString();
+            break;
+          }
+          case 16: {
+            Slots = input.ReadUInt32();
+            break;
+          }
+          case 24: {
+            SlotBytes = input.ReadUInt64();
+            break;
+          }
+        }
+      }
+    }
+    #endif
+
+  }
+
+  public sealed partial class RingStatus : pb::IMessage<RingStatus>
+  #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      , pb::IBufferMessage
+  #endif
+  {
+    private static readonly pb::MessageParser<RingStatus> _parser = new pb::MessageParser<RingStatus>(() => new RingStatus());
+    private pb::UnknownFieldSet _unknownFields;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pb::MessageParser<RingStatus> Parser { get { return _parser; } }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pbr::MessageDescriptor Descriptor {
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[3]; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    pbr::MessageDescriptor pb::IMessage.Descriptor {
+      get { return Descriptor; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public RingStatus() {
+      OnConstruction();
+    }
+
+    partial void OnConstruction();
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public RingStatus(RingStatus other) : this() {
+      attached_ = other.attached_;
+      reason_ = other.reason_;
+      _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public RingStatus Clone() {
+      return new RingStatus(this);
+    }
+
+    /// <summary>Field number for the "attached" field.</summary>
+    public const int AttachedFieldNumber = 1;
+    private bool attached_;
+    /// <summary>
+    /// false: send planes as bytes; `reason` says why
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Attached {
+      get { return attached_; }
+      set {
+        attached_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "reason" field.</summary>
+    public const int ReasonFieldNumber = 2;
+    private string reason_ = "";
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string Reason {
+      get { return reason_; }
+      set {
+        reason_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override bool Equals(object other) {
+      return Equals(other as RingStatus);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Equals(RingStatus other) {
+      if (ReferenceEquals(other, null)) {
+        return false;
+      }
+      if (ReferenceEquals(other, this)) {
+        return true;
+      }
+      if (Attached != other.Attached) return false;
+      if (Reason != other.Reason) return false;
+      return Equals(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override int GetHashCode() {
+      int hash = 1;
+      if (Attached != false) hash ^= Attached.GetHashCode();
+      if (Reason.Length != 0) hash ^= Reason.GetHashCode();
+      if (_unknownFields != null) {
+        hash ^= _unknownFields.GetHashCode();
+      }
+      return hash;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override string ToString() {
+      return pb::JsonFormatter.ToDiagnosticString(this);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void WriteTo(pb::CodedOutputStream output) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      output.WriteRawMessage(this);
+    #else
+      if (Attached != false) {
+        output.WriteRawTag(8);
+        output.WriteBool(Attached);
+      }
+      if (Reason.Length != 0) {
+        output.WriteRawTag(18);
+        output.WriteString(Reason);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(output);
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalWriteTo(ref pb::WriteContext output) {
+      if (Attached != false) {
+        output.WriteRawTag(8);
+        output.WriteBool(Attached);
+      }
+      if (Reason.Length != 0) {
+        output.WriteRawTag(18);
+        output.WriteString(Reason);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(ref output);
+      }
+    }
+    #endif
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public int CalculateSize() {
+      int size = 0;
+      if (Attached != false) {
+        size += 1 + 1;
+      }
+      if (Reason.Length != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeStringSize(Reason);
+      }
+      if (_unknownFields != null) {
+        size += _unknownFields.CalculateSize();
+      }
+      return size;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(RingStatus other) {
+      if (other == null) {
+        return;
+      }
+      if (other.Attached != false) {
+        Attached = other.Attached;
+      }
+      if (other.Reason.Length != 0) {
+        Reason = other.Reason;
+      }
+      _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(pb::CodedInputStream input) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      input.ReadRawMessage(this);
+    #else
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, input);
+            break;
+          case 8: {
+            Attached = input.ReadBool();
+            break;
+          }
+          case 18: {
+            Reason = input.ReadString();
+            break;
+          }
+        }
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalMergeFrom(ref pb::ParseContext input) {
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, ref input);
+            break;
+          case 8: {
+            Attached = input.ReadBool();
+            break;
+          }
+          case 18: {
+            Reason = input.ReadString();
+            break;
+          }
+        }
+      }
+    }
+    #endif
+
+  }
+
+  public sealed partial class SlotsReleased : pb::IMessage<SlotsReleased>
+  #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      , pb::IBufferMessage
+  #endif
+  {
+    private static readonly pb::MessageParser<SlotsReleased> _parser = new pb::MessageParser<SlotsReleased>(() => new SlotsReleased());
+    private pb::UnknownFieldSet _unknownFields;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pb::MessageParser<SlotsReleased> Parser { get { return _parser; } }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pbr::MessageDescriptor Descriptor {
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[4]; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    pbr::MessageDescriptor pb::IMessage.Descriptor {
+      get { return Descriptor; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public SlotsReleased() {
+      OnConstruction();
+    }
+
+    partial void OnConstruction();
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public SlotsReleased(SlotsReleased other) : this() {
+      slots_ = other.slots_.Clone();
+      _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public SlotsReleased Clone() {
+      return new SlotsReleased(this);
+    }
+
+    /// <summary>Field number for the "slots" field.</summary>
+    public const int SlotsFieldNumber = 1;
+    private static readonly pb::FieldCodec<uint> _repeated_slots_codec
+        = pb::FieldCodec.ForUInt32(10);
+    private readonly pbc::RepeatedField<uint> slots_ = new pbc::RepeatedField<uint>();
+    /// <summary>
+    /// the daemon has copied these slots out: the client may write them again
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public pbc::RepeatedField<uint> Slots {
+      get { return slots_; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override bool Equals(object other) {
+      return Equals(other as SlotsReleased);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Equals(SlotsReleased other) {
+      if (ReferenceEquals(other, null)) {
+        return false;
+      }
+      if (ReferenceEquals(other, this)) {
+        return true;
+      }
+      if(!slots_.Equals(other.slots_)) return false;
+      return Equals(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override int GetHashCode() {
+      int hash = 1;
+      hash ^= slots_.GetHashCode();
+      if (_unknownFields != null) {
+        hash ^= _unknownFields.GetHashCode();
+      }
+      return hash;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override string ToString() {
+      return pb::JsonFormatter.ToDiagnosticString(this);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void WriteTo(pb::CodedOutputStream output) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      output.WriteRawMessage(this);
+    #else
+      slots_.WriteTo(output, _repeated_slots_codec);
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(output);
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalWriteTo(ref pb::WriteContext output) {
+      slots_.WriteTo(ref output, _repeated_slots_codec);
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(ref output);
+      }
+    }
+    #endif
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public int CalculateSize() {
+      int size = 0;
+      size += slots_.CalculateSize(_repeated_slots_codec);
+      if (_unknownFields != null) {
+        size += _unknownFields.CalculateSize();
+      }
+      return size;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(SlotsReleased other) {
+      if (other == null) {
+        return;
+      }
+      slots_.Add(other.slots_);
+      _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(pb::CodedInputStream input) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      input.ReadRawMessage(this);
+    #else
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, input);
+            break;
+          case 10:
+          case 8: {
+            slots_.AddEntriesFrom(input, _repeated_slots_codec);
+            break;
+          }
+        }
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalMergeFrom(ref pb::ParseContext input) {
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, ref input);
+            break;
+          case 10:
+          case 8: {
+            slots_.AddEntriesFrom(ref input, _repeated_slots_codec);
+            break;
+          }
         }
       }
     }
@@ -1010,7 +1821,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[2]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[5]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -1052,6 +1863,7 @@ namespace C2R.V1 {
       guidanceMode_ = other.guidanceMode_;
       controlScale_ = other.controlScale_;
       inputFps_ = other.inputFps_;
+      transport_ = other.transport_;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -1422,6 +2234,21 @@ namespace C2R.V1 {
       _hasBits0 &= ~128;
     }
 
+    /// <summary>Field number for the "transport" field.</summary>
+    public const int TransportFieldNumber = 22;
+    private global::C2R.V1.Transport transport_ = global::C2R.V1.Transport.Unspecified;
+    /// <summary>
+    /// SHARED_MEMORY: frames in a SharedRing; the effective config says what was granted
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public global::C2R.V1.Transport Transport {
+      get { return transport_; }
+      set {
+        transport_ = value;
+      }
+    }
+
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public override bool Equals(object other) {
@@ -1458,6 +2285,7 @@ namespace C2R.V1 {
       if (GuidanceMode != other.GuidanceMode) return false;
       if (!pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.Equals(ControlScale, other.ControlScale)) return false;
       if (!pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.Equals(InputFps, other.InputFps)) return false;
+      if (Transport != other.Transport) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -1486,6 +2314,7 @@ namespace C2R.V1 {
       if (GuidanceMode.Length != 0) hash ^= GuidanceMode.GetHashCode();
       if (HasControlScale) hash ^= pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.GetHashCode(ControlScale);
       if (HasInputFps) hash ^= pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.GetHashCode(InputFps);
+      if (Transport != global::C2R.V1.Transport.Unspecified) hash ^= Transport.GetHashCode();
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -1585,6 +2414,10 @@ namespace C2R.V1 {
         output.WriteRawTag(173, 1);
         output.WriteFloat(InputFps);
       }
+      if (Transport != global::C2R.V1.Transport.Unspecified) {
+        output.WriteRawTag(176, 1);
+        output.WriteEnum((int) Transport);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -1676,6 +2509,10 @@ namespace C2R.V1 {
         output.WriteRawTag(173, 1);
         output.WriteFloat(InputFps);
       }
+      if (Transport != global::C2R.V1.Transport.Unspecified) {
+        output.WriteRawTag(176, 1);
+        output.WriteEnum((int) Transport);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -1746,6 +2583,9 @@ namespace C2R.V1 {
       }
       if (HasInputFps) {
         size += 2 + 4;
+      }
+      if (Transport != global::C2R.V1.Transport.Unspecified) {
+        size += 2 + pb::CodedOutputStream.ComputeEnumSize((int) Transport);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -1819,6 +2659,9 @@ namespace C2R.V1 {
       }
       if (other.HasInputFps) {
         InputFps = other.InputFps;
+      }
+      if (other.Transport != global::C2R.V1.Transport.Unspecified) {
+        Transport = other.Transport;
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -1918,6 +2761,10 @@ namespace C2R.V1 {
           }
           case 173: {
             InputFps = input.ReadFloat();
+            break;
+          }
+          case 176: {
+            Transport = (global::C2R.V1.Transport) input.ReadEnum();
             break;
           }
         }
@@ -2020,6 +2867,10 @@ namespace C2R.V1 {
             InputFps = input.ReadFloat();
             break;
           }
+          case 176: {
+            Transport = (global::C2R.V1.Transport) input.ReadEnum();
+            break;
+          }
         }
       }
     }
@@ -2041,7 +2892,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[3]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[6]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -2193,7 +3044,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[4]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[7]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -2345,7 +3196,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[5]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[8]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -2377,6 +3228,9 @@ namespace C2R.V1 {
           break;
         case KindOneofCase.Cancel:
           Cancel = other.Cancel.Clone();
+          break;
+        case KindOneofCase.Ring:
+          Ring = other.Ring.Clone();
           break;
       }
 
@@ -2437,6 +3291,21 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "ring" field.</summary>
+    public const int RingFieldNumber = 5;
+    /// <summary>
+    /// once, before the first frame with a slot (transport SHARED_MEMORY only)
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public global::C2R.V1.SharedRing Ring {
+      get { return kindCase_ == KindOneofCase.Ring ? (global::C2R.V1.SharedRing) kind_ : null; }
+      set {
+        kind_ = value;
+        kindCase_ = value == null ? KindOneofCase.None : KindOneofCase.Ring;
+      }
+    }
+
     private object kind_;
     /// <summary>Enum of possible cases for the "kind" oneof.</summary>
     public enum KindOneofCase {
@@ -2445,6 +3314,7 @@ namespace C2R.V1 {
       Frame = 2,
       End = 3,
       Cancel = 4,
+      Ring = 5,
     }
     private KindOneofCase kindCase_ = KindOneofCase.None;
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -2479,6 +3349,7 @@ namespace C2R.V1 {
       if (!object.Equals(Frame, other.Frame)) return false;
       if (!object.Equals(End, other.End)) return false;
       if (!object.Equals(Cancel, other.Cancel)) return false;
+      if (!object.Equals(Ring, other.Ring)) return false;
       if (KindCase != other.KindCase) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
@@ -2491,6 +3362,7 @@ namespace C2R.V1 {
       if (kindCase_ == KindOneofCase.Frame) hash ^= Frame.GetHashCode();
       if (kindCase_ == KindOneofCase.End) hash ^= End.GetHashCode();
       if (kindCase_ == KindOneofCase.Cancel) hash ^= Cancel.GetHashCode();
+      if (kindCase_ == KindOneofCase.Ring) hash ^= Ring.GetHashCode();
       hash ^= (int) kindCase_;
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
@@ -2526,6 +3398,10 @@ namespace C2R.V1 {
         output.WriteRawTag(34);
         output.WriteMessage(Cancel);
       }
+      if (kindCase_ == KindOneofCase.Ring) {
+        output.WriteRawTag(42);
+        output.WriteMessage(Ring);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -2552,6 +3428,10 @@ namespace C2R.V1 {
         output.WriteRawTag(34);
         output.WriteMessage(Cancel);
       }
+      if (kindCase_ == KindOneofCase.Ring) {
+        output.WriteRawTag(42);
+        output.WriteMessage(Ring);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -2573,6 +3453,9 @@ namespace C2R.V1 {
       }
       if (kindCase_ == KindOneofCase.Cancel) {
         size += 1 + pb::CodedOutputStream.ComputeMessageSize(Cancel);
+      }
+      if (kindCase_ == KindOneofCase.Ring) {
+        size += 1 + pb::CodedOutputStream.ComputeMessageSize(Ring);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -2610,6 +3493,12 @@ namespace C2R.V1 {
             Cancel = new global::C2R.V1.Cancel();
           }
           Cancel.MergeFrom(other.Cancel);
+          break;
+        case KindOneofCase.Ring:
+          if (Ring == null) {
+            Ring = new global::C2R.V1.SharedRing();
+          }
+          Ring.MergeFrom(other.Ring);
           break;
       }
 
@@ -2664,6 +3553,15 @@ namespace C2R.V1 {
             Cancel = subBuilder;
             break;
           }
+          case 42: {
+            global::C2R.V1.SharedRing subBuilder = new global::C2R.V1.SharedRing();
+            if (kindCase_ == KindOneofCase.Ring) {
+              subBuilder.MergeFrom(Ring);
+            }
+            input.ReadMessage(subBuilder);
+            Ring = subBuilder;
+            break;
+          }
         }
       }
     #endif
@@ -2715,6 +3613,15 @@ namespace C2R.V1 {
             Cancel = subBuilder;
             break;
           }
+          case 42: {
+            global::C2R.V1.SharedRing subBuilder = new global::C2R.V1.SharedRing();
+            if (kindCase_ == KindOneofCase.Ring) {
+              subBuilder.MergeFrom(Ring);
+            }
+            input.ReadMessage(subBuilder);
+            Ring = subBuilder;
+            break;
+          }
         }
       }
     }
@@ -2736,7 +3643,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[6]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[9]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -3003,7 +3910,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[7]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[10]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -3559,7 +4466,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[8]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[11]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -3880,7 +4787,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[9]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[12]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -4069,7 +4976,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[10]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[13]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -4332,7 +5239,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[11]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[14]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -4367,6 +5274,12 @@ namespace C2R.V1 {
           break;
         case KindOneofCase.Done:
           Done = other.Done.Clone();
+          break;
+        case KindOneofCase.Ring:
+          Ring = other.Ring.Clone();
+          break;
+        case KindOneofCase.Released:
+          Released = other.Released.Clone();
           break;
       }
 
@@ -4439,6 +5352,36 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "ring" field.</summary>
+    public const int RingFieldNumber = 6;
+    /// <summary>
+    /// the answer to ClientMessage.ring
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public global::C2R.V1.RingStatus Ring {
+      get { return kindCase_ == KindOneofCase.Ring ? (global::C2R.V1.RingStatus) kind_ : null; }
+      set {
+        kind_ = value;
+        kindCase_ = value == null ? KindOneofCase.None : KindOneofCase.Ring;
+      }
+    }
+
+    /// <summary>Field number for the "released" field.</summary>
+    public const int ReleasedFieldNumber = 7;
+    /// <summary>
+    /// shared-memory slots the client may reuse
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public global::C2R.V1.SlotsReleased Released {
+      get { return kindCase_ == KindOneofCase.Released ? (global::C2R.V1.SlotsReleased) kind_ : null; }
+      set {
+        kind_ = value;
+        kindCase_ = value == null ? KindOneofCase.None : KindOneofCase.Released;
+      }
+    }
+
     private object kind_;
     /// <summary>Enum of possible cases for the "kind" oneof.</summary>
     public enum KindOneofCase {
@@ -4448,6 +5391,8 @@ namespace C2R.V1 {
       Result = 3,
       Warning = 4,
       Done = 5,
+      Ring = 6,
+      Released = 7,
     }
     private KindOneofCase kindCase_ = KindOneofCase.None;
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -4483,6 +5428,8 @@ namespace C2R.V1 {
       if (!object.Equals(Result, other.Result)) return false;
       if (!object.Equals(Warning, other.Warning)) return false;
       if (!object.Equals(Done, other.Done)) return false;
+      if (!object.Equals(Ring, other.Ring)) return false;
+      if (!object.Equals(Released, other.Released)) return false;
       if (KindCase != other.KindCase) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
@@ -4496,6 +5443,8 @@ namespace C2R.V1 {
       if (kindCase_ == KindOneofCase.Result) hash ^= Result.GetHashCode();
       if (kindCase_ == KindOneofCase.Warning) hash ^= Warning.GetHashCode();
       if (kindCase_ == KindOneofCase.Done) hash ^= Done.GetHashCode();
+      if (kindCase_ == KindOneofCase.Ring) hash ^= Ring.GetHashCode();
+      if (kindCase_ == KindOneofCase.Released) hash ^= Released.GetHashCode();
       hash ^= (int) kindCase_;
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
@@ -4535,6 +5484,14 @@ namespace C2R.V1 {
         output.WriteRawTag(42);
         output.WriteMessage(Done);
       }
+      if (kindCase_ == KindOneofCase.Ring) {
+        output.WriteRawTag(50);
+        output.WriteMessage(Ring);
+      }
+      if (kindCase_ == KindOneofCase.Released) {
+        output.WriteRawTag(58);
+        output.WriteMessage(Released);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -4565,6 +5522,14 @@ namespace C2R.V1 {
         output.WriteRawTag(42);
         output.WriteMessage(Done);
       }
+      if (kindCase_ == KindOneofCase.Ring) {
+        output.WriteRawTag(50);
+        output.WriteMessage(Ring);
+      }
+      if (kindCase_ == KindOneofCase.Released) {
+        output.WriteRawTag(58);
+        output.WriteMessage(Released);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -4589,6 +5554,12 @@ namespace C2R.V1 {
       }
       if (kindCase_ == KindOneofCase.Done) {
         size += 1 + pb::CodedOutputStream.ComputeMessageSize(Done);
+      }
+      if (kindCase_ == KindOneofCase.Ring) {
+        size += 1 + pb::CodedOutputStream.ComputeMessageSize(Ring);
+      }
+      if (kindCase_ == KindOneofCase.Released) {
+        size += 1 + pb::CodedOutputStream.ComputeMessageSize(Released);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -4632,6 +5603,18 @@ namespace C2R.V1 {
             Done = new global::C2R.V1.Done();
           }
           Done.MergeFrom(other.Done);
+          break;
+        case KindOneofCase.Ring:
+          if (Ring == null) {
+            Ring = new global::C2R.V1.RingStatus();
+          }
+          Ring.MergeFrom(other.Ring);
+          break;
+        case KindOneofCase.Released:
+          if (Released == null) {
+            Released = new global::C2R.V1.SlotsReleased();
+          }
+          Released.MergeFrom(other.Released);
           break;
       }
 
@@ -4695,6 +5678,24 @@ namespace C2R.V1 {
             Done = subBuilder;
             break;
           }
+          case 50: {
+            global::C2R.V1.RingStatus subBuilder = new global::C2R.V1.RingStatus();
+            if (kindCase_ == KindOneofCase.Ring) {
+              subBuilder.MergeFrom(Ring);
+            }
+            input.ReadMessage(subBuilder);
+            Ring = subBuilder;
+            break;
+          }
+          case 58: {
+            global::C2R.V1.SlotsReleased subBuilder = new global::C2R.V1.SlotsReleased();
+            if (kindCase_ == KindOneofCase.Released) {
+              subBuilder.MergeFrom(Released);
+            }
+            input.ReadMessage(subBuilder);
+            Released = subBuilder;
+            break;
+          }
         }
       }
     #endif
@@ -4755,6 +5756,24 @@ namespace C2R.V1 {
             Done = subBuilder;
             break;
           }
+          case 50: {
+            global::C2R.V1.RingStatus subBuilder = new global::C2R.V1.RingStatus();
+            if (kindCase_ == KindOneofCase.Ring) {
+              subBuilder.MergeFrom(Ring);
+            }
+            input.ReadMessage(subBuilder);
+            Ring = subBuilder;
+            break;
+          }
+          case 58: {
+            global::C2R.V1.SlotsReleased subBuilder = new global::C2R.V1.SlotsReleased();
+            if (kindCase_ == KindOneofCase.Released) {
+              subBuilder.MergeFrom(Released);
+            }
+            input.ReadMessage(subBuilder);
+            Released = subBuilder;
+            break;
+          }
         }
       }
     }
@@ -4776,7 +5795,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[12]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[15]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -5039,7 +6058,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[13]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[16]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -5339,7 +6358,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[14]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[17]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -5364,6 +6383,7 @@ namespace C2R.V1 {
       exrOutput_ = other.exrOutput_;
       causalRef_ = other.causalRef_;
       pngResults_ = other.pngResults_;
+      sharedMemory_ = other.sharedMemory_;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -5433,6 +6453,21 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "shared_memory" field.</summary>
+    public const int SharedMemoryFieldNumber = 6;
+    private bool sharedMemory_;
+    /// <summary>
+    /// accepts SharedRing frames from clients on its machine
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool SharedMemory {
+      get { return sharedMemory_; }
+      set {
+        sharedMemory_ = value;
+      }
+    }
+
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public override bool Equals(object other) {
@@ -5453,6 +6488,7 @@ namespace C2R.V1 {
       if (ExrOutput != other.ExrOutput) return false;
       if (CausalRef != other.CausalRef) return false;
       if (PngResults != other.PngResults) return false;
+      if (SharedMemory != other.SharedMemory) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -5465,6 +6501,7 @@ namespace C2R.V1 {
       if (ExrOutput != false) hash ^= ExrOutput.GetHashCode();
       if (CausalRef != false) hash ^= CausalRef.GetHashCode();
       if (PngResults != false) hash ^= PngResults.GetHashCode();
+      if (SharedMemory != false) hash ^= SharedMemory.GetHashCode();
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -5503,6 +6540,10 @@ namespace C2R.V1 {
         output.WriteRawTag(40);
         output.WriteBool(PngResults);
       }
+      if (SharedMemory != false) {
+        output.WriteRawTag(48);
+        output.WriteBool(SharedMemory);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -5533,6 +6574,10 @@ namespace C2R.V1 {
         output.WriteRawTag(40);
         output.WriteBool(PngResults);
       }
+      if (SharedMemory != false) {
+        output.WriteRawTag(48);
+        output.WriteBool(SharedMemory);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -5556,6 +6601,9 @@ namespace C2R.V1 {
         size += 1 + 1;
       }
       if (PngResults != false) {
+        size += 1 + 1;
+      }
+      if (SharedMemory != false) {
         size += 1 + 1;
       }
       if (_unknownFields != null) {
@@ -5584,6 +6632,9 @@ namespace C2R.V1 {
       }
       if (other.PngResults != false) {
         PngResults = other.PngResults;
+      }
+      if (other.SharedMemory != false) {
+        SharedMemory = other.SharedMemory;
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -5618,6 +6669,10 @@ namespace C2R.V1 {
           }
           case 40: {
             PngResults = input.ReadBool();
+            break;
+          }
+          case 48: {
+            SharedMemory = input.ReadBool();
             break;
           }
         }
@@ -5655,6 +6710,359 @@ namespace C2R.V1 {
             PngResults = input.ReadBool();
             break;
           }
+          case 48: {
+            SharedMemory = input.ReadBool();
+            break;
+          }
+        }
+      }
+    }
+    #endif
+
+  }
+
+  /// <summary>
+  /// What a session may ask for; anything beyond is refused up front with INVALID_ARGUMENT naming the limit.
+  /// </summary>
+  public sealed partial class Limits : pb::IMessage<Limits>
+  #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      , pb::IBufferMessage
+  #endif
+  {
+    private static readonly pb::MessageParser<Limits> _parser = new pb::MessageParser<Limits>(() => new Limits());
+    private pb::UnknownFieldSet _unknownFields;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pb::MessageParser<Limits> Parser { get { return _parser; } }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pbr::MessageDescriptor Descriptor {
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[18]; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    pbr::MessageDescriptor pb::IMessage.Descriptor {
+      get { return Descriptor; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public Limits() {
+      OnConstruction();
+    }
+
+    partial void OnConstruction();
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public Limits(Limits other) : this() {
+      maxFrameWidth_ = other.maxFrameWidth_;
+      maxFrameHeight_ = other.maxFrameHeight_;
+      maxWindow_ = other.maxWindow_;
+      maxSeed_ = other.maxSeed_;
+      maxRingBytes_ = other.maxRingBytes_;
+      _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public Limits Clone() {
+      return new Limits(this);
+    }
+
+    /// <summary>Field number for the "max_frame_width" field.</summary>
+    public const int MaxFrameWidthFieldNumber = 1;
+    private uint maxFrameWidth_;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint MaxFrameWidth {
+      get { return maxFrameWidth_; }
+      set {
+        maxFrameWidth_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "max_frame_height" field.</summary>
+    public const int MaxFrameHeightFieldNumber = 2;
+    private uint maxFrameHeight_;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint MaxFrameHeight {
+      get { return maxFrameHeight_; }
+      set {
+        maxFrameHeight_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "max_window" field.</summary>
+    public const int MaxWindowFieldNumber = 3;
+    private uint maxWindow_;
+    /// <summary>
+    /// SessionConfig.window
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint MaxWindow {
+      get { return maxWindow_; }
+      set {
+        maxWindow_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "max_seed" field.</summary>
+    public const int MaxSeedFieldNumber = 4;
+    private ulong maxSeed_;
+    /// <summary>
+    /// SessionConfig.seed
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public ulong MaxSeed {
+      get { return maxSeed_; }
+      set {
+        maxSeed_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "max_ring_bytes" field.</summary>
+    public const int MaxRingBytesFieldNumber = 5;
+    private ulong maxRingBytes_;
+    /// <summary>
+    /// SharedRing.slots * slot_bytes
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public ulong MaxRingBytes {
+      get { return maxRingBytes_; }
+      set {
+        maxRingBytes_ = value;
+      }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override bool Equals(object other) {
+      return Equals(other as Limits);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Equals(Limits other) {
+      if (ReferenceEquals(other, null)) {
+        return false;
+      }
+      if (ReferenceEquals(other, this)) {
+        return true;
+      }
+      if (MaxFrameWidth != other.MaxFrameWidth) return false;
+      if (MaxFrameHeight != other.MaxFrameHeight) return false;
+      if (MaxWindow != other.MaxWindow) return false;
+      if (MaxSeed != other.MaxSeed) return false;
+      if (MaxRingBytes != other.MaxRingBytes) return false;
+      return Equals(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override int GetHashCode() {
+      int hash = 1;
+      if (MaxFrameWidth != 0) hash ^= MaxFrameWidth.GetHashCode();
+      if (MaxFrameHeight != 0) hash ^= MaxFrameHeight.GetHashCode();
+      if (MaxWindow != 0) hash ^= MaxWindow.GetHashCode();
+      if (MaxSeed != 0UL) hash ^= MaxSeed.GetHashCode();
+      if (MaxRingBytes != 0UL) hash ^= MaxRingBytes.GetHashCode();
+      if (_unknownFields != null) {
+        hash ^= _unknownFields.GetHashCode();
+      }
+      return hash;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override string ToString() {
+      return pb::JsonFormatter.ToDiagnosticString(this);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void WriteTo(pb::CodedOutputStream output) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      output.WriteRawMessage(this);
+    #else
+      if (MaxFrameWidth != 0) {
+        output.WriteRawTag(8);
+        output.WriteUInt32(MaxFrameWidth);
+      }
+      if (MaxFrameHeight != 0) {
+        output.WriteRawTag(16);
+        output.WriteUInt32(MaxFrameHeight);
+      }
+      if (MaxWindow != 0) {
+        output.WriteRawTag(24);
+        output.WriteUInt32(MaxWindow);
+      }
+      if (MaxSeed != 0UL) {
+        output.WriteRawTag(32);
+        output.WriteUInt64(MaxSeed);
+      }
+      if (MaxRingBytes != 0UL) {
+        output.WriteRawTag(40);
+        output.WriteUInt64(MaxRingBytes);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(output);
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalWriteTo(ref pb::WriteContext output) {
+      if (MaxFrameWidth != 0) {
+        output.WriteRawTag(8);
+        output.WriteUInt32(MaxFrameWidth);
+      }
+      if (MaxFrameHeight != 0) {
+        output.WriteRawTag(16);
+        output.WriteUInt32(MaxFrameHeight);
+      }
+      if (MaxWindow != 0) {
+        output.WriteRawTag(24);
+        output.WriteUInt32(MaxWindow);
+      }
+      if (MaxSeed != 0UL) {
+        output.WriteRawTag(32);
+        output.WriteUInt64(MaxSeed);
+      }
+      if (MaxRingBytes != 0UL) {
+        output.WriteRawTag(40);
+        output.WriteUInt64(MaxRingBytes);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(ref output);
+      }
+    }
+    #endif
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public int CalculateSize() {
+      int size = 0;
+      if (MaxFrameWidth != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(MaxFrameWidth);
+      }
+      if (MaxFrameHeight != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(MaxFrameHeight);
+      }
+      if (MaxWindow != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(MaxWindow);
+      }
+      if (MaxSeed != 0UL) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt64Size(MaxSeed);
+      }
+      if (MaxRingBytes != 0UL) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt64Size(MaxRingBytes);
+      }
+      if (_unknownFields != null) {
+        size += _unknownFields.CalculateSize();
+      }
+      return size;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(Limits other) {
+      if (other == null) {
+        return;
+      }
+      if (other.MaxFrameWidth != 0) {
+        MaxFrameWidth = other.MaxFrameWidth;
+      }
+      if (other.MaxFrameHeight != 0) {
+        MaxFrameHeight = other.MaxFrameHeight;
+      }
+      if (other.MaxWindow != 0) {
+        MaxWindow = other.MaxWindow;
+      }
+      if (other.MaxSeed != 0UL) {
+        MaxSeed = other.MaxSeed;
+      }
+      if (other.MaxRingBytes != 0UL) {
+        MaxRingBytes = other.MaxRingBytes;
+      }
+      _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(pb::CodedInputStream input) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      input.ReadRawMessage(this);
+    #else
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, input);
+            break;
+          case 8: {
+            MaxFrameWidth = input.ReadUInt32();
+            break;
+          }
+          case 16: {
+            MaxFrameHeight = input.ReadUInt32();
+            break;
+          }
+          case 24: {
+            MaxWindow = input.ReadUInt32();
+            break;
+          }
+          case 32: {
+            MaxSeed = input.ReadUInt64();
+            break;
+          }
+          case 40: {
+            MaxRingBytes = input.ReadUInt64();
+            break;
+          }
+        }
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalMergeFrom(ref pb::ParseContext input) {
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, ref input);
+            break;
+          case 8: {
+            MaxFrameWidth = input.ReadUInt32();
+            break;
+          }
+          case 16: {
+            MaxFrameHeight = input.ReadUInt32();
+            break;
+          }
+          case 24: {
+            MaxWindow = input.ReadUInt32();
+            break;
+          }
+          case 32: {
+            MaxSeed = input.ReadUInt64();
+            break;
+          }
+          case 40: {
+            MaxRingBytes = input.ReadUInt64();
+            break;
+          }
         }
       }
     }
@@ -5676,7 +7084,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[15]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[19]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -5709,6 +7117,7 @@ namespace C2R.V1 {
       previewAddress_ = other.previewAddress_;
       outputRoot_ = other.outputRoot_;
       device_ = other.device_;
+      limits_ = other.limits_ != null ? other.limits_.Clone() : null;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -5897,6 +7306,18 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "limits" field.</summary>
+    public const int LimitsFieldNumber = 14;
+    private global::C2R.V1.Limits limits_;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public global::C2R.V1.Limits Limits {
+      get { return limits_; }
+      set {
+        limits_ = value;
+      }
+    }
+
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public override bool Equals(object other) {
@@ -5925,6 +7346,7 @@ namespace C2R.V1 {
       if (PreviewAddress != other.PreviewAddress) return false;
       if (OutputRoot != other.OutputRoot) return false;
       if (Device != other.Device) return false;
+      if (!object.Equals(Limits, other.Limits)) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -5945,6 +7367,7 @@ namespace C2R.V1 {
       if (PreviewAddress.Length != 0) hash ^= PreviewAddress.GetHashCode();
       if (OutputRoot.Length != 0) hash ^= OutputRoot.GetHashCode();
       if (Device.Length != 0) hash ^= Device.GetHashCode();
+      if (limits_ != null) hash ^= Limits.GetHashCode();
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -6003,6 +7426,10 @@ namespace C2R.V1 {
         output.WriteRawTag(106);
         output.WriteString(Device);
       }
+      if (limits_ != null) {
+        output.WriteRawTag(114);
+        output.WriteMessage(Limits);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -6053,6 +7480,10 @@ namespace C2R.V1 {
         output.WriteRawTag(106);
         output.WriteString(Device);
       }
+      if (limits_ != null) {
+        output.WriteRawTag(114);
+        output.WriteMessage(Limits);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -6093,6 +7524,9 @@ namespace C2R.V1 {
       }
       if (Device.Length != 0) {
         size += 1 + pb::CodedOutputStream.ComputeStringSize(Device);
+      }
+      if (limits_ != null) {
+        size += 1 + pb::CodedOutputStream.ComputeMessageSize(Limits);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -6139,6 +7573,12 @@ namespace C2R.V1 {
       }
       if (other.Device.Length != 0) {
         Device = other.Device;
+      }
+      if (other.limits_ != null) {
+        if (limits_ == null) {
+          Limits = new global::C2R.V1.Limits();
+        }
+        Limits.MergeFrom(other.Limits);
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -6208,6 +7648,13 @@ namespace C2R.V1 {
           }
           case 106: {
             Device = input.ReadString();
+            break;
+          }
+          case 114: {
+            if (limits_ == null) {
+              Limits = new global::C2R.V1.Limits();
+            }
+            input.ReadMessage(Limits);
             break;
           }
         }
@@ -6280,6 +7727,13 @@ namespace C2R.V1 {
             Device = input.ReadString();
             break;
           }
+          case 114: {
+            if (limits_ == null) {
+              Limits = new global::C2R.V1.Limits();
+            }
+            input.ReadMessage(Limits);
+            break;
+          }
         }
       }
     }
@@ -6301,7 +7755,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[16]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[20]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -6736,7 +8190,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[17]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[21]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -7236,7 +8690,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[18]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[22]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -7425,7 +8879,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[19]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[23]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -7669,7 +9123,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[20]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[24]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -7821,7 +9275,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[21]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[25]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
