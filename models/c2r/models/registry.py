@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .text_encoder import build_tiny_text_encoder
+from . import tiny_trained
 
 TINY_TEXT_DIM = 32
 
@@ -75,6 +76,8 @@ PRESETS: dict[str, ModelPreset] = {
                     max_sequence_length=32, description="two tiny experts with the A14B switch"),
         ModelPreset("tiny-vace", "vace", None, {**_TINY, "vace_layers": [0], "vace_in_channels": 96},
                     max_sequence_length=32, description="tiny VACE transformer, random weights"),
+        ModelPreset(tiny_trained.PRESET_NAME, "t2v", None, tiny_trained.TRANSFORMER_CONFIG, max_sequence_length=32,
+                    vae_scale_spatial=4, description="tiny Wan classes trained on the synthetic testbed (coarse -> its 'real' look)"),
     ]
 }
 
@@ -158,7 +161,9 @@ def load_components(name: str, path: str | os.PathLike | None = None, dtype: tor
     The VAE stays float32: Wan's VAE decodes visibly worse in bfloat16 and is small.
     """
     preset = get_preset(name)
-    if preset.is_tiny:
+    if name == tiny_trained.PRESET_NAME:
+        components = tiny_trained.load()
+    elif preset.is_tiny:
         components = build_tiny({"tiny": "t2v", "tiny-a14b": "a14b", "tiny-vace": "vace"}[name], seed)
     else:
         components = _load_pretrained(preset, path, dtype)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from c2r.models.backend import GBuffers, RealifyConfig
+
 DEFAULT_SIZE = (48, 64)  # (height, width)
 FOV_DEGREES = 55.0
 CAMERA_HEIGHT = 1.45
@@ -32,7 +34,7 @@ SUN = np.array([0.45, 0.75, -0.5]) / np.linalg.norm([0.45, 0.75, -0.5])
 SOFT_SHADOW_SAMPLES = 6
 SUN_SPREAD = 0.09  # radians of jitter around the sun direction for the soft shadow
 GRAIN = 1.5 / 255  # sensor noise and grain, the unpredictable part of the "real" look
-PROMPT = "a real photo"
+PROMPT = RealifyConfig().prompt  # the daemon's default prompt, so `c2r realify` without --prompt matches training
 SKY, FLOOR = 0, 1  # object ids; objects start at 2
 
 
@@ -270,10 +272,8 @@ class TestbedClip:
     figure_mask: np.ndarray  # (T, H, W) bool: pixels of person-like figures
     figure_enter: tuple[int, ...]  # the frame each figure enters the scene
 
-    def gbuffers(self):
+    def gbuffers(self) -> GBuffers:
         """The coarse side as the daemon takes it."""
-        from c2r.models.backend import GBuffers
-
         return GBuffers(color=self.coarse, depth=self.depth, depth_kind="distance", normals=self.normals, edges=self.edges)
 
 
