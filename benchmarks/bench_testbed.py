@@ -79,7 +79,7 @@ class Budget:
 
 MODES = {
     "quick": Budget(vae_steps=0, base_steps=0, lora_steps=300, train_clips=24, sequence_frames=41, sequences=2, sample_steps=8),
-    "full": Budget(vae_steps=8000, base_steps=6000, lora_steps=3000, train_clips=64, sequence_frames=250, sequences=3,
+    "full": Budget(vae_steps=8000, base_steps=6000, lora_steps=4000, train_clips=64, sequence_frames=250, sequences=3,
                    sample_steps=8),
 }
 
@@ -204,7 +204,7 @@ def run_rows(components: dict, base_state: dict, loras: dict, budget: Budget, se
 
 def run_benchmark(mode: str = "quick", seed: int = 0, workdir: Path | None = None, overrides: dict | None = None,
                   save_preset: Path | None = None, vae_weights: Path | None = None, log=print) -> dict:
-    budget = Budget(**{**MODES[mode].__dict__, **(overrides or {})})
+    budget = Budget(**{**MODES[mode].__dict__, **(overrides or {}), **({"vae_steps": 0} if vae_weights else {})})
     workdir = Path(workdir or tempfile.mkdtemp(prefix="c2r-testbed-"))
     torch.manual_seed(seed)
     components, base_state, facts = trained_components(budget, seed, log, vae_weights)
@@ -255,7 +255,7 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-SHEET_ROWS = ("coarse", "target", "base (no LoRA)", "IC full", "IC causal-ref", "tiny-trained preset")
+SHEET_ROWS = ("coarse", "target", "base (no LoRA)", "IC full", "IC causal-ref", "IC full, strength 0.6", "tiny-trained preset")
 
 
 def contact_sheet(samples: dict, frames: list[int], scale: int = 3) -> np.ndarray:
