@@ -34,9 +34,14 @@ denoiser without a LoRA (it never learned to read the reference). Anchor-paralle
 (issue 16) are not measured here. The C2R-style feature adapter is not measured either.
 Last line: one JSON line with every figure; two runs with the same flags give the same figures.
 
-    python benchmarks/bench_testbed.py                      # quick: ~5 CPU-minutes
-    python benchmarks/bench_testbed.py --mode full          # everything from scratch, 250-frame sequences
+    python benchmarks/bench_testbed.py                      # quick: about 2 minutes on 2 CPU cores
+    python benchmarks/bench_testbed.py --mode full          # from scratch (VAE ~30 CPU-min, base ~6, LoRAs ~4 each), 250 frames
     python benchmarks/bench_testbed.py --mode full --save-preset models/c2r/models/tiny_trained
+
+The committed preset was made in two steps: ``train_vae`` for 3000 steps (snapshot saved), then
+``--mode full --vae-weights VAE.pt --base-steps 4000 --lora-steps 4000 --train-clips 32
+--sequence-frames 65 --sequences 2 --save-preset ...`` (its preset.json records this).
+Quick mode's LoRAs (300 steps) are a determinism and plumbing check, weaker than the preset's.
 """
 
 from __future__ import annotations
