@@ -25,6 +25,8 @@ def list_models(args) -> int:
         folder = None if p.is_tiny else local_path(p)
         if p.kind == "c2r" and not p.is_tiny:
             where = _c2r_status()
+        elif p.name == "tiny-trained":
+            where = "shipped (package data)"
         elif p.is_tiny:
             where = "built in-process"
         elif folder is None:
@@ -35,7 +37,7 @@ def list_models(args) -> int:
             where = f"yes ({folder_size_bytes(folder) / 1e9:.1f} GB)"
         experts = len(p.experts)
         billions = f"{p.footprint.expert_params / 1e9:.2f}B"
-        params = "random" if p.is_tiny else f"{experts}x{billions}" if experts > 1 else billions
+        params = ("trained" if p.name == "tiny-trained" else "random") if p.is_tiny else f"{experts}x{billions}" if experts > 1 else billions
         print(f"{p.name:18} {p.kind:5} {params:>9}  {where:24} {p.description}")
     return 0
 
@@ -49,7 +51,8 @@ def pull_model(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if preset.is_tiny:
-        print(f"{preset.name} is built in-process with random weights; nothing to download")
+        what = "ships with the package" if preset.name == "tiny-trained" else "is built in-process with random weights"
+        print(f"{preset.name} {what}; nothing to download")
         return 0
     if preset.kind == "c2r":
         return _pull_c2r(args)

@@ -47,7 +47,8 @@ BLOCK_BYTES_PER_TOKEN = (14.85, 2.94)
 # caches and feature maps at full resolution; bytes per pixel per frame: the decoded video, 3 x float32,
 # and its concatenation). Measured on the released configs at 5 to 33 frames (64x128: Wan2.1 18.4 KB/px
 # at 5 frames, 19.7-20.0 KB/px from 13 to 33; Wan2.2 19.2, then 21.9-22.2); the encode needs less.
-VAE_BYTES_PER_PIXEL = {"wan2.1": (19_700, 24), "wan2.2": (22_000, 24), "tiny": (330, 22)}
+VAE_BYTES_PER_PIXEL = {"wan2.1": (19_700, 24), "wan2.2": (22_000, 24), "tiny": (330, 22),
+                       "tiny-trained": (880, 22)}  # tiny-trained: tiny's figure x its 8/3 wider VAE (not measured)
 VAE_TILE_PIXELS = 256 * 256  # AutoencoderKLWan's default tile (tile_sample_min_height/width)
 UMT5_BLOCKS = 24  # UMT5-XXL's encoder layers: what block-level offload streams one at a time
 

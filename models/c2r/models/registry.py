@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import tiny_trained
+
 TINY_TEXT_DIM = 32
 
 # Architecture figures of the released checkpoints (their transformer/config.json); the
@@ -48,7 +50,7 @@ VAE_CONFIGS = {
 }
 # Parameter counts, exact for the released configs (counted on the meta device; tests/test_real_width.py checks them).
 UMT5_XXL_ENCODER_PARAMS = 5_680_910_336
-VAE_PARAMS = {"wan2.1": 126_892_531, "wan2.2": 704_688_668, "tiny": 13_861}
+VAE_PARAMS = {"wan2.1": 126_892_531, "wan2.2": 704_688_668, "tiny": 13_861, "tiny-trained": 177_699}
 TINY_TEXT_ENCODER_PARAMS = 24_688
 
 
@@ -109,6 +111,8 @@ class ModelPreset:
 C2R_EXTRA_PARAMS = (("dinov3-vitb16", 85_660_416), ("dino adapter + bridge", 44_334_592))
 _TINY_FOOTPRINT = dict(expert_params=24_520, block_params=7_464, text_encoder_params=TINY_TEXT_ENCODER_PARAMS, vae="tiny")
 TINY_C2R_EXPERT_PARAMS = _TINY_FOOTPRINT["expert_params"] + 12 * _TINY_FOOTPRINT["block_params"]
+TINY_TRAINED_FOOTPRINT = dict(expert_params=953_408, block_params=265_344, text_encoder_params=TINY_TEXT_ENCODER_PARAMS,
+                              vae="tiny-trained")
 
 PRESETS: dict[str, ModelPreset] = {
     p.name: p
@@ -143,6 +147,9 @@ PRESETS: dict[str, ModelPreset] = {
         ModelPreset("tiny-c2r", "c2r", None, {**_TINY, "num_layers": 14},
                     footprint=Footprint(**{**_TINY_FOOTPRINT, "expert_params": TINY_C2R_EXPERT_PARAMS}), max_sequence_length=32,
                     description="tiny C2R (14-block Wan + 1-layer DINOv3), random weights"),
+        ModelPreset(tiny_trained.PRESET_NAME, "t2v", None, tiny_trained.TRANSFORMER_CONFIG, max_sequence_length=32,
+                    footprint=Footprint(**TINY_TRAINED_FOOTPRINT), vae_scale_spatial=4,
+                    description="tiny Wan classes trained on the synthetic testbed (coarse -> its 'real' look)"),
     ]
 }
 
@@ -236,7 +243,9 @@ def load_components(name: str, path: str | os.PathLike | None = None, dtype=None
     preset = get_preset(name)
     if preset.kind == "c2r":
         raise ValueError(f"{name!r} is a C2R preset with parts of its own: load it with create_backend({name!r})")
-    if preset.is_tiny:
+    if name == tiny_trained.PRESET_NAME:
+        components = tiny_trained.load()
+    elif preset.is_tiny:
         components = build_tiny({"tiny": "t2v", "tiny-a14b": "a14b", "tiny-vace": "vace"}[name], seed)
     else:
         components = _load_pretrained(preset, path, dtype)

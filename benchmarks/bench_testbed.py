@@ -1,0 +1,313 @@
+"""The synthetic sim-to-real testbed, measured: trained tiny models vs baselines, with `c2r eval`'s metrics.
+
+SYNTHETIC TESTBED, CPU, TINY MODELS: the figures describe how the designs behave on this
+numpy-rendered task (``c2r.models.research.testbed``), not on real footage.
+
+Training (``c2r.models.research.testbed_train``): the Wan VAE (``AutoencoderKLWan``, 4x
+spatial) on coarse and "real" clips; a base ``WanTransformer3DModel`` pretrained to denoise
+the "real" clips; then IC-LoRAs in ``full`` and ``causal-ref`` attention with `c2r train`'s
+Trainer on (coarse, real) pairs. ``--mode quick`` (the default) takes the VAE and base from
+the committed ``tiny-trained`` preset and trains only the two LoRAs, briefly; ``--mode full``
+trains every stage from scratch with the full budget (about 30 CPU-minutes or less per
+model) and scores 250-frame sequences.
+
+Scoring: held-out sequences (other seeds than training) are realified window by window
+(17-frame windows, 5 frames of overlap); "pinned" is the default stitching (each window
+continues the previous one's last frames, `Backend.realify`), "independent" runs the same
+windows without the prefix. Columns:
+
+  psnr / err   PSNR (dB) and mean absolute error (0-255) of the output against the "real" target
+  struct_tgt   `c2r eval`'s structure distance (patch self-similarity) between output and target
+  struct_in    the same between output and the coarse input (what `c2r eval` reports)
+  people       identity stand-in: mean absolute error on the person-like figures' pixels
+               against the target (ArcFace needs faces and insightface; these figures have neither)
+  flicker      `c2r eval`'s temporal flickering (1 = still); smooth: motion smoothness
+  seam / inner mean frame change at window hand-overs / inside windows (input's own change
+               subtracted); ratio = seam / inner (target: <= 1.1 with the default stitching)
+
+The structure encoder is a STAND-IN: a 4-layer DINOv2 (transformers' ``Dinov2Model``) with
+seeded random weights, since facebook/dinov2-base is not on this machine and nothing is
+downloaded; its self-similarity follows patch appearance and layout, not semantics.
+Rows "vae ceiling" (the target through the VAE: the best a model can do through that codec)
+and "identity" (the coarse input returned) bound the table; "base" is the pretrained
+denoiser without a LoRA (it never learned to read the reference). Anchor-parallel chunks
+(issue 16) are not measured here. The C2R-style feature adapter is not measured either.
+Last line: one JSON line with every figure; two runs with the same flags give the same figures.
+
+    python benchmarks/bench_testbed.py                      # quick: about 2 minutes on 2 CPU cores
+    python benchmarks/bench_testbed.py --mode full          # from scratch (VAE ~30 CPU-min, base ~6, LoRAs ~4 each), 250 frames
+    python benchmarks/bench_testbed.py --mode full --save-preset models/c2r/models/tiny_trained
+
+The committed preset was made in two steps: ``train_vae`` for 3000 steps (snapshot saved), then
+``--mode full --vae-weights VAE.pt --base-steps 4000 --lora-steps 4000 --train-clips 32
+--sequence-frames 65 --sequences 2 --save-preset ...`` (its preset.json records this).
+Quick mode's LoRAs (300 steps) are a determinism and plumbing check, weaker than the preset's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from c2r.models.backend import RealifyConfig
+from c2r.models.backends import ICLoRABackend
+from c2r.models.pipeline import RealifyPipeline
+from c2r.models.research import evaluate
+from c2r.models.research.testbed import DEFAULT_SIZE, PROMPT, render_clip, write_dataset
+from c2r.models.research.testbed_train import pretrain_base, psnr, round_trip, set_latent_statistics, train_lora, train_vae
+from c2r.models import tiny_trained
+from c2r.models.windows import plan_windows
+
+WINDOW, OVERLAP = 17, 5
+TRAIN_SEEDS, HELD_OUT_SEEDS = 0, 5000  # training clips are seeds 0.., scored sequences 5000..
+
+
+@dataclass(frozen=True)
+class Budget:
+    vae_steps: int
+    base_steps: int
+    lora_steps: int
+    train_clips: int
+    sequence_frames: int
+    sequences: int
+    sample_steps: int
+
+
+MODES = {
+    "quick": Budget(vae_steps=0, base_steps=0, lora_steps=300, train_clips=24, sequence_frames=41, sequences=2, sample_steps=8),
+    "full": Budget(vae_steps=8000, base_steps=6000, lora_steps=4000, train_clips=64, sequence_frames=250, sequences=3,
+                   sample_steps=8),
+}
+
+
+def standin_dino(seed: int = 0):
+    """The structure encoder stand-in: a small DINOv2 with seeded random weights (see the module doc)."""
+    from transformers import Dinov2Config, Dinov2Model
+
+    config = Dinov2Config(image_size=64, patch_size=8, hidden_size=96, num_hidden_layers=4, num_attention_heads=4,
+                          intermediate_size=192)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Dinov2Model(config).eval()
+
+
+# ------------------------------------------------------------------------------ training
+def trained_components(budget: Budget, seed: int, log, vae_weights: Path | None = None) -> tuple[dict, dict, dict]:
+    """(shared components with the base transformer, the base state, training facts).
+
+    ``vae_weights``: a VAE state saved by ``train_vae(snapshot=...)``, used instead of training one."""
+    facts: dict = {}
+    if budget.vae_steps or vae_weights:
+        components = tiny_trained.build_components(seed)
+        started = time.perf_counter()
+        if vae_weights:
+            components["vae"].load_state_dict(torch.load(vae_weights, weights_only=True))
+            facts["vae"] = f"loaded from {vae_weights}"
+        else:
+            components["vae"] = train_vae(list(range(TRAIN_SEEDS, TRAIN_SEEDS + budget.train_clips)), 17, DEFAULT_SIZE,
+                                          budget.vae_steps, seed=seed, log=log)[0]
+            facts["vae_train_s"] = round(time.perf_counter() - started, 1)
+        set_latent_statistics(components["vae"], list(range(TRAIN_SEEDS, TRAIN_SEEDS + 16)), 17, DEFAULT_SIZE)
+        started = time.perf_counter()
+        pretrain_base(components, list(range(TRAIN_SEEDS, TRAIN_SEEDS + budget.train_clips)), 17, DEFAULT_SIZE,
+                      budget.base_steps, seed=seed, log=log)
+        facts["base_train_s"] = round(time.perf_counter() - started, 1)
+    else:
+        components = tiny_trained.load(with_lora=False)
+        facts["vae_and_base"] = "committed tiny-trained preset"
+    held = [render_clip(HELD_OUT_SEEDS + 100 + k, 17) for k in range(3)]
+    facts["vae_psnr_real"] = float(np.mean([psnr(c.real, round_trip(components["vae"], c.real)) for c in held]))
+    facts["vae_psnr_coarse"] = float(np.mean([psnr(c.coarse, round_trip(components["vae"], c.coarse)) for c in held]))
+    base_state = copy.deepcopy(components["transformer"].state_dict())
+    return components, base_state, facts
+
+
+def with_transformer(components: dict, state: dict) -> dict:
+    """The shared components with a fresh transformer holding ``state`` (each LoRA trains its own copy)."""
+    from diffusers import WanTransformer3DModel
+
+    transformer = WanTransformer3DModel(**tiny_trained.TRANSFORMER_CONFIG).eval()
+    transformer.load_state_dict(state)
+    return {**components, "transformer": transformer}
+
+
+# ------------------------------------------------------------------------------ scoring
+def backend_for(components: dict, mode: str) -> ICLoRABackend:
+    """The daemon's IC-LoRA backend around in-memory components (its realify is the default stitching)."""
+    backend = ICLoRABackend(tiny_trained.PRESET_NAME)
+    backend.pipeline = RealifyPipeline(components, attention_mode=mode, max_sequence_length=32)
+    return backend
+
+
+def independent_windows(backend: ICLoRABackend, clip, config: RealifyConfig) -> np.ndarray:
+    """The same windows as ``Backend.realify`` but none continues the previous one (no prefix)."""
+    out = np.empty(clip.color.shape, np.uint8)
+    for w in plan_windows(clip.num_frames, config.window, config.overlap):
+        frames = backend.realify_window(clip.slice(w.start, w.end), config, None, window=w)
+        out[w.emit_start : w.end] = frames[w.prefix_length :]
+    return out
+
+
+def score(name: str, clip, output: np.ndarray, dino) -> dict:
+    row = evaluate.evaluate_pair(name, clip.coarse, output, dino=dino, window=WINDOW, overlap=OVERLAP)
+    people = clip.figure_mask
+    diff = np.abs(output.astype(np.float32) - clip.real.astype(np.float32))
+    from c2r.models.research.structure import dino_structure_distance
+
+    return {
+        "psnr": psnr(clip.real, output),
+        "err": float(diff.mean()),
+        "struct_tgt": dino_structure_distance(dino, clip.real, output),
+        "struct_in": row["dino_structure"],
+        "people": float(diff[people].mean()) if people.any() else float("nan"),
+        "flicker": row["temporal_flickering"],
+        "smooth": row["motion_smoothness"],
+        "seam": row["seam_flicker"],
+        "inner": row["inner_flicker"],
+        "ratio": row["seam_ratio"],
+    }
+
+
+def run_rows(components: dict, base_state: dict, loras: dict, budget: Budget, seed: int, log, samples: dict) -> dict:
+    """Every row's mean figures over the held-out sequences; ``samples`` gets each row's output of the first."""
+    dino = standin_dino(seed)
+    config = RealifyConfig(prompt=PROMPT, steps=budget.sample_steps, guidance=1.0, shift=3.0, window=WINDOW, overlap=OVERLAP,
+                           resolution="native", seed=seed)
+    variants = {"base (no LoRA)": ("base", config, "pinned")}
+    for mode in loras:
+        variants[f"IC {mode}"] = (mode, config, "pinned")
+    if "full" in loras:
+        variants["IC full, independent"] = ("full", config, "independent")
+        variants["IC full, strength 0.6"] = ("full", RealifyConfig(**{**config.__dict__, "strength": 0.6}), "pinned")
+        variants["IC full, ref downscale 2"] = ("full", RealifyConfig(**{**config.__dict__, "reference_downscale": 2}), "pinned")
+    backends = {"base": backend_for(with_transformer(components, base_state), "full")}
+    backends.update({mode: backend_for(lora_components, mode) for mode, lora_components in loras.items()})
+    rows: dict[str, list[dict]] = {name: [] for name in ("identity", "vae ceiling", *variants)}
+    for k in range(budget.sequences):
+        clip = render_clip(HELD_OUT_SEEDS + k, budget.sequence_frames)
+        outputs = {"identity": clip.coarse, "vae ceiling": round_trip(components["vae"], clip.real)}
+        for name, (key, cfg, stitching) in variants.items():
+            backend = backends[key]
+            outputs[name] = (backend.realify(clip.gbuffers(), cfg) if stitching == "pinned"
+                             else independent_windows(backend, clip.gbuffers(), cfg))
+        for name, out in outputs.items():
+            rows[name].append(score(name, clip, out, dino))
+        if k == 0:
+            samples.update(outputs, coarse=clip.coarse, target=clip.real)
+        log(f"scored sequence {k + 1}/{budget.sequences}")
+    return {name: {col: float(np.nanmean([r[col] for r in values])) for col in values[0]} for name, values in rows.items()}
+
+
+def run_benchmark(mode: str = "quick", seed: int = 0, workdir: Path | None = None, overrides: dict | None = None,
+                  save_preset: Path | None = None, vae_weights: Path | None = None, log=print) -> dict:
+    budget = Budget(**{**MODES[mode].__dict__, **(overrides or {}), **({"vae_steps": 0} if vae_weights else {})})
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="c2r-testbed-"))
+    torch.manual_seed(seed)
+    components, base_state, facts = trained_components(budget, seed, log, vae_weights)
+    data = write_dataset(workdir / "data", list(range(TRAIN_SEEDS, TRAIN_SEEDS + budget.train_clips)), 17)
+    loras, lora_dirs = {}, {}
+    for attention in ("full", "causal-ref"):
+        started = time.perf_counter()
+        trainer = train_lora(with_transformer(components, base_state), attention, data, workdir / f"lora-{attention}",
+                             budget.lora_steps, 17, seed=seed)
+        facts[f"lora_{attention}_train_s"] = round(time.perf_counter() - started, 1)
+        loras[attention], lora_dirs[attention] = trainer.components, workdir / f"lora-{attention}" / "lora"
+    samples: dict = {}
+    results = run_rows(components, base_state, loras, budget, seed, log, samples)
+    if mode == "quick":  # the committed preset, as shipped (its LoRA trained longer than the quick ones)
+        results.update(run_rows_preset(budget, seed, samples))
+    if save_preset is not None:
+        tiny_trained.save(save_preset, with_transformer(components, base_state), lora_dirs["full"],
+                          {"trained_by": "benchmarks/bench_testbed.py", "mode": mode, "seed": seed, "budget": budget.__dict__,
+                           "facts": facts})
+    return {"budget": budget.__dict__, "facts": facts, "results": results, "samples": samples}
+
+
+def run_rows_preset(budget: Budget, seed: int, samples: dict) -> dict:
+    dino = standin_dino(seed)
+    backend = ICLoRABackend(tiny_trained.PRESET_NAME)
+    backend.load("cpu")
+    config = RealifyConfig(prompt=PROMPT, steps=budget.sample_steps, guidance=1.0, shift=3.0, window=WINDOW, overlap=OVERLAP,
+                           resolution="native", seed=seed)
+    rows = []
+    for k in range(budget.sequences):
+        clip = render_clip(HELD_OUT_SEEDS + k, budget.sequence_frames)
+        out = backend.realify(clip.gbuffers(), config)
+        rows.append(score("tiny-trained preset", clip, out, dino))
+        if k == 0:
+            samples["tiny-trained preset"] = out
+    return {"tiny-trained preset": {col: float(np.nanmean([r[col] for r in rows])) for col in rows[0]}}
+
+
+COLUMNS = (("psnr", 7, 2), ("err", 7, 2), ("struct_tgt", 11, 4), ("struct_in", 10, 4), ("people", 8, 2), ("flicker", 8, 4),
+           ("smooth", 8, 4), ("seam", 7, 2), ("inner", 7, 2), ("ratio", 7, 2))
+
+
+def format_table(results: dict) -> str:
+    header = f"{'model':<26}" + "".join(f"{c:>{w}}" for c, w, _ in COLUMNS)
+    lines = [header, "-" * len(header)]
+    for name, r in results.items():
+        lines.append(f"{name:<26}" + "".join(f"{r[c]:>{w}.{p}f}" for c, w, p in COLUMNS))
+    return "\n".join(lines)
+
+
+SHEET_ROWS = ("coarse", "target", "base (no LoRA)", "IC full", "IC causal-ref", "IC full, strength 0.6", "tiny-trained preset")
+
+
+def contact_sheet(samples: dict, frames: list[int], scale: int = 3) -> np.ndarray:
+    """One labelled row per model (coarse input, target, outputs), ``frames`` across, upscaled ``scale``x."""
+    from PIL import Image, ImageDraw
+
+    label_width, gap = 150, 2
+    rows = []
+    for name in (n for n in SHEET_ROWS if n in samples):
+        tiles = [np.kron(samples[name][t], np.ones((scale, scale, 1), np.uint8)) for t in frames]
+        strip = np.concatenate([np.pad(tile, ((0, 0), (0, gap), (0, 0))) for tile in tiles], axis=1)
+        label = Image.new("RGB", (label_width, strip.shape[0]), (20, 20, 20))
+        ImageDraw.Draw(label).text((6, strip.shape[0] // 2 - 6), name, fill=(235, 235, 235))
+        rows.append(np.pad(np.concatenate([np.asarray(label), strip], axis=1), ((0, gap), (0, 0), (0, 0))))
+    title = Image.new("RGB", (rows[0].shape[1], 18), (20, 20, 20))
+    ImageDraw.Draw(title).text((6, 3), f"SYNTHETIC TESTBED (numpy renders, not real footage) - held-out frames {frames}",
+                               fill=(255, 210, 120))
+    return np.concatenate([np.asarray(title), *rows], axis=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=sorted(MODES), default="quick")
+    parser.add_argument("--seed", type=int, default=0)
+    for field in Budget.__dataclass_fields__:
+        parser.add_argument(f"--{field.replace('_', '-')}", type=int, help=f"override the mode's {field}")
+    parser.add_argument("--save-preset", type=Path, help="write the trained VAE, base and full-attention LoRA as the tiny-trained preset here")
+    parser.add_argument("--vae-weights", type=Path, help="start from this trained VAE state (train_vae's snapshot) instead of training one")
+    parser.add_argument("--contact-sheet", type=Path, help="write a PNG of coarse, target and each model's output for a few frames")
+    args = parser.parse_args()
+    overrides = {f: getattr(args, f) for f in Budget.__dataclass_fields__ if getattr(args, f) is not None}
+    workdir = Path(tempfile.mkdtemp(prefix="c2r-testbed-"))
+    try:
+        report = run_benchmark(args.mode, args.seed, workdir, overrides, args.save_preset, args.vae_weights,
+                               log=lambda line: print(line, flush=True))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    samples = report.pop("samples")
+    if args.contact_sheet:
+        from c2r.client.png import write_png
+
+        count = len(samples["coarse"])
+        write_png(args.contact_sheet, contact_sheet(samples, [round(f * (count - 1)) for f in (0.1, 0.4, 0.7, 1.0)]))
+    print("SYNTHETIC TESTBED (numpy renders), CPU, tiny models; structure encoder = random-weight DINOv2 stand-in")
+    print(format_table(report["results"]))
+    print(json.dumps({"benchmark": "testbed", "mode": args.mode, "seed": args.seed, **report}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""Training the testbed's tiny models on the CPU: the Wan VAE, a base denoiser, IC-LoRAs.
+
+Three stages, each the real diffusers class at toy size, each seeded and step-bounded (so a
+rerun gives the same weights on the same machine):
+
+1. ``train_vae``: ``AutoencoderKLWan`` (4x spatial, 4x temporal, 16 latent channels) learns a
+   round trip of both the coarse and the "real" clips, on random crops; its config then
+   carries the latents' per-channel mean/std, as Wan's does.
+2. ``pretrain_base``: ``WanTransformer3DModel`` learns plain flow-matching denoising of the
+   "real" clips (no reference tokens): the stand-in for a backbone pretrained on real video.
+3. ``train_lora``: `c2r train`'s own ``Trainer`` adds and trains the IC-LoRA in one attention
+   mode on pairs written by ``testbed.write_dataset``.
+
+``bundle`` writes a stage's result as the committed ``tiny-trained`` preset (see
+``c2r.models.tiny_trained``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from c2r.models.preprocess import frames_to_model, grid_for, model_to_frames
+from c2r.models.tiny_trained import PRESET_NAME, TRANSFORMER_CONFIG, VAE_CONFIG, build_components
+
+from .testbed import PROMPT, render_clip
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def _to_model(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+
+
+@torch.no_grad()
+def round_trip(vae, frames: np.ndarray) -> np.ndarray:
+    """A uint8 clip through the VAE (encode, mode, decode) at its own size."""
+    grid = grid_for(frames.shape[1], frames.shape[2], "native")
+    return model_to_frames(vae.decode(vae.encode(frames_to_model(frames, grid)).latent_dist.mode()).sample.clamp(-1, 1), grid)
+
+
+@torch.no_grad()
+def init_time_convs_as_copies(vae) -> None:
+    """Start the VAE's temporal resampling as frame copies (a still video round-trips like an image).
+
+    Wan's temporal down/upsampling convolutions start random in diffusers; a tiny VAE trained
+    from there on the CPU spends thousands of steps just learning that neighbouring frames are
+    alike (round trip stuck near 19 dB at 1000 steps). As identities on the current frame's tap
+    (upsampling: both output frames copy it), the temporal path starts where the per-frame
+    spatial path is, and training refines motion from there.
+    """
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanResample
+
+    for module in vae.modules():
+        if isinstance(module, WanResample) and module.mode in ("downsample3d", "upsample3d"):
+            weight = module.time_conv.weight  # (out, in, 3, 1, 1): taps t-2, t-1, t
+            weight.zero_()
+            eye = torch.eye(weight.shape[1])
+            for half in range(weight.shape[0] // weight.shape[1]):
+                weight[half * weight.shape[1] : (half + 1) * weight.shape[1], :, -1, 0, 0] = eye
+            module.time_conv.bias.zero_()
+
+
+def train_vae(seeds: list[int], frames: int, size: tuple[int, int], steps: int, crop: int = 32, crop_frames: int = 9,
+              batch: int = 2, lr: float = 1e-3, seed: int = 0, log=print, held_out: list[int] | None = None,
+              eval_every: int = 0, snapshot: Path | None = None):
+    """Train the testbed VAE on crops of the coarse and real clips of ``seeds``; returns (vae, history).
+
+    ``held_out``/``eval_every``: log the round-trip PSNR of those seeds every so many steps
+    (and save the weights to ``snapshot`` then, when given). Crops of 9 frames: the VAE works in
+    chunks (1 frame, then 4 at a time, each reading the last one's cache); 9 frames are the
+    shortest clip in which a chunk reads a cache from a 4-frame chunk, as every later one does,
+    so longer clips decode as well as the crops (with 5-frame crops 17-frame clips fell ~5 dB)."""
+    from diffusers import AutoencoderKLWan
+
+    clips = []
+    for s in seeds:
+        clip = render_clip(s, frames, size)
+        clips += [_to_model(clip.coarse), _to_model(clip.real)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vae = AutoencoderKLWan(**VAE_CONFIG)
+    init_time_convs_as_copies(vae)
+    vae.train()
+    optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(k, steps) / steps)))
+    generator = torch.Generator().manual_seed(seed)
+    history, started = [], time.perf_counter()
+    for step in range(1, steps + 1):
+        picks = []
+        for _ in range(batch):
+            video = clips[int(torch.randint(len(clips), (), generator=generator))]
+            t0 = int(torch.randint(video.shape[2] - crop_frames + 1, (), generator=generator))
+            y0 = int(torch.randint(video.shape[3] - crop + 1, (), generator=generator))
+            x0 = int(torch.randint(video.shape[4] - crop + 1, (), generator=generator))
+            picks.append(video[:, :, t0 : t0 + crop_frames, y0 : y0 + crop, x0 : x0 + crop])
+        x = torch.cat(picks)
+        decoded = vae.decode(vae.encode(x).latent_dist.mode()).sample
+        loss = F.mse_loss(decoded, x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        if held_out and eval_every and (step % eval_every == 0 or step == steps):
+            vae.eval()
+            score = vae_psnr(vae, held_out, frames, size)
+            vae.train()
+            history.append({"step": step, "loss": float(loss.detach()), "psnr": score,
+                            "seconds": round(time.perf_counter() - started, 1)})
+            log(json.dumps({"stage": "vae", **history[-1]}))
+            if snapshot is not None:
+                torch.save(vae.state_dict(), snapshot)
+    vae.eval()
+    return vae, history
+
+
+def vae_psnr(vae, seeds: list[int], frames: int, size: tuple[int, int]) -> dict:
+    """Round-trip PSNR (dB) of held-out clips, coarse and real separately."""
+    coarse, real = [], []
+    for s in seeds:
+        clip = render_clip(s, frames, size)
+        coarse.append(psnr(clip.coarse, round_trip(vae, clip.coarse)))
+        real.append(psnr(clip.real, round_trip(vae, clip.real)))
+    return {"coarse": float(np.mean(coarse)), "real": float(np.mean(real))}
+
+
+@torch.no_grad()
+def set_latent_statistics(vae, seeds: list[int], frames: int, size: tuple[int, int]) -> None:
+    """Per-channel mean/std of the VAE's latents over the coarse and real clips of ``seeds``, into its
+    config (Wan's VAE carries these for real video; the transformer sees normalised latents)."""
+    grid = grid_for(*size, "native")
+    latents = []
+    for s in seeds:
+        clip = render_clip(s, frames, size)
+        latents += [vae.encode(frames_to_model(v, grid)).latent_dist.mode() for v in (clip.coarse, clip.real)]
+    stacked = torch.cat(latents, dim=2)
+    vae.register_to_config(latents_mean=stacked.mean(dim=(0, 2, 3, 4)).tolist(),
+                           latents_std=stacked.std(dim=(0, 2, 3, 4)).clamp_min(1e-6).tolist())
+
+
+def pretrain_base(components: dict, seeds: list[int], frames: int, size: tuple[int, int], steps: int, lr: float = 1e-3,
+                  seed: int = 0, timestep_shift: float = 3.0, log=print) -> list[dict]:
+    """The base model in miniature: all transformer weights learn flow-matching denoising of the
+    "real" clips with no reference tokens (its output domain, as Wan's is real video)."""
+    from c2r.models.pipeline import RealifyPipeline
+    from c2r.models.sampler import add_noise
+
+    pipeline = RealifyPipeline(components, attention_mode="full", max_sequence_length=32)
+    transformer = components["transformer"]  # outside an IC pass its processors are plain Wan attention
+    grid = grid_for(*size, "native")
+    with torch.no_grad():
+        clean = [pipeline.encode(frames_to_model(render_clip(s, frames, size).real, grid)) for s in seeds]
+        text = pipeline.prompts.encode(PROMPT, "cpu", torch.float32)
+    transformer.train().requires_grad_(True)
+    optimizer = torch.optim.AdamW(transformer.parameters(), lr=lr, weight_decay=1e-2)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / 50) * (0.1 + 0.9 * (1 - k / steps)))
+    generator = torch.Generator().manual_seed(seed)
+    history, started, running = [], time.perf_counter(), 0.0
+    for step in range(1, steps + 1):
+        x0 = clean[int(torch.randint(len(clean), (), generator=generator))]
+        u = torch.rand((), generator=generator).item()
+        sigma = timestep_shift * u / (1 + (timestep_shift - 1) * u)
+        noise = torch.randn(x0.shape, generator=generator)
+        velocity = transformer(hidden_states=add_noise(x0, noise, sigma), timestep=torch.tensor([sigma * 1000.0]),
+                               encoder_hidden_states=text, return_dict=False)[0]
+        loss = F.mse_loss(velocity, noise - x0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        running += float(loss.detach())
+        if step % 200 == 0 or step == steps:
+            history.append({"step": step, "loss": running / (200 if step % 200 == 0 else step % 200),
+                            "seconds": round(time.perf_counter() - started, 1)})
+            running = 0.0
+            log(json.dumps({"stage": "base", **history[-1]}))
+    transformer.eval().requires_grad_(False)
+    return history
+
+
+def train_lora(components: dict, mode: str, data_dir: Path, out_dir: Path, steps: int, frames: int, rank: int = 16,
+               lr: float = 3e-3, seed: int = 0):
+    """`c2r train`'s Trainer on the testbed pairs, in attention ``mode``, on these components.
+
+    References are trained at full and half size (``reference_downscales = [1, 2]``), so the
+    preview preset's half-size references are in distribution too. Returns the Trainer.
+    """
+    from .train import Trainer, load_config
+
+    config = load_config(None, dict(model=PRESET_NAME, rank=rank, attention_mode=mode, num_frames=frames,
+                                    resolution="native", reference_downscales=[1, 2], max_steps=steps,
+                                    warmup_steps=max(1, steps // 20), learning_rate=lr, checkpoint_every=0,
+                                    validation_every=0, gradient_checkpointing=False, max_grad_norm=1.0,
+                                    timestep_shift=3.0, seed=seed))
+    trainer = Trainer(config, data_dir, out_dir, components=components)
+    trainer.train()
+    return trainer
