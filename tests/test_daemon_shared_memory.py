@@ -23,7 +23,6 @@ from c2r.v1 import coarse2real_pb2 as pb
 from daemon_process import start_daemon
 from daemon_wire import collect, finals, frame, session_config
 
-WARM_BUFFERS = 4  # window buffers the daemon keeps for reuse (engine_pool.EnginePool.buffers)
 FAST = dict(model="tiny", quality="preview", steps=1, window=5, overlap=1, resolution="native", seed=3)
 SHM = Path("/dev/shm")
 pytestmark = pytest.mark.skipif(not SHM.is_dir(), reason="lists POSIX segments in /dev/shm (Linux)")
@@ -67,7 +66,8 @@ def test_a_loopback_client_picks_shared_memory_gets_the_same_frames_and_leaves_n
         assert not used and len(by_bytes) == len(by_memory) == 9
         assert all(np.array_equal(a, b) for a, b in zip(by_bytes, by_memory)), "bytes in the stream give the very same frames"
     wait_for(lambda: not segments_of(os.getpid(), daemon.engine_pid()), "the client's ring and the engine's results to go")
-    assert len(segments_of(daemon.proc.pid)) <= WARM_BUFFERS, "the daemon keeps only a few window buffers warm"
+    warm = sum((SHM / name).stat().st_size for name in segments_of(daemon.proc.pid))
+    assert warm <= 1024 * 2**20, "window buffers kept warm stay within --session-memory-mb (default 1024)"
 
 
 def test_a_killed_client_leaves_no_segment_and_the_daemon_serves_on(daemon, tmp_path):

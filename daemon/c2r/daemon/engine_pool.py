@@ -29,8 +29,9 @@ def engine_gpus(device: str) -> list[str | None]:
 
 class EnginePool:
     def __init__(self, settings: DaemonSettings, preview_address: str):
-        # every session's and job's window buffers, mapped by the engines; a few kept warm for the next windows
-        self.buffers = SharedArrays("w-", keep=4)
+        # every session's and job's window buffers, mapped by the engines; freed ones kept warm for the next
+        # windows within one session's memory budget
+        self.buffers = SharedArrays("w-", keep_bytes=settings.session_memory_mb * 2**20)
         self.engines = [
             EngineClient(i, settings.model, settings.device, gpu, preview_address, settings.state_dir,
                          settings.heartbeat_timeout, self.buffers, model_path=settings.model_path)

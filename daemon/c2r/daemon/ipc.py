@@ -29,12 +29,14 @@ from c2r.client import shm
 class SharedArrays:
     """Arrays this process allocates in shared memory, which ``pack`` sends as handles.
 
-    ``keep``: freed segments kept for reuse (same size), so a steady stream of windows writes
-    into pages already faulted in instead of paying a fresh segment's page faults every window.
+    ``keep_bytes``: freed segments are kept for reuse (same size) while live and kept segments
+    together stay within it, so a steady stream of windows writes into pages already faulted
+    in instead of paying a fresh segment's page faults every window, and the pool never adds
+    memory beyond that budget.
     """
 
-    def __init__(self, kind: str, keep: int = 0):
-        self.kind, self.keep = kind, keep
+    def __init__(self, kind: str, keep_bytes: int = 0):
+        self.kind, self.keep_bytes = kind, keep_bytes
         self.segments: dict[str, tuple[SharedMemory, int]] = {}  # name -> (segment, base address)
         self.spare: list[SharedMemory] = []
 
@@ -72,7 +74,8 @@ class SharedArrays:
             return
         segment, _ = self.segments.pop(name)
         self.spare.append(segment)
-        while len(self.spare) > self.keep:
+        live = sum(seg.size for seg, _ in self.segments.values())
+        while self.spare and live + sum(seg.size for seg in self.spare) > self.keep_bytes:
             old = self.spare.pop(0)
             shm.close(old)
             shm.unlink(old.name)
