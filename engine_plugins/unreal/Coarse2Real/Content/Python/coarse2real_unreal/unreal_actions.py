@@ -1,4 +1,4 @@
-"""What the menu entries do: find the input, check dependencies, start or cancel a run."""
+"""What the menu entries do: find the input, check dependencies, start or cancel a run, edit settings."""
 
 from __future__ import annotations
 
@@ -6,9 +6,24 @@ import os
 
 import unreal
 
-from . import dependencies, unreal_realify
+from . import dependencies, settings, unreal_realify
 
 PLUGIN_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir))
+VIEWPORT_SIZE = (640, 360)
+
+
+def settings_path() -> str:
+    """``<Project>/Saved/Coarse2Real/settings.json`` (``Paths.project_saved_dir()``): per project, never versioned."""
+    return os.path.join(unreal.Paths.project_saved_dir(), "Coarse2Real", "settings.json")
+
+
+def current_settings() -> settings.RealifySettings | None:
+    """The saved settings; None (and a dialog saying which file and what to do) when they cannot be read."""
+    try:
+        return settings.load(settings_path())
+    except ValueError as error:
+        unreal_realify.report(str(error))
+        return None
 
 
 def current_sequence():
@@ -26,15 +41,23 @@ def realify_current_sequence():
         message = "Open a Level Sequence in Sequencer (or select one in the Content Browser), then press Realify again."
         unreal.EditorDialog.show_message("Coarse2Real", message, unreal.AppMsgType.OK)
         return None
-    return unreal_realify.realify_sequence(sequence)
+    chosen = current_settings()
+    return None if chosen is None else unreal_realify.start(unreal_realify.SequenceRealify(sequence, chosen))
 
 
 def realify_viewport():
-    return unreal_realify.realify_viewport()
+    chosen = current_settings()
+    return None if chosen is None else unreal_realify.start(unreal_realify.ViewportRealify(chosen, VIEWPORT_SIZE))
 
 
 def cancel():
     unreal_realify.cancel_active()
+
+
+def open_settings():
+    from .unreal_settings_panel import open_settings_panel
+
+    return open_settings_panel(settings_path())
 
 
 def install_dependencies() -> str:
