@@ -1,8 +1,11 @@
 """Replay, against a REAL daemon, the exact message sequence the Unity package's session sends.
 
-The C# side cannot run here, so the frames are packed by ``unity_packing`` (the package's
-rules re-implemented from its spec, pinned to the C# unit tests' vectors below) and sent in
-RealifySessionProtocol's order: SessionConfig, frames 0..n-1, then EndOfStream or Cancel.
+The planes come from the package's own C#: ``Tests/Conformance~/PackFixture.cs`` runs the
+Core's PlanePacker and DepthConversion (compiled with Mono's mcs, run with mono) on readbacks
+defined by formula, and the test checks those bytes against ``unity_packing`` (the rules
+re-implemented from the spec) before sending them in RealifySessionProtocol's order:
+SessionConfig, frames 0..n-1, then EndOfStream or Cancel. Where Mono is absent (not on CI,
+which installs it) the sequence tests still run with the Python-packed planes.
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ import grpc
 import pytest
 
 from c2r.v1 import coarse2real_pb2 as pb
-from unity_packing import linear_eye_depth_reversed_z, plane, unity_frame
+from pathlib import Path
+
+from unity_packing import formula_readbacks, linear_eye_depth_reversed_z, mono_tools, plane, unity_frame
+
+PACKAGE = Path(__file__).resolve().parents[1] / "engine_plugins" / "unity" / "com.coarse2real.realify"
 
 HEIGHT, WIDTH, NEAR, FAR = 32, 48, 0.1, 100.0
-CLIENT_NAME = "unity com.coarse2real.realify 0.1.0"  # DaemonConnection.ClientName
+CLIENT_NAME = "unity com.coarse2real.realify 0.2.0"  # DaemonConnection.ClientName
 
 
 def session_config() -> pb.SessionConfig:
@@ -98,3 +105,51 @@ def test_a_frame_index_gap_is_refused_like_the_csharp_protocol_refuses_it(daemon
         list(daemon.stub().Realify(gapped(), metadata=daemon.metadata, timeout=60))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "a gap" in refused.value.details() and "resending from frame 1" in refused.value.details()
+
+
+FIXTURE_NEAR, FIXTURE_FAR = 0.125, 128.0  # PackFixture.Near / Far
+
+
+@pytest.fixture(scope="module")
+def csharp_planes(tmp_path_factory):
+    """{(frame, plane name): pb.Plane} exactly as the package's C# Core packed them."""
+    import subprocess
+
+    mcs, mono = mono_tools("mcs", "mono")
+    work = tmp_path_factory.mktemp("csharp")
+    exe = work / "PackFixture.exe"
+    sources = sorted(str(p) for p in (PACKAGE / "Runtime" / "Core").glob("*.cs")) + [str(PACKAGE / "Tests" / "Conformance~" / "PackFixture.cs")]
+    built = subprocess.run([mcs, "-langversion:experimental", f"-out:{exe}", *sources], capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr
+    ran = subprocess.run([mono, str(exe), str(work / "planes"), "9", str(HEIGHT), str(WIDTH)], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    planes = {}
+    for path in (work / "planes").iterdir():
+        frame, name, dtype, shape, _ = path.name.split(".")
+        planes[int(frame), name] = pb.Plane(dtype=int(dtype), shape=[int(n) for n in shape.split("x")], data=path.read_bytes())
+    return planes
+
+
+def test_the_csharp_packer_writes_exactly_the_bytes_the_python_reference_does(csharp_planes):
+    for index in range(9):
+        expected = unity_frame(index, *formula_readbacks(index, HEIGHT, WIDTH), FIXTURE_NEAR, FIXTURE_FAR)
+        for name in ("color", "depth", "normals"):
+            got, want = csharp_planes[index, name], getattr(expected, name)
+            assert (got.dtype, list(got.shape)) == (want.dtype, list(want.shape)), (index, name)
+            assert got.data == want.data, (index, name)  # byte for byte: row order, endianness, channels, sky as +inf
+
+
+def test_the_csharp_packed_session_comes_back_whole_from_the_daemon(csharp_planes, daemon):
+    def messages():
+        yield pb.ClientMessage(config=session_config())
+        for index in range(9):
+            frame = pb.Frame(index=index, color_space=pb.SRGB, depth_kind=pb.DISTANCE)  # RealifyStreamingSession.SendAsync
+            for name in ("color", "depth", "normals"):
+                getattr(frame, name).CopyFrom(csharp_planes[index, name])
+            yield pb.ClientMessage(frame=frame)
+        yield pb.ClientMessage(end=pb.EndOfStream())
+
+    replies = list(daemon.stub().Realify(messages(), metadata=daemon.metadata, timeout=180))
+    finals = sorted(r.result.index for r in replies if r.WhichOneof("kind") == "result" and not r.result.preview)
+    assert finals == list(range(9)) and replies[-1].WhichOneof("kind") == "done"
+    assert (replies[-1].done.frames_received, replies[-1].done.frames_returned) == (9, 9)

@@ -21,6 +21,7 @@ namespace Coarse2Real
         readonly SemaphoreSlim writeLock = new SemaphoreSlim(1, 1);
         readonly CancellationTokenSource life = new CancellationTokenSource();
         AsyncDuplexStreamingCall<ClientMessage, ServerMessage> call;
+        DaemonConnection connection;
         Task reader;
 
         public event Action<ResultFrame> ResultArrived;
@@ -47,12 +48,22 @@ namespace Coarse2Real
 
         public async Task OpenAsync(DaemonConnection connection, SessionConfig config)
         {
+            this.connection = connection;
             protocol.Open();
             call = connection.Invoker.AsyncDuplexStreamingCall(Coarse2RealMethods.Realify, null, new CallOptions(connection.Headers, cancellationToken: life.Token));
-            await call.RequestStream.WriteAsync(new ClientMessage { Config = config });
-            if (!await call.ResponseStream.MoveNext(life.Token) || call.ResponseStream.Current.KindCase != ServerMessage.KindOneofCase.Started)
+            bool started;
+            try
             {
-                throw new InvalidOperationException($"the daemon at {connection.Address} did not start the session; see its log");
+                await call.RequestStream.WriteAsync(new ClientMessage { Config = config });
+                started = await call.ResponseStream.MoveNext(life.Token) && call.ResponseStream.Current.KindCase == ServerMessage.KindOneofCase.Started;
+            }
+            catch (RpcException error)
+            {
+                throw connection.Friendly(error);
+            }
+            if (!started)
+            {
+                throw new DaemonException($"the daemon at {connection.Address} did not start the session; see its log");
             }
             SessionId = call.ResponseStream.Current.Started.SessionId;
             foreach (string warning in call.ResponseStream.Current.Started.Warnings)
@@ -90,9 +101,9 @@ namespace Coarse2Real
             {
                 await WriteAsync(null, new ClientMessage { Cancel = new C2R.V1.Cancel() }, complete: true);
             }
-            catch (RpcException)
+            catch (Exception)
             {
-                life.Cancel(); // the stream is already broken: drop the call
+                life.Cancel(); // the stream is already broken (or closed): drop the call
             }
         }
 
@@ -142,11 +153,25 @@ namespace Coarse2Real
             }
             catch (RpcException error)
             {
-                protocol.Fail($"{error.StatusCode}: {error.Status.Detail}");
-                if (protocol.State == SessionState.Failed)
-                {
-                    Failed?.Invoke(protocol.Error);
-                }
+                Fail(connection.Friendly(error).Message);
+            }
+            catch (OperationCanceledException)
+            {
+                Fail("the session was stopped"); // our own Dispose/cancel: a cancelled protocol stays Cancelled
+            }
+            catch (Exception error)
+            {
+                // A result the protocol refuses, a malformed plane, a handler that threw: never a silent end.
+                Fail($"the session stopped on an unexpected error: {error.GetType().Name}: {error.Message}");
+            }
+        }
+
+        void Fail(string message)
+        {
+            protocol.Fail(message);
+            if (protocol.State == SessionState.Failed)
+            {
+                Failed?.Invoke(protocol.Error);
             }
         }
 
