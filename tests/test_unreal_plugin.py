@@ -9,6 +9,7 @@ import re
 import stat
 import struct
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -459,3 +460,33 @@ def test_settings_panel_refuses_a_remote_daemon_without_a_token(unreal, tmp_path
     assert panel_module.edit(str(tmp_path / "s.json"), settings.RealifySettings(), report) is None
     assert not (tmp_path / "s.json").exists()
     assert any(kind == "dialog" and "Settings not saved" in m and "set the token" in m for kind, m in unreal.logs)
+
+
+def test_install_dependencies_runs_pip_off_the_game_thread_and_reports_its_failure(unreal, monkeypatch):
+    started = threading.Event()
+
+    def pip_fails(python, plugin_dir):
+        started.wait(5)
+        raise RuntimeError("pip failed (exit 1) running: /engine/python3 -m pip install ...")
+
+    monkeypatch.setattr(dependencies, "install", pip_fails)
+    editor_module("unreal_actions").install_dependencies()
+    assert len(unreal.post_tick) == 1 and not any(kind == "dialog" for kind, _ in unreal.logs)  # returned while pip "runs"
+    started.set()
+    for _ in range(2000):
+        if unreal.tick() == 0:
+            break
+        time.sleep(0.005)
+    assert [m for kind, m in unreal.logs if kind == "dialog"] == ["pip failed (exit 1) running: /engine/python3 -m pip install ..."]
+
+
+def test_an_internal_error_in_a_run_cancels_its_render_and_says_so(unreal, tmp_path):
+    realify = editor_module("unreal_realify")
+    run = realify.SequenceRealify(LevelSequenceDouble("Boom", 0, 9), settings.RealifySettings(output_root=str(tmp_path)))
+    cancelled = []
+    run.state, run.produce_cancel = "streaming", lambda: cancelled.append(True)
+    run.stream = type("StreamDouble", (), {"cancel": lambda self: cancelled.append("stream")})()
+    realify._active = run
+    run._crashed(ValueError("bad"))
+    assert cancelled == [True, "stream"] and realify._active is None
+    assert any(kind == "dialog" and "internal error: ValueError('bad')" in m for kind, m in unreal.logs)

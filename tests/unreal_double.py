@@ -165,31 +165,6 @@ class DelegateDouble:
             fn(*args)
 
 
-class ScopedSlowTaskDouble:
-    instances: list = []
-
-    def __init__(self, work, description=""):
-        self.work, self.description = work, description
-        self.progress: list = []
-        self.dialog = None
-        ScopedSlowTaskDouble.instances.append(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def make_dialog(self, can_cancel=False, allow_in_pie=False):
-        self.dialog = can_cancel
-
-    def should_cancel(self):
-        return False
-
-    def enter_progress_frame(self, work=1.0, description=""):
-        self.progress.append((work, description))
-
-
 class UPropertyDouble:
     def __init__(self, kind, meta=None):
         self.kind, self.meta = kind, meta or {}
@@ -250,7 +225,6 @@ class UnrealModuleDouble(types.ModuleType):
         self._build_classes()
         for name in ENUMS:
             setattr(self, name, enum_double(name))
-        self.ScopedSlowTask = ScopedSlowTaskDouble
         self.Object = PythonObjectDouble
         self.EnumBase = EnumBaseDouble
         self._build_libraries()
@@ -659,5 +633,4 @@ def install_unreal_double(engine_version: tuple[int, int] = (5, 7)) -> UnrealMod
         del sys.modules[name]
         if package is not None and hasattr(package, name.rsplit(".", 1)[1]):
             delattr(package, name.rsplit(".", 1)[1])  # `from . import unreal_x` reads the package attribute first
-    ScopedSlowTaskDouble.instances = []
     return double

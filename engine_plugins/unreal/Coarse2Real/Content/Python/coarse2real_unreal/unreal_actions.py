@@ -60,14 +60,30 @@ def open_settings():
     return open_settings_panel(settings_path())
 
 
-def install_dependencies() -> str:
-    with unreal.ScopedSlowTask(1, "Coarse2Real: installing grpcio, protobuf, numpy, OpenEXR and the client") as task:
-        task.make_dialog(False)
-        target = dependencies.install(unreal.get_interpreter_executable_path(), PLUGIN_DIR)
-        task.enter_progress_frame(1)
-    missing = dependencies.missing_modules()
-    if missing:
-        unreal.log_error(dependencies.missing_message(missing))
-    else:
-        unreal.log(f"Coarse2Real: dependencies installed in {target}")
-    return target
+def install_dependencies() -> None:
+    """pip runs on a background thread (it downloads); the tick reports the outcome in a dialog."""
+    from .background import Background
+    from . import unreal_ticker
+
+    python = unreal.get_interpreter_executable_path()
+    installing = Background(lambda: dependencies.install(python, PLUGIN_DIR), "c2r-unreal-pip")
+    unreal.log("Coarse2Real: installing grpcio, protobuf, numpy, OpenEXR and the coarse2real client (pip, in the background)")
+
+    def step(_delta_seconds: float) -> bool:
+        if not installing.done():
+            return True
+        try:
+            target = installing.result()
+        except RuntimeError as error:  # pip's own failure, with the command to run by hand
+            unreal_realify.report(str(error))
+            return False
+        missing = dependencies.missing_modules()
+        if missing:
+            unreal_realify.report(dependencies.missing_message(missing))
+        else:
+            message = f"Dependencies installed in {target}. Restart the editor if an import still fails."
+            unreal.log(f"Coarse2Real: {message}")
+            unreal.EditorDialog.show_message("Coarse2Real", message, unreal.AppMsgType.OK)
+        return False
+
+    unreal_ticker.every_tick(step, lambda error: unreal_realify.report(f"the installer failed: {error!r}"))

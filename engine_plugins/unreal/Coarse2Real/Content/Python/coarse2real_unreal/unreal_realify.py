@@ -151,8 +151,11 @@ class RealifyRun:
         self._end(problem)
 
     def _crashed(self, error: BaseException) -> None:
-        if self.stream is not None:
-            self.stream.cancel()
+        if self.state == "streaming":
+            try:
+                self.produce_cancel()  # a render or capture must not outlive its run
+            finally:
+                self.stream.cancel()
         self._end(f"{self.name} stopped on an internal error: {error!r}; the Output Log has the details")
 
     def _end(self, problem: str | None) -> None:
