@@ -41,7 +41,7 @@ PROPERTIES = {
     "MoviePipelineImageSequenceOutput_JPG": (set(), page("MoviePipelineImageSequenceOutput_JPG")),
     "MoviePipelineImageSequenceOutput_PNG": (set(), page("MoviePipelineImageSequenceOutput_PNG")),
     "MoviePipelineImageSequenceOutput_BMP": (set(), page("MoviePipelineImageSequenceOutput_BMP")),
-    "MoviePipelineExecutorJob": ({"job_name", "sequence", "map", "author", "comment", "status"}, page("MoviePipelineExecutorJob")),
+    "MoviePipelineExecutorJob": ({"job_name", "sequence", "map", "author", "comment"}, page("MoviePipelineExecutorJob")),
     "MoviePipelineQueue": (set(), page("MoviePipelineQueue")),
     "MoviePipelinePIEExecutor": ({"on_executor_finished_delegate"}, page("MoviePipelinePIEExecutor")),
     "MoviePipelineQueueSubsystem": (set(), page("MoviePipelineQueueSubsystem", "5.7")),

@@ -2,8 +2,9 @@
 
 Entries run Python strings, so a reload of this package (or a missing dependency) never leaves a
 dangling callback in the editor. ``ToolMenu.add_menu_entry`` with an entry name already in the
-section replaces that entry (UToolMenu::AddMenuEntry -> FToolMenuSection::AddEntry, UE 5.x), which
-is how the toolbar button's label follows a run; ``refresh_all_widgets`` redraws it.
+section replaces that entry (Engine/Source/Developer/ToolMenus/Private/ToolMenuSection.cpp,
+``FToolMenuSection::AddEntry``: ``Blocks[IndexOfBlock(Args.Name)] = Args``, UE 5.x), which is how the
+toolbar button's label follows a run; ``refresh_all_widgets`` redraws it.
 """
 
 from __future__ import annotations
