@@ -178,3 +178,27 @@ def test_viewport_capture_writes_every_pass_one_frame_per_tick_and_streams_them_
     assert sorted(os.listdir(run.results_dir)) == [f"Viewport.{f:04d}.png" for f in range(10, 15)]
     players = [a for a in unreal.get_editor_subsystem(unreal.AssetEditorSubsystem).opened if isinstance(a, unreal.MediaPlayer)]
     assert [p.opened.sequence_path for p in players] == [run.results_dir]
+
+
+def test_settings_panel_lists_what_the_real_daemon_serves_and_refuses_a_model_it_does_not(editor, daemon, tmp_path):
+    from coarse2real_unreal import settings
+
+    unreal, _ = editor
+    unreal.saved_dir = str(tmp_path)
+    actions = importlib.import_module("coarse2real_unreal.unreal_actions")
+    settings.save(settings.RealifySettings(address=daemon.address, token=daemon.token), actions.settings_path())
+    shown = []
+
+    def user(panel):
+        shown.append(panel.get_editor_property("daemon"))
+        panel.set_editor_property("model", "no-such-model")
+        return True
+
+    unreal.details_dialog = user
+    actions.open_settings()
+    tick_until(unreal, lambda: shown and not unreal.post_tick, "the panel to open and close")
+    [daemon_text] = shown
+    assert "coarse2real daemon" in daemon_text and "tiny" in daemon_text.split("models:")[1], daemon_text
+    [refusal] = [m for kind, m in unreal.logs if kind == "dialog"]
+    assert "'no-such-model' is not one the daemon serves" in refusal and "tiny" in refusal
+    assert settings.load(actions.settings_path()).model == ""  # nothing saved
