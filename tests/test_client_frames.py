@@ -10,6 +10,7 @@ import pytest
 
 from c2r.client import InvalidInput, pack_frame, pack_plane, unpack_plane
 from c2r.client.config import session_config
+from c2r.client.frames import FramePlanes
 from c2r.client.events import EventDecoder, Finished, Progress, Result
 from c2r.v1 import coarse2real_pb2 as pb
 
@@ -37,8 +38,8 @@ def test_float64_depth_travels_as_float32():
 
 def test_frame_carries_every_plane_and_its_conventions():
     color = np.zeros((4, 6, 3), np.float16)
-    frame = pack_frame(7, color, depth=np.ones((4, 6), np.float32), normals=np.zeros((4, 6, 3), np.float16),
-                       color_space="linear", depth_kind="inverse")
+    frame = pack_frame(7, FramePlanes(color, depth=np.ones((4, 6), np.float32), normals=np.zeros((4, 6, 3), np.float16),
+                                      color_space="linear", depth_kind="inverse"))
     assert (frame.index, frame.color_space, frame.depth_kind) == (7, pb.LINEAR, pb.INVERSE)
     assert [list(p.shape) for p in (frame.color, frame.depth, frame.normals)] == [[4, 6, 3], [4, 6], [4, 6, 3]]
     assert not frame.HasField("edges")
@@ -57,7 +58,7 @@ def test_frame_carries_every_plane_and_its_conventions():
 def test_bad_frames_are_refused_before_sending_with_what_to_do(kwargs, message):
     args = {"color": np.zeros((4, 6, 3), np.uint8), **kwargs}
     with pytest.raises(InvalidInput, match=message):
-        pack_frame(0, **args)
+        pack_frame(0, FramePlanes(**args))
 
 
 def test_session_config_leaves_unset_options_to_the_daemon():

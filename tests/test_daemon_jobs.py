@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import av
 import grpc
 import pytest
@@ -44,6 +47,7 @@ def test_cancel_job(daemon, inputs):
     ("link/escape.mp4", "outside the output root"),
     ("", "empty"),
     ("clip.gif", "unknown type"),
+    ("shot\0.mp4", "NUL character"),
 ])
 def test_output_outside_the_root_is_refused(daemon, inputs, tmp_path, output, words):
     link = daemon.output_root / "link"
@@ -54,6 +58,18 @@ def test_output_outside_the_root_is_refused(daemon, inputs, tmp_path, output, wo
     with pytest.raises(grpc.RpcError) as e:
         daemon.stub().SubmitJob(spec)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in e.value.details()
+
+
+def test_a_nul_in_an_input_path_is_invalid_argument(daemon, inputs):
+    with pytest.raises(grpc.RpcError) as e:
+        daemon.stub().SubmitJob(job_spec(str(inputs[0]) + "\0.mp4", inputs[1], "x.mp4"))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "NUL character" in e.value.details()
+
+
+def test_state_folder_and_job_database_are_private_whatever_the_umask(daemon):
+    assert os.umask(os.umask(0)) & 0o077 != 0o077, "the test daemon runs under a umask that would leave them readable"
+    assert stat.S_IMODE(daemon.state_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((daemon.state_dir / "jobs.sqlite3").stat().st_mode) == 0o600
 
 
 def test_missing_input_and_unknown_job(daemon, inputs, tmp_path):

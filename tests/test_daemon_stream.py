@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import zmq
 
+from c2r.client.transport import PREVIEW_WELCOME
 from c2r.v1 import coarse2real_pb2 as pb
 from daemon_wire import H, W, Driver, collect, finals, frame, image, plane, session_config, stream
 
@@ -45,6 +46,7 @@ def test_100_frames_return_in_order_and_are_published(daemon):
     sub = zmq.Context.instance().socket(zmq.SUB)
     sub.connect(daemon.stub().GetInfo(pb.InfoRequest(protocol_major=1)).preview_address)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
+    assert sub.poll(10_000) and sub.recv_multipart() == [PREVIEW_WELCOME]  # the relay holds our subscription now
     messages, error = collect(daemon.stub().Realify(stream(session_config(), (frame(i) for i in range(100)))))
     assert error is None, error
     started = messages[0].started
@@ -123,6 +125,12 @@ def bad(index: int, **changes) -> pb.Frame:
     return f
 
 
+def shared(index: int, slot: int) -> pb.Frame:
+    f = frame(index)
+    f.slot = slot
+    return f
+
+
 def nan_linear_colour(index: int) -> pb.Frame:
     f = bad(index, color=plane(np.full((H, W, 3), np.nan, np.float16), pb.FLOAT16))
     f.color_space = pb.LINEAR
@@ -155,6 +163,19 @@ BAD_INPUTS = {
     "bad window": (session_config(window=16), [], grpc.StatusCode.INVALID_ARGUMENT, ["window=16", "4k+1"]),
     "protocol major mismatch": (session_config(protocol_major=2), [], grpc.StatusCode.FAILED_PRECONDITION,
                                 ["protocol 2.0", "speaks 1.0", "install"]),
+    # sizes and ranges refused up front, naming the limit (GetInfo.limits)
+    "shape product beyond int64": (session_config(), [frame(0), bad(1, depth=pb.Plane(dtype=pb.FLOAT32, shape=[2**32 - 1] * 2,
+                                                                                       data=b"\0" * 16))],
+                                   grpc.StatusCode.INVALID_ARGUMENT, ["frame 1", "4294967295x4294967295", "limit of 4096x4096"]),
+    "very wide frame": (session_config(buffers=[pb.COLOR]), [frame(0, h=1, w=5000)], grpc.StatusCode.INVALID_ARGUMENT,
+                        ["frame 0", "1x5000", "limit of 4096x4096", "GetInfo.limits"]),
+    "window over the limit": (session_config(window=261), [], grpc.StatusCode.INVALID_ARGUMENT,
+                              ["window=261", "limit of 257"]),
+    "seed near 2^64": (session_config(seed=2**64 - 1), [], grpc.StatusCode.INVALID_ARGUMENT,
+                       ["seed=18446744073709551615", "limit of 4294967295"]),
+    # shared-memory frames without a ring, or with bytes
+    "slot without a ring": (session_config(), [frame(0), shared(1, slot=0)], grpc.StatusCode.INVALID_ARGUMENT,
+                            ["frame 1", "slot 0", "no shared-memory ring"]),
 }
 
 
@@ -168,6 +189,19 @@ def test_bad_input_gets_status_and_actionable_message(daemon, name):
         assert word in error.details(), (name, word, error.details())
     accepted = [f.index for f in frames[:-1]]  # the last frame is the bad one
     assert [r.index for r in finals(messages)] == accepted, "frames accepted before the bad one still come back"
+
+
+def test_an_undecodable_message_mid_stream_ends_the_session_after_the_accepted_frames(daemon):
+    """A reading error is never a silent hang: INVALID_ARGUMENT, after the results of what was accepted."""
+    raw = daemon.channel().stream_stream("/c2r.v1.Coarse2Real/Realify", request_serializer=lambda b: b,
+                                         response_deserializer=pb.ServerMessage.FromString)
+    requests = [pb.ClientMessage(config=session_config(window=5, overlap=0)).SerializeToString()]
+    requests += [pb.ClientMessage(frame=frame(i)).SerializeToString() for i in range(5)]
+    requests.append(b"\x12\xff\xff\xff\xff\x0f")  # field 2 (frame) claiming ~4 GiB: no ClientMessage decodes from it
+    messages, error = collect(raw(iter(requests), timeout=120))
+    assert error is not None and error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+    assert "could not be decoded" in error.details() and "after frame 5" in error.details(), error.details()
+    assert [r.index for r in finals(messages)] == list(range(5)), "the accepted frames came back first"
 
 
 def test_config_must_come_first(daemon):

@@ -12,38 +12,47 @@ from c2r.daemon.frame_check import CheckedFrame
 from c2r.daemon.frame_store import FrameStore
 from c2r.daemon.paths import safe_output
 from c2r.daemon.scheduler import WindowScheduler, WindowTask
+from c2r.models.backend import GBuffers, RealifyConfig, WindowRequest
+from c2r.models.windows import Window
+
+
+def window_task(owner: str, interactive: bool, frames: int = 1, size: int = 8) -> WindowTask:
+    clip = GBuffers(np.zeros((frames, size, size, 3), np.uint8))
+    return WindowTask(owner, interactive, "tiny", "", WindowRequest(clip, RealifyConfig()), on_event=lambda e: None)
 
 
 def test_scheduler_runs_interactive_first_then_same_shape_then_fifo():
     async def order() -> list[str]:
         scheduler = WindowScheduler()
 
-        def task(owner, interactive, shape):
-            return WindowTask(owner, interactive, shape, {}, on_event=lambda e: None)
+        def task(owner, interactive, size):
+            return window_task(owner, interactive, frames=17, size=size)
 
-        first = task("warm", True, (17, 64, 64))
-        scheduler.submit(first)
+        first = task("warm", True, 64)
+        assert scheduler.submit(first) == 0
         assert await scheduler.next() is first  # (17, 64, 64) is now the warm shape
         scheduler.finished(first)
-        for t in (task("job", False, (17, 64, 64)), task("s-other", True, (17, 32, 32)), task("s-same", True, (17, 64, 64)),
-                  task("s-late", True, (17, 32, 32))):
-            assert scheduler.submit(t) >= 0
+        # each position: the windows that will run before it, given the queue so far
+        positions = [scheduler.submit(t) for t in (task("job", False, 64), task("s-other", True, 32),
+                                                   task("s-same", True, 64), task("s-late", True, 32))]
         ran = []
         while scheduler.queue:
             t = await scheduler.next()
             ran.append(t.owner)
             scheduler.finished(t)
-        return ran
+        return positions, ran
 
     # interactive before batch; the warm shape first; then arrival order (s-other, then s-late, whose shape is now warm)
-    assert asyncio.run(order()) == ["s-same", "s-other", "s-late", "job"]
+    positions, ran = asyncio.run(order())
+    assert ran == ["s-same", "s-other", "s-late", "job"]
+    assert positions == [0, 0, 0, 2]  # job: first alone; s-other and s-same jump ahead of it; s-late behind both
 
 
 def test_scheduler_drops_a_vanished_owners_windows():
     async def run():
         scheduler = WindowScheduler()
-        gone = WindowTask("gone", True, (1,), {}, on_event=lambda e: None)
-        kept = WindowTask("kept", False, (1,), {}, on_event=lambda e: None)
+        gone = window_task("gone", True)
+        kept = window_task("kept", False)
         scheduler.submit(gone)
         scheduler.submit(kept)
         scheduler.drop_owner("gone")
@@ -53,18 +62,37 @@ def test_scheduler_drops_a_vanished_owners_windows():
     asyncio.run(run())
 
 
-def test_frame_store_spills_past_its_bound_and_cleans_up(tmp_path):
-    frames = [np.full((8, 8, 3), i, np.uint8) for i in range(5)]
-    store = FrameStore(tmp_path / "spill", memory_bytes=2 * frames[0].nbytes)
+def test_frame_store_copies_each_frame_into_its_windows_and_spills_past_its_bound(tmp_path):
+    frames = [np.full((8, 8, 3), i, np.uint8) for i in range(10)]
+    window_bytes = 5 * frames[0].nbytes
+    # windows of 5 with overlap 1: [0, 5), [4, 9), [8, 10); memory for one window buffer
+    store = FrameStore(tmp_path / "spill", memory_bytes=window_bytes, window=5, overlap=1)
     for i, f in enumerate(frames):
         store.put(CheckedFrame(i, {"color": f}, "srgb", "distance"))
-    assert store.spilled == 3 and store.in_memory == 2 * frames[0].nbytes
-    clip = store.clip(1, 4)
-    assert np.array_equal(clip.color, np.stack(frames[1:4])) and clip.depth is None
-    store.release_before(3)
-    assert sorted(store.frames) == [3, 4] and len(list((tmp_path / "spill").iterdir())) == 2 and store.in_memory == 0
+    assert sorted(store.buffers) == [0] and store.in_memory == window_bytes
+    assert sorted(store.spilled_frames) == [4, 5, 6, 7, 8, 9]  # windows 1 and 2 were decided "on disk" at their first frame
+    first = store.clip(Window(0, 0, 5, 0))
+    assert np.array_equal(first.color, np.stack(frames[0:5])) and first.depth is None
+    assert first.color.base is not None, "a view of the window buffer, not a stack made now"
+    store.release_before(4)
+    assert store.in_memory == 0 and not store.buffers
+    second = store.clip(Window(1, 4, 9, 5))  # read back from disk into a buffer
+    assert np.array_equal(second.color, np.stack(frames[4:9])) and store.in_memory == window_bytes
+    store.release_before(8)
+    assert sorted(store.spilled_frames) == [8, 9] and len(list((tmp_path / "spill").iterdir())) == 2 and store.in_memory == 0
     store.close()
     assert not (tmp_path / "spill").exists()
+
+
+def test_frame_store_checks_the_copy_and_keeps_nothing_of_a_refused_frame(tmp_path):
+    store = FrameStore(tmp_path / "spill", memory_bytes=2**20, window=5, overlap=0)
+
+    def refuse(index, planes):
+        raise InvalidInput(f"frame {index} refused, saw {int(planes['color'][0, 0, 0])}")
+
+    with pytest.raises(InvalidInput, match="frame 0 refused, saw 7"):
+        store.put(CheckedFrame(0, {"color": np.full((4, 4, 3), 7, np.uint8)}, "srgb", "distance"), check=refuse)
+    assert not store.spilled_frames
 
 
 def test_safe_output_keeps_everything_under_the_root(tmp_path):

@@ -15,11 +15,11 @@ Blender, Unreal and user scripts import this package; the asyncio variant is c2r
 from .client import Client, connect
 from .errors import C2RError, Cancelled, DaemonUnavailable, InvalidInput, OutOfGpuMemory, Unauthorized, VersionMismatch
 from .events import Event, Finished, Progress, Result, Warning
-from .frames import pack_frame, pack_plane, unpack_plane
+from .frames import FramePlanes, pack_frame, pack_plane, unpack_plane
 from .session import Session
 
 __all__ = [
     "C2RError", "Cancelled", "Client", "DaemonUnavailable", "Event", "Finished", "InvalidInput", "OutOfGpuMemory",
     "Progress", "Result", "Session", "Unauthorized", "VersionMismatch", "Warning", "connect",
-    "pack_frame", "pack_plane", "unpack_plane",
+    "FramePlanes", "pack_frame", "pack_plane", "unpack_plane",
 ]  # fmt: skip

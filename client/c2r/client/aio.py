@@ -16,7 +16,6 @@ import asyncio
 from typing import AsyncIterator, Iterable, Sequence
 
 import grpc
-import numpy as np
 
 from c2r.v1 import coarse2real_pb2 as pb
 from c2r.v1 import coarse2real_pb2_grpc as pb_grpc
@@ -25,7 +24,7 @@ from .client import job_spec, negotiate
 from .config import info_request, session_config
 from .errors import C2RError, Cancelled, DaemonUnavailable, InvalidInput, from_rpc_error, session_lost
 from .events import Event, EventDecoder, Result
-from .frames import check_message_size, pack_frame
+from .frames import FramePlanes, check_message_size, pack_frame
 from .launcher import EmbeddedDaemon, ensure_daemon
 from .session import RETRY_DELAYS
 from .transport import DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, auth_metadata, channel_options, split_address
@@ -101,21 +100,13 @@ class AsyncSession:
             if isinstance(event, Result) and not event.preview:
                 yield event
 
-    async def send(
-        self,
-        index: int,
-        color: np.ndarray,
-        depth: np.ndarray | None = None,
-        normals: np.ndarray | None = None,
-        edges: np.ndarray | None = None,
-        color_space: str = "srgb",
-        depth_kind: str = "distance",
-    ) -> None:
+    async def send(self, index: int, *planes, **named) -> None:
+        """Frame ``index``, its planes as ``FramePlanes`` takes them, as bytes in the stream."""
         if self._failure is not None:
             raise self._failure
         if self._cancelled or self._ended:
             raise InvalidInput(f"session {self.session_id} has ended; start a new session to send more frames")
-        frame = pack_frame(index, color, depth, normals, edges, color_space, depth_kind)
+        frame = pack_frame(index, FramePlanes(*planes, **named))
         check_message_size(frame, self._max_message_bytes)
         await self._write(pb.ClientMessage(frame=frame))
         self.frames_sent += 1

@@ -17,6 +17,7 @@ import numpy as np
 
 from .cli_options import add_connection_options
 from .errors import C2RError
+from .transport import PREVIEW_WELCOME as WELCOME
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,15 +64,21 @@ def run(args: argparse.Namespace) -> int:
     socket = zmq.Context.instance().socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.SUBSCRIBE, args.session.encode())
+    socket.setsockopt(zmq.SUBSCRIBE, WELCOME)
     socket.connect(address)
-    print(f"watching previews from {address}", file=sys.stderr, flush=True)
     received = 0
     try:
+        while socket.recv_multipart() != [WELCOME]:  # the relay's first message: from now on it sends us every frame
+            pass
+        print(f"watching previews from {address}", file=sys.stderr, flush=True)
         while not args.count or received < args.count:
             if args.timeout and not socket.poll(int(args.timeout * 1000)):
                 print(f"no frame for {args.timeout:g} s; stopping", file=sys.stderr)
                 break
-            header, image = decode(socket.recv_multipart())
+            parts = socket.recv_multipart()
+            if len(parts) != 3:
+                continue  # a welcome again (the relay restarted), not a frame
+            header, image = decode(parts)
             received += 1
             if args.save:
                 write_png(args.save / frame_name(header), image)

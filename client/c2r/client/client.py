@@ -15,7 +15,7 @@ from .config import PROTOCOL_MAJOR, PROTOCOL_MINOR, info_request, session_config
 from .errors import C2RError, InvalidInput, VersionMismatch, from_rpc_error
 from .launcher import EmbeddedDaemon, ensure_daemon
 from .session import Session
-from .transport import DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, auth_metadata, channel_options, split_address
+from .transport import DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, auth_metadata, channel_options, is_local, split_address
 
 log = logging.getLogger("c2r.client")
 
@@ -67,6 +67,7 @@ class Client:
         self._channel = grpc.insecure_channel(address, options=channel_options())
         self._stub = pb_grpc.Coarse2RealStub(self._channel)
         self.max_message_bytes = MAX_MESSAGE_BYTES
+        self.daemon_info: pb.InfoReply | None = None  # from the handshake
 
     def _unary(self, method, request):
         try:
@@ -81,17 +82,27 @@ class Client:
         """GetInfo, then check versions; a minor mismatch is logged and warned, not refused."""
         info = self.info()
         self.max_message_bytes = negotiate(info, self.address)
+        self.daemon_info = info
         return info
 
-    def realify(self, buffers: Sequence[str] = ("color", "depth"), **options) -> Session:
+    def same_host(self) -> bool:
+        """Shared memory is worth asking for: a loopback daemon that offers it (GetInfo.capabilities.shared_memory)."""
+        return is_local(self.address) and self.daemon_info is not None and self.daemon_info.capabilities.shared_memory
+
+    def realify(self, buffers: Sequence[str] = ("color", "depth"), shared_memory: bool | None = None, **options) -> Session:
         """Open a session; returns once the daemon has accepted the config (SessionStarted).
 
         ``options`` are ``config.session_config``'s: prompt, model, quality ("preview" or
         "final"), seed, strength, steps, guidance, window, overlap, negative_prompt,
         resolution, preview_every, lora (a name in the daemon's LoRA folder) and client_name
         (how the daemon's logs name this client, e.g. "unreal-5.4 coarse2real 0.1.0").
+
+        ``shared_memory``: hand frames over in shared memory; None (default) picks it for a
+        loopback daemon that offers it, False always sends bytes in the stream.
         """
         config = session_config(buffers=buffers, **options)
+        if self.same_host() if shared_memory is None else shared_memory:
+            config.transport = pb.SHARED_MEMORY
         return Session(
             lambda requests: self._stub.Realify(requests, metadata=self._metadata),
             config,

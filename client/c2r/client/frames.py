@@ -6,6 +6,9 @@ got and what to send instead: a wrong frame is refused before it costs a network
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 from c2r.v1 import coarse2real_pb2 as pb
@@ -36,59 +39,78 @@ def unpack_plane(plane: pb.Plane) -> np.ndarray:
         raise InvalidInput(f"plane dtype {pb.DType.Name(plane.dtype)} is not one of UINT8, FLOAT16, FLOAT32")
     dtype = NUMPY_DTYPES[plane.dtype].newbyteorder("<")
     shape = tuple(plane.shape)
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow whatever the shape
     if len(plane.data) != expected:
         raise InvalidInput(f"plane of shape {shape} {dtype.name} needs {expected} bytes, got {len(plane.data)}")
     return np.frombuffer(plane.data, dtype=dtype).reshape(shape)
 
 
-def _check_shape(name: str, array: np.ndarray | None, size: tuple[int, int], channels: int | None) -> None:
-    if array is None:
-        return
-    want = size + ((channels,) if channels else ())
-    if tuple(array.shape) != want:
-        raise InvalidInput(f"{name} has shape {tuple(array.shape)} but the colour is {size[0]}x{size[1]}: send shape {want}")
+PLANE_NAMES = ("color", "depth", "normals", "edges")  # wire order (and the shared-memory slot order)
 
 
-def pack_frame(
-    index: int,
-    color: np.ndarray,
-    depth: np.ndarray | None = None,
-    normals: np.ndarray | None = None,
-    edges: np.ndarray | None = None,
-    color_space: str = "srgb",
-    depth_kind: str = "distance",
-) -> pb.Frame:
-    """A Frame message from numpy planes: color (H,W,3), depth (H,W), normals (H,W,3), edges (H,W)."""
-    color = np.asarray(color)
-    if color.ndim != 3 or color.shape[2] != 3:
-        raise InvalidInput(f"frame {index}: color has shape {color.shape}; send (height, width, 3) RGB")
-    if color.dtype.newbyteorder("=") not in DTYPES:
-        raise InvalidInput(f"frame {index}: color has dtype {color.dtype}: send uint8, float16 or float32")
-    if color_space not in COLOR_SPACES:
-        raise InvalidInput(f"frame {index}: color_space={color_space!r}; choose one of {sorted(COLOR_SPACES)}")
-    if (color.dtype == np.uint8) != (color_space == "srgb"):
-        raise InvalidInput(
-            f"frame {index}: {color.dtype} colour with color_space={color_space!r}; "
-            "send uint8 as 'srgb' or float16/float32 as 'linear'"
-        )
-    if depth_kind not in DEPTH_KINDS:
-        raise InvalidInput(f"frame {index}: depth_kind={depth_kind!r}; choose one of {sorted(DEPTH_KINDS)}")
-    size = color.shape[:2]
-    for name, array, channels in (("depth", depth, None), ("normals", normals, 3), ("edges", edges, None)):
-        _check_shape(f"frame {index}: {name}", None if array is None else np.asarray(array), size, channels)
-    frame = pb.Frame(
-        index=index,
-        color=pack_plane(color, "color"),
-        color_space=COLOR_SPACES[color_space],
-        depth_kind=DEPTH_KINDS[depth_kind],
-    )
-    if depth is not None:
-        frame.depth.CopyFrom(pack_plane(depth, "depth"))
-    if normals is not None:
-        frame.normals.CopyFrom(pack_plane(normals, "normals"))
-    if edges is not None:
-        frame.edges.CopyFrom(pack_plane(edges, "edges"))
+@dataclass
+class FramePlanes:
+    """One frame's planes as numpy arrays: color (H, W, 3), depth (H, W), normals (H, W, 3), edges (H, W).
+
+    Checked when made: a wrong frame is refused before it costs a round trip. float64 becomes
+    float32 (the wire has no float64).
+    """
+
+    color: np.ndarray
+    depth: np.ndarray | None = None
+    normals: np.ndarray | None = None
+    edges: np.ndarray | None = None
+    color_space: str = "srgb"
+    depth_kind: str = "distance"
+
+    def __post_init__(self) -> None:
+        for name in PLANE_NAMES:
+            array = getattr(self, name)
+            if array is not None:
+                array = np.asarray(array)
+                setattr(self, name, array.astype(np.float32) if array.dtype == np.float64 else array)
+
+    def check(self, index: int) -> "FramePlanes":
+        color = self.color
+        if color.ndim != 3 or color.shape[2] != 3:
+            raise InvalidInput(f"frame {index}: color has shape {color.shape}; send (height, width, 3) RGB")
+        for name, array in self.arrays():
+            if array.dtype.newbyteorder("=") not in DTYPES:
+                raise InvalidInput(f"frame {index}: {name} has dtype {array.dtype}: send uint8, float16 or float32")
+        if self.color_space not in COLOR_SPACES:
+            raise InvalidInput(f"frame {index}: color_space={self.color_space!r}; choose one of {sorted(COLOR_SPACES)}")
+        if (color.dtype == np.uint8) != (self.color_space == "srgb"):
+            raise InvalidInput(
+                f"frame {index}: {color.dtype} colour with color_space={self.color_space!r}; "
+                "send uint8 as 'srgb' or float16/float32 as 'linear'"
+            )
+        if self.depth_kind not in DEPTH_KINDS:
+            raise InvalidInput(f"frame {index}: depth_kind={self.depth_kind!r}; choose one of {sorted(DEPTH_KINDS)}")
+        size = color.shape[:2]
+        for name, channels in (("depth", None), ("normals", 3), ("edges", None)):
+            array = getattr(self, name)
+            want = size + ((channels,) if channels else ())
+            if array is not None and tuple(array.shape) != want:
+                raise InvalidInput(f"frame {index}: {name} has shape {tuple(array.shape)} but the colour is "
+                                   f"{size[0]}x{size[1]}: send shape {want}")
+        return self
+
+    def arrays(self) -> list[tuple[str, np.ndarray]]:
+        """(name, array) of the planes present, in wire order."""
+        return [(name, getattr(self, name)) for name in PLANE_NAMES if getattr(self, name) is not None]
+
+
+def frame_message(index: int, planes: FramePlanes) -> pb.Frame:
+    """The Frame message's header fields (no planes): index and the colour and depth conventions."""
+    return pb.Frame(index=index, color_space=COLOR_SPACES[planes.color_space], depth_kind=DEPTH_KINDS[planes.depth_kind])
+
+
+def pack_frame(index: int, planes: FramePlanes) -> pb.Frame:
+    """A Frame message carrying ``planes`` as bytes in the stream."""
+    planes.check(index)
+    frame = frame_message(index, planes)
+    for name, array in planes.arrays():
+        getattr(frame, name).CopyFrom(pack_plane(array, name))
     return frame
 
 

@@ -5,6 +5,14 @@ drains as fast as flow control lets it: a client faster than the daemon blocks i
 instead of piling frames up in memory. A reader thread drains the daemon's replies into
 an unbounded local queue, so a caller that sends everything before reading can never
 deadlock the stream.
+
+Same host (``shared_memory``, granted in the effective config): frames go through a ring of
+shared-memory slots instead (``shm.FrameRing``, layout in coarse2real.proto). At the first
+frame the session makes a ring sized for it and offers it; once the daemon has mapped it,
+``send`` copies each frame into a free slot and sends only the slot and plane offsets; the
+daemon lists slots it has copied out in ``SlotsReleased``. A ring the daemon cannot map
+(another machine after all, a container) or a frame that does not fit its slot goes as
+bytes in the stream, so the choice never fails a session.
 """
 
 from __future__ import annotations
@@ -15,13 +23,13 @@ import time
 from typing import Callable, Iterator
 
 import grpc
-import numpy as np
 
 from c2r.v1 import coarse2real_pb2 as pb
 
 from .errors import C2RError, Cancelled, DaemonUnavailable, InvalidInput, from_rpc_error, session_lost
 from .events import Event, EventDecoder, Result
-from .frames import check_message_size, pack_frame
+from . import shm
+from .frames import FramePlanes, check_message_size, pack_frame
 
 # Seconds to wait before each retry of a stream that dropped before SessionStarted.
 RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
@@ -68,6 +76,7 @@ class Session:
         address: str,
         max_message_bytes: int,
         max_queued: int = 4,
+        ring_slots: int = 8,
     ):
         self.address = address
         self._max_message_bytes = max_message_bytes
@@ -79,10 +88,15 @@ class Session:
         self._ended = False
         self._failure: C2RError | None = None
         self.frames_sent = 0
+        self._ring_slots = ring_slots
+        self._ring: shm.FrameRing | None = None
+        self._ring_status: queue.Queue[pb.RingStatus] = queue.Queue()
+        self._free_slots: queue.Queue[int] = queue.Queue()
         self._call, first = self._open(open_stream, config)
         self.session_id: str = first.session_id
         self.effective: pb.SessionConfig = first.effective
         self.warnings: list[str] = list(first.warnings)
+        self.shared_memory = first.effective.transport == pb.SHARED_MEMORY  # granted; may still fall back at the ring
         self._reader = threading.Thread(target=self._read, name=f"c2r-session-{self.session_id}", daemon=True)
         self._reader.start()
 
@@ -115,8 +129,15 @@ class Session:
     def _read(self) -> None:
         try:
             for message in self._call:
-                for event in self._decoder.decode(message):
-                    self._inbox.put(event)
+                kind = message.WhichOneof("kind")
+                if kind == "released":
+                    for slot in message.released.slots:
+                        self._free_slots.put(slot)
+                elif kind == "ring":
+                    self._ring_status.put(message.ring)
+                else:
+                    for event in self._decoder.decode(message):
+                        self._inbox.put(event)
         except grpc.RpcError as error:
             self._failure = self._stream_error(error)
             self._inbox.put(self._failure)
@@ -155,21 +176,46 @@ class Session:
 
     # ---------------------------------------------------------------- writing
 
-    def send(
-        self,
-        index: int,
-        color: np.ndarray,
-        depth: np.ndarray | None = None,
-        normals: np.ndarray | None = None,
-        edges: np.ndarray | None = None,
-        color_space: str = "srgb",
-        depth_kind: str = "distance",
-    ) -> None:
-        """Queue one frame; blocks while the daemon is behind (backpressure)."""
-        frame = pack_frame(index, color, depth, normals, edges, color_space, depth_kind)
-        check_message_size(frame, self._max_message_bytes)
+    def send(self, index: int, *planes, **named) -> None:
+        """Queue frame ``index``, its planes as ``FramePlanes`` takes them (color, depth, normals, edges,
+        color_space, depth_kind); blocks while the daemon is behind (backpressure)."""
+        frame_planes = FramePlanes(*planes, **named).check(index)
+        if self.shared_memory and self._usable_ring(frame_planes):
+            frame = self._ring.write(self._free_slot(), index, frame_planes)
+        else:
+            frame = pack_frame(index, frame_planes)
+            check_message_size(frame, self._max_message_bytes)
         self._put(pb.ClientMessage(frame=frame))
         self.frames_sent += 1
+
+    def _usable_ring(self, planes: FramePlanes) -> bool:
+        if self._ring is None:
+            self._ring = shm.FrameRing(self._ring_slots, shm.slot_bytes_for(planes))
+            self._put(pb.ClientMessage(ring=self._ring.message))
+            status = self._wait(self._ring_status)
+            if not status.attached:
+                self.warnings.append(f"shared memory refused by the daemon ({status.reason}); sending frames as bytes")
+                self.shared_memory = False
+                self._ring.close()
+                self._ring = None
+                return False
+            for slot in range(self._ring.slots):
+                self._free_slots.put(slot)
+        return self._ring.fits(planes)
+
+    def _free_slot(self) -> int:
+        return self._wait(self._free_slots)
+
+    def _wait(self, q: queue.Queue):
+        """The next item of ``q``, filled by the reader; raises what ended the session meanwhile."""
+        while True:
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                if self._failure is not None:
+                    raise self._failure from None
+                if self._finished.is_set() or self._cancelled.is_set():
+                    raise InvalidInput(f"session {self.session_id} has ended; start a new session to send more frames") from None
 
     def end(self) -> None:
         """No more frames: the daemon flushes the last partial window, then sends Finished."""
@@ -214,6 +260,9 @@ class Session:
             if not self._finished.wait(5.0):
                 self._call.cancel()
         self._reader.join(5.0)
+        if self._ring is not None:  # the daemon unlinks it too when the session ends: whoever is first
+            self._ring.close()
+            self._ring = None
 
     def __enter__(self) -> "Session":
         return self

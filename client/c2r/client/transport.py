@@ -11,6 +11,9 @@ from __future__ import annotations
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# The daemon's preview relay greets each new viewer with this one-part message (viewers subscribe to it):
+# once a viewer has it, the relay holds the viewer's subscription and sends it every frame published after.
+PREVIEW_WELCOME = b"c2r-preview-welcome"
 
 
 def split_address(address: str) -> tuple[str, int]:

@@ -2,7 +2,8 @@
 
 Every failure a client can cause or act on is raised as a ``ClientError`` carrying its
 gRPC status code, so the code that detects a problem also decides how it is reported;
-the server maps it in one place (``server.abort_with``).
+the server maps it in one place (the ``server.reports_client_errors`` decorator, and the
+Realify handler, which first flushes a session's accepted frames).
 """
 
 from __future__ import annotations

@@ -4,12 +4,17 @@ What a session refuses (INVALID_ARGUMENT, with the frame index and value):
 - an index other than the next one expected (a gap or a repeat);
 - a buffer declared in ``SessionConfig.buffers`` missing from a frame;
 - a dtype a slot does not take, or bytes not matching the shape (see ``planes``);
-- a size different from the first frame's (shapes may not change mid-stream);
+- a size different from the first frame's (shapes may not change mid-stream), or one
+  beyond ``Limits`` (GetInfo.limits), refused before any byte of it is used;
 - NaN or inf in colour, normals or edges;
 - depth that is entirely non-finite, or negative: NaN/inf depth marks sky or missing
   samples and is fine per pixel, but a frame with no finite depth carries no geometry
   (usually a wrong render pass or an unwritten buffer) and negative distances are a
   wrong convention.
+
+The value checks (``check_values``) run on the daemon's own copy of a frame (see
+``FrameStore.put``), bit-level on integer views of the floats, into scratch arrays kept
+across frames: no per-frame allocation, and a float16 plane is never widened to check it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from c2r.v1 import coarse2real_pb2 as pb
 
 from .errors import InvalidInput
 from .planes import plane_to_array
+from .settings import FrameLimits
 
 FLOATS = (pb.FLOAT16, pb.FLOAT32)
 # slot -> (accepted dtypes, channels or None for (H, W))
@@ -32,6 +38,8 @@ SLOTS: dict[str, tuple[tuple[int, ...], int | None]] = {
     "edges": ((pb.UINT8, *FLOATS), None),
 }
 BUFFER_SLOTS = {pb.COLOR: "color", pb.DEPTH: "depth", pb.NORMALS: "normals", pb.EDGES: "edges"}
+# float dtype -> (same-width unsigned view, exponent mask): a float is NaN/inf exactly when its exponent bits are all set
+EXPONENT = {np.dtype(np.float16): (np.uint16, 0x7C00), np.dtype(np.float32): (np.uint32, 0x7F800000)}
 
 
 @dataclass
@@ -45,35 +53,46 @@ class CheckedFrame:
 class FrameChecker:
     """Validates one session's frames in order; remembers the first frame's size and conventions."""
 
-    def __init__(self, declared: list[str], first_index: int = 0):
+    def __init__(self, declared: list[str], first_index: int = 0, limits: FrameLimits = FrameLimits()):
         self.declared = declared
         self.next_index = first_index
+        self.limits = limits
         self.size: tuple[int, int] | None = None
         self.color_kind: tuple[int, str] | None = None
+        self._scratch: dict[tuple[str, str], np.ndarray] = {}
 
-    def check(self, frame: pb.Frame) -> CheckedFrame:
+    def check(self, frame: pb.Frame, shared: memoryview | None = None) -> CheckedFrame:
+        """The frame's planes as views (of the message, or of its shared-memory slot ``shared``), their shapes checked.
+
+        The values are not checked yet: call ``check_values`` on a copy.
+        """
         if frame.index != self.next_index:
             what = "a repeat" if frame.index < self.next_index else "a gap"
             raise InvalidInput(
                 f"frame index {frame.index} received where {self.next_index} was expected ({what}); "
                 f"send frames with consecutive indices starting at 0, resending from frame {self.next_index}"
             )
-        planes = {slot: self._plane(frame, slot) for slot in self.declared}
+        planes = {slot: self._plane(frame, slot, shared) for slot in self.declared}
         color_space = self._color_space(frame, planes["color"])
-        self._check_finite(frame.index, planes)
-        self.next_index += 1
         depth_kind = "inverse" if frame.depth_kind == pb.INVERSE else "distance"
         return CheckedFrame(frame.index, planes, color_space, depth_kind)
 
-    def _plane(self, frame: pb.Frame, slot: str) -> np.ndarray:
+    def accepted(self, index: int) -> None:
+        """Frame ``index``'s values passed and it is stored: the next index is expected."""
+        self.next_index = index + 1
+
+    def _plane(self, frame: pb.Frame, slot: str, shared: memoryview | None) -> np.ndarray:
         if not frame.HasField(slot):
             raise InvalidInput(
                 f"frame {frame.index}: the session declared buffer {slot.upper()} but the frame has no {slot} plane; "
                 "send it in every frame, or leave it out of SessionConfig.buffers"
             )
         dtypes, channels = SLOTS[slot]
+        plane = getattr(frame, slot)
+        if len(plane.shape) >= 2:
+            self.limits.check(frame.index, slot, tuple(plane.shape))
         try:
-            array = plane_to_array(getattr(frame, slot), slot, dtypes, channels)
+            array = plane_to_array(plane, slot, dtypes, channels, shared)
         except InvalidInput as e:
             raise InvalidInput(f"frame {frame.index}: {e}") from None
         size = (int(array.shape[0]), int(array.shape[1]))
@@ -103,27 +122,40 @@ class FrameChecker:
             )
         return space
 
-    @staticmethod
-    def _check_finite(index: int, planes: dict[str, np.ndarray]) -> None:
+    def _scratch_for(self, slot: str, kind: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        array = self._scratch.get((slot, kind))
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = self._scratch[(slot, kind)] = np.empty(shape, dtype)
+        return array
+
+    def _non_finite(self, slot: str, a: np.ndarray) -> np.ndarray:
+        """A reused boolean scratch: True where ``a`` (float16/float32) is NaN or inf, from its exponent bits."""
+        unsigned, mask = EXPONENT[a.dtype.newbyteorder("=")]
+        bits = self._scratch_for(slot, "bits", a.shape, unsigned)
+        flags = self._scratch_for(slot, "flags", a.shape, np.bool_)
+        np.bitwise_and(a.view(unsigned), unsigned(mask), out=bits)
+        return np.equal(bits, unsigned(mask), out=flags)
+
+    def check_values(self, index: int, planes: dict[str, np.ndarray]) -> None:
         for slot in ("color", "normals", "edges"):
             a = planes.get(slot)
-            if a is not None and a.dtype != np.uint8 and not np.isfinite(a).all():
-                bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+            if a is not None and a.dtype != np.uint8 and (bad := self._non_finite(slot, a)).any():
                 raise InvalidInput(
-                    f"frame {index}: {slot} has {bad} NaN/inf values; {slot} must be finite everywhere "
+                    f"frame {index}: {slot} has {int(np.count_nonzero(bad))} NaN/inf values; {slot} must be finite everywhere "
                     "(check the render pass; clamp or zero invalid pixels before sending)"
                 )
         depth = planes.get("depth")
         if depth is None:
             return
-        finite = np.isfinite(depth)
-        if not finite.any():
+        non_finite = self._non_finite("depth", depth)
+        if non_finite.all():
             raise InvalidInput(
                 f"frame {index}: depth has no finite value (all NaN/inf); NaN/inf marks sky or missing samples per pixel, "
                 "but a whole frame of it means the depth pass is missing: send a real depth pass, or leave DEPTH out of buffers"
             )
-        low = float(depth[finite].min())
-        if low < 0:
+        negative = np.less(depth, 0, out=self._scratch_for("depth", "negative", depth.shape, np.bool_))  # NaN: False
+        if negative.any() and (negative & ~non_finite).any():  # -inf is a missing sample, not a negative distance
+            low = float(depth[negative & ~non_finite].min())
             raise InvalidInput(
                 f"frame {index}: depth has negative values (min {low:g}); send positive view distances (DISTANCE) "
                 "or positive disparities (INVERSE), e.g. negate an OpenGL-style view-space z"

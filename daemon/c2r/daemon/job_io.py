@@ -78,7 +78,7 @@ class JobSource:
             self._read_until += 1
 
     def clip(self, window: Window):
-        return self.store.clip(window.start, window.end)
+        return self.store.clip(window)
 
 
 class Stage:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from c2r.v1 import coarse2real_pb2 as pb
 
+from .settings import private_file
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, spec BLOB NOT NULL, state INTEGER NOT NULL, frames_total INTEGER NOT NULL DEFAULT 0,
@@ -32,7 +34,7 @@ TERMINAL = (pb.SUCCEEDED, pb.FAILED, pb.CANCELLED)
 
 class JobStore:
     def __init__(self, path: Path):
-        self.db = sqlite3.connect(path, isolation_level=None)  # autocommit; explicit transactions below
+        self.db = sqlite3.connect(private_file(path), isolation_level=None)  # autocommit; explicit transactions below
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)

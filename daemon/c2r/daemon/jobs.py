@@ -23,15 +23,15 @@ from c2r.v1 import coarse2real_pb2 as pb
 from .errors import ClientError, InvalidInput
 from .frame_store import FrameStore
 from .job_io import JobInput, JobSource, Stage, output_target, write_output
+from .ipc import SharedArrays
 from .job_store import TERMINAL, JobStore
 from .paths import readable_input, safe_output
 from .scheduler import WindowScheduler
 from .session_config import resolve
 from .settings import LOCAL_HOSTS, DaemonSettings
-from .window_loop import run_windows
+from .window_loop import PROGRESS_KINDS, run_windows
 
 log = logging.getLogger("c2r.daemon")
-PROGRESS_KINDS = {"queued": pb.Progress.QUEUED, "window_started": pb.Progress.STARTED, "step": pb.Progress.STEP}
 
 
 class StageSink:
@@ -52,8 +52,9 @@ class StageSink:
 
 
 class JobManager:
-    def __init__(self, settings: DaemonSettings, scheduler: WindowScheduler, cancel_running):
+    def __init__(self, settings: DaemonSettings, scheduler: WindowScheduler, cancel_running, buffers: SharedArrays):
         self.settings, self.scheduler, self.cancel_running = settings, scheduler, cancel_running
+        self.buffers = buffers  # window buffers in shared memory, mapped by the engines
         self.store = JobStore(settings.state_dir / "jobs.sqlite3")
         self.models: list[str] = []
         self.tasks: dict[str, asyncio.Task] = {}
@@ -100,11 +101,14 @@ class JobManager:
     async def _run(self, job_id: str) -> None:
         job = self.store.get(job_id)
         spec, stage = job.spec, self._stage(job_id)
-        store = FrameStore(self.settings.state_dir / "spill" / job_id, self.settings.session_memory_mb * 2**20)
+        store: FrameStore | None = None
         try:
             resolved = resolve(spec.config, self.models, self.settings)
             job_input = await asyncio.to_thread(JobInput, *self._inputs(spec), spec.fps)
             first = len(self.store.windows(job_id))
+            store = FrameStore(self.settings.state_dir / "spill" / job_id, self.settings.session_memory_mb * 2**20,
+                               resolved.config.window, resolved.config.overlap, first_window=first,
+                               allocate=self.buffers.allocate, free=self.buffers.free)
             self.publish(self.store.update(job_id, state=pb.RUNNING, frames_total=job_input.clip.num_frames))
             source = JobSource(job_input, resolved.config.window, resolved.config.overlap, store, first)
             await run_windows(job_id, False, resolved, self.scheduler, source, StageSink(self, job_id, stage),
@@ -125,7 +129,8 @@ class JobManager:
             log.exception("job %s failed", job_id)
             self.publish(self.store.update(job_id, state=pb.FAILED, error=f"{type(e).__name__}: {e}"))
         finally:
-            store.close()
+            if store is not None:
+                store.close()
             self.tasks.pop(job_id, None)
 
     def _on_event(self, job_id: str, window: Window, event: dict) -> None:

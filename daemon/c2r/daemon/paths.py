@@ -20,7 +20,14 @@ from pathlib import Path, PurePosixPath
 from .errors import InvalidInput
 
 
+def representable(path: str, what: str) -> None:
+    """A path no file system can hold (a NUL byte) is refused up front, naming it."""
+    if "\0" in path:
+        raise InvalidInput(f"job {what} {path!r} contains a NUL character, which no file name can hold; remove it")
+
+
 def safe_output(root: Path, relative: str) -> Path:
+    representable(relative, "output")
     if not relative:
         raise InvalidInput("job output is empty; give a path relative to the output root, e.g. 'shots/sh010.mp4'")
     pure = PurePosixPath(relative.replace("\\", "/"))
@@ -36,6 +43,7 @@ def safe_output(root: Path, relative: str) -> Path:
 
 def readable_input(root: Path, path: str, what: str, confined: bool) -> Path:
     """Resolve a job input; ``confined``: only under ``root`` (daemon exposed beyond loopback)."""
+    representable(path, what)
     if not path:
         raise InvalidInput(f"job {what} is empty; give the path of a video, image folder/pattern or EXR sequence")
     resolved = (root / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()

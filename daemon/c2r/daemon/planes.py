@@ -9,6 +9,8 @@ Each refusal names the slot, the value received and what to send instead.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from c2r.client.frames import NUMPY_DTYPES
@@ -22,8 +24,13 @@ def dtype_name(code: int) -> str:
     return pb.DType.Name(code) if code in pb.DType.values() else str(code)
 
 
-def plane_to_array(plane: pb.Plane, slot: str, dtypes: tuple[int, ...], channels: int | None) -> np.ndarray:
-    """Decode ``plane`` for ``slot`` ("color", "depth", ...); channels None means an (H, W) plane."""
+def plane_to_array(plane: pb.Plane, slot: str, dtypes: tuple[int, ...], channels: int | None,
+                   shared: memoryview | None = None) -> np.ndarray:
+    """Decode ``plane`` for ``slot`` ("color", "depth", ...); channels None means an (H, W) plane.
+
+    ``shared``: the frame's shared-memory slot; the plane's bytes are at ``plane.offset`` in it
+    (a view, no copy: copy it before trusting its values, the client may still write it).
+    """
     allowed = ", ".join(dtype_name(d) for d in dtypes)
     if plane.dtype not in dtypes:
         raise InvalidInput(f"frame {slot}: dtype {dtype_name(plane.dtype)} is not accepted here; send one of {allowed}")
@@ -33,7 +40,9 @@ def plane_to_array(plane: pb.Plane, slot: str, dtypes: tuple[int, ...], channels
     if not rank_ok or 0 in shape:
         raise InvalidInput(f"frame {slot}: shape {list(shape)} is not {want}; send the plane with shape {want}")
     dtype = NUMPY_DTYPES[plane.dtype].newbyteorder("<")
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a crafted shape cannot overflow past the checks
+    if shared is not None:
+        return _shared_plane(plane, slot, shape, dtype, expected, shared)
     if len(plane.data) != expected:
         raise InvalidInput(
             f"frame {slot}: {len(plane.data)} bytes for shape {list(shape)} {dtype_name(plane.dtype)}, expected {expected}; "
@@ -41,3 +50,16 @@ def plane_to_array(plane: pb.Plane, slot: str, dtypes: tuple[int, ...], channels
         )
     return np.frombuffer(plane.data, dtype=dtype).reshape(shape)
 
+
+
+def _shared_plane(plane: pb.Plane, slot: str, shape: tuple[int, ...], dtype: np.dtype, nbytes: int,
+                  shared: memoryview) -> np.ndarray:
+    if plane.data:
+        raise InvalidInput(f"frame {slot}: a shared-memory frame carries no plane bytes, got {len(plane.data)}; "
+                           "leave Plane.data empty and give Plane.offset in the slot")
+    if plane.offset % 64 or plane.offset + nbytes > len(shared):
+        raise InvalidInput(
+            f"frame {slot}: {nbytes} bytes at offset {plane.offset} do not fit a {len(shared)}-byte slot at a multiple "
+            "of 64; lay the planes out as the SharedRing comment in coarse2real.proto says"
+        )
+    return np.frombuffer(shared, dtype=dtype, count=math.prod(shape), offset=plane.offset).reshape(shape)

@@ -2,9 +2,12 @@
 
 Engines PUBlish into the relay's XSUB socket (a random loopback port); viewers SUBscribe
 to its XPUB socket on ``--preview-port``. The address viewers use therefore stays the same
-when an engine is restarted and whatever the number of engines, and subscriptions travel
-upstream so engines drop frames nobody watches. The framing is the engine's (see
-``engine.py``): topic, JSON header, RGB8 bytes.
+when an engine is restarted and whatever the number of engines. The relay subscribes to
+everything upstream and its XPUB filters per viewer, so a frame reaches every viewer whose
+subscription the relay holds, however far that subscription would still have to travel.
+Each new viewer first gets ``PREVIEW_WELCOME`` (one part): once it has it, the relay holds its
+subscription, and every frame published from then on reaches it. The framing is the
+engine's (see ``engine.py``): topic, JSON header, RGB8 bytes.
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ import threading
 
 import zmq
 
+from c2r.client.transport import PREVIEW_WELCOME as WELCOME
+
 
 class PreviewRelay:
     def __init__(self, port: int):
         self.ctx = zmq.Context()
         self.backend = self.ctx.socket(zmq.XSUB)
         self.engines_address = f"tcp://127.0.0.1:{self.backend.bind_to_random_port('tcp://127.0.0.1')}"
+        self.backend.send(b"\x01")  # subscribe to every engine frame: the XPUB filters per viewer
         self.frontend = self.ctx.socket(zmq.XPUB)
         self.frontend.setsockopt(zmq.SNDHWM, 256)
+        self.frontend.setsockopt(zmq.XPUB_WELCOME_MSG, WELCOME)
         try:
             self.frontend.bind(f"tcp://127.0.0.1:{port or '*'}")
         except zmq.ZMQError as e:

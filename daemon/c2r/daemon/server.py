@@ -1,20 +1,23 @@
 """The front end: the asyncio gRPC service c2r.v1.Coarse2Real, health and reflection.
 
 It owns sessions and jobs and never runs the model: windows go through the scheduler to
-the engine processes (``engines``, ``engine_client``), so an engine crash, hang or OOM
+the engine processes (``engine_pool``, ``engine_client``), so an engine crash, hang or OOM
 costs a window, not the daemon. Every client-caused failure is a ``ClientError`` mapped to its status here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
+import inspect
 import logging
 import signal
 import sys
 import uuid
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -26,15 +29,17 @@ from c2r.v1 import coarse2real_pb2_grpc as pb_grpc
 
 from . import telemetry
 from .auth import TokenAuth
-from .engines import EnginePool
+from .engine_pool import EnginePool
+from .ipc import sweep_stale_segments
 from .errors import ClientError, InvalidInput, SessionCancelled, TooLarge
 from .frame_check import FrameChecker
+from .shared_ring import RingRefused, SessionRing
 from .jobs import JobManager
 from .preview import PreviewRelay
 from .scheduler import WindowScheduler
 from .session import Session
 from .session_config import PROTOCOL_MAJOR, PROTOCOL_MINOR, protocol_warnings, resolve
-from .settings import MAX_MESSAGE_BYTES, TRANSPORT_MESSAGE_BYTES, DaemonSettings
+from .settings import LIMITS, MAX_MESSAGE_BYTES, TRANSPORT_MESSAGE_BYTES, DaemonSettings, private_folder
 
 log = logging.getLogger("c2r.daemon")
 SERVICE = pb.DESCRIPTOR.services_by_name["Coarse2Real"].full_name
@@ -50,6 +55,43 @@ def check_size(message) -> None:
         )
 
 
+def reports_client_errors(handler):
+    """A unary or server-streaming handler whose ClientError becomes the call's status and message."""
+    if inspect.isasyncgenfunction(handler):
+        @functools.wraps(handler)
+        async def streaming(self, request, context):
+            try:
+                async for item in handler(self, request, context):
+                    yield item
+            except ClientError as e:
+                await context.abort(e.code, str(e))
+
+        return streaming
+
+    @functools.wraps(handler)
+    async def unary(self, request, context):
+        try:
+            return await handler(self, request, context)
+        except ClientError as e:
+            await context.abort(e.code, str(e))
+
+    return unary
+
+
+def is_loopback_peer(peer: str) -> bool:
+    """gRPC's peer string ("ipv4:127.0.0.1:5555", "ipv6:[::1]:5555", "unix:..."): a client on this machine."""
+    return peer.startswith(("ipv4:127.", "ipv6:[::1]", "unix:"))
+
+
+def stream_error(error: Exception, received: int) -> ClientError:
+    """What a client is told when its stream could not be read (an undecodable message, a broken connection)."""
+    if isinstance(error, DecodeError):
+        return InvalidInput(f"message after frame {received} could not be decoded ({error}); send ClientMessages "
+                            "built from coarse2real.proto")
+    return ClientError(f"the daemon could not read the stream after {received} frames ({type(error).__name__}: {error}); "
+                       "the accepted frames were returned; see the daemon log and resend from there")
+
+
 class Coarse2RealService(pb_grpc.Coarse2RealServicer):
     def __init__(self, settings: DaemonSettings, engines: EnginePool, scheduler: WindowScheduler, jobs: JobManager,
                  preview_address: str):
@@ -58,11 +100,9 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
 
     # ------------------------------------------------------------------ info
 
+    @reports_client_errors
     async def GetInfo(self, request: pb.InfoRequest, context) -> pb.InfoReply:
-        try:
-            warnings = protocol_warnings(request.protocol_major, request.protocol_minor)
-        except ClientError as e:
-            await context.abort(e.code, str(e))
+        warnings = protocol_warnings(request.protocol_major, request.protocol_minor)
         info = self.engines.info
         gpus = await asyncio.to_thread(telemetry.gpus)
         return pb.InfoReply(
@@ -70,9 +110,10 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
             gpus=[pb.Gpu(**g) for g in gpus], loaded_model=info.get("loaded_model", ""),
             models=info.get("models", []), qualities=sorted(QUALITY_PRESETS),
             capabilities=pb.Capabilities(progressive_preview=True, jobs=True, causal_ref=True, png_results=True,
-                                         exr_output=importlib.util.find_spec("OpenEXR") is not None),
+                                         exr_output=importlib.util.find_spec("OpenEXR") is not None,
+                                         shared_memory=True),
             max_message_bytes=MAX_MESSAGE_BYTES, warnings=warnings, preview_address=self.preview_address,
-            output_root=str(self.settings.output_root), device=info.get("device", ""),
+            output_root=str(self.settings.output_root), device=info.get("device", ""), limits=LIMITS.message(),
         )
 
     # ------------------------------------------------------------------ interactive sessions
@@ -87,20 +128,29 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
                 raise InvalidInput(f"the first message of a Realify stream must be a SessionConfig, got {got}; send the config first")
             check_size(first)
             resolved = resolve(first.config, self.engines.info.get("models", []), self.settings)
+            shared = first.config.transport == pb.SHARED_MEMORY and is_loopback_peer(context.peer())
+            resolved.effective.transport = pb.SHARED_MEMORY if shared else pb.BYTES
             session_id = f"s-{uuid.uuid4().hex[:12]}"
             session = Session(session_id, resolved, self.scheduler, self.settings.state_dir / "spill" / session_id,
-                              self.settings.session_memory_mb * 2**20)
-            log.info("session %s started: model %s, window %d/%d, buffers %s, client %r", session_id, resolved.model,
-                     resolved.config.window, resolved.config.overlap, resolved.buffers, first.config.client_name)
+                              self.settings.session_memory_mb * 2**20, FrameChecker(resolved.buffers, limits=LIMITS.frames),
+                              allocate=self.engines.buffers.allocate, free=self.engines.buffers.free)
+            log.info("session %s started: model %s, window %d/%d, buffers %s, transport %s, client %r", session_id,
+                     resolved.model, resolved.config.window, resolved.config.overlap, resolved.buffers,
+                     pb.Transport.Name(resolved.effective.transport), first.config.client_name)
             await context.write(pb.ServerMessage(started=pb.SessionStarted(
                 session_id=session_id, effective=resolved.effective, warnings=resolved.warnings)))
             tasks = [asyncio.create_task(self._read_frames(context, session)), asyncio.create_task(session.run())]
-            while (item := await session.outbox.get()) is not None:
+            while True:
+                item, finals = await session.outbox.get()
+                if item is None:
+                    break
                 if isinstance(item, ClientError):
                     raise item
-                if callable(item):  # a message whose encoding (PNG) is too slow for the event loop
-                    item = await asyncio.to_thread(item)
+                if callable(item):  # a result, packed only now (a coalesced preview may never be); PNG off the loop
+                    item = await asyncio.to_thread(item) if session.png else item()
                 await context.write(item)
+                if finals:
+                    await session.delivered_results(finals)
             log.info("session %s done: %d frames in, %d out", session_id, session.received, session.returned)
         except ClientError as e:
             if session:
@@ -113,7 +163,7 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
                 await self._drop(session)
 
     async def _read_frames(self, context, session: Session) -> None:
-        checker = FrameChecker(session.resolved.buffers)
+        """The session's input: frames until the end; any error ends the input (the accepted frames still run)."""
         try:
             while True:
                 await session.wait_for_room()
@@ -123,11 +173,13 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
                 check_size(message)
                 kind = message.WhichOneof("kind")
                 if kind == "frame":
-                    await session.accept(checker.check(message.frame))
+                    await session.accept(message.frame)
+                elif kind == "ring":
+                    self._attach_ring(session, message.ring)
                 elif kind == "end":
                     break
                 elif kind == "cancel":
-                    session.outbox.put_nowait(SessionCancelled(
+                    session.outbox.put(SessionCancelled(
                         f"session cancelled by the client after {session.returned} of {session.received} frames were returned"))
                     return
                 else:
@@ -135,39 +187,55 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
             await session.end()
         except ClientError as e:
             await session.end(e)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # never a silent death: the session ends with a status, after its accepted frames
+            log.exception("session %s: reading the stream failed", session.id)
+            await session.end(stream_error(e, session.received))
+
+    def _attach_ring(self, session: Session, ring: pb.SharedRing) -> None:
+        if session.resolved.effective.transport != pb.SHARED_MEMORY:
+            status = pb.RingStatus(attached=False, reason="this session's transport is BYTES (the client is not on the "
+                                   "daemon's machine, or did not ask for SHARED_MEMORY); send planes as bytes")
+        elif session.ring is not None:
+            raise InvalidInput(f"a second SharedRing ({ring.name!r}) in session {session.id}; send one ring per session")
+        else:
+            try:
+                session.ring = SessionRing(ring, LIMITS.max_ring_bytes)
+                status = pb.RingStatus(attached=True)
+            except RingRefused as e:
+                status = pb.RingStatus(attached=False, reason=str(e))
+        session.outbox.put(pb.ServerMessage(ring=status))
 
     async def _drop(self, session: Session) -> None:
         self.scheduler.drop_owner(session.id)
         await self.engines.cancel(session.id)
         session.close()
+        sweep_stale_segments()  # a client that died between making its ring and offering it
 
     # ------------------------------------------------------------------ jobs
 
+    @reports_client_errors
     async def SubmitJob(self, request: pb.JobSpec, context) -> pb.Job:
-        try:
-            return await self.jobs.submit(request)
-        except ClientError as e:
-            await context.abort(e.code, str(e))
+        return await self.jobs.submit(request)
 
+    @reports_client_errors
     async def WatchJob(self, request: pb.JobRef, context):
-        try:
-            async for event in self.jobs.watch(request.id):
-                yield event
-        except ClientError as e:
-            await context.abort(e.code, str(e))
+        async for event in self.jobs.watch(request.id):
+            yield event
 
+    @reports_client_errors
     async def CancelJob(self, request: pb.JobRef, context) -> pb.Job:
-        try:
-            return await self.jobs.cancel(request.id)
-        except ClientError as e:
-            await context.abort(e.code, str(e))
+        return await self.jobs.cancel(request.id)
 
     async def ListJobs(self, request: pb.ListJobsRequest, context) -> pb.ListJobsReply:
         return pb.ListJobsReply(jobs=self.jobs.list())
 
 
 async def serve(settings: DaemonSettings) -> int:
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(settings.state_dir)
+    for name in sweep_stale_segments():
+        log.info("removed shared memory %s left by a process that is gone", name)
     settings.output_root.mkdir(parents=True, exist_ok=True)
     telemetry.log_gpus()
     options = [("grpc.max_receive_message_length", TRANSPORT_MESSAGE_BYTES), ("grpc.max_send_message_length", TRANSPORT_MESSAGE_BYTES)]
@@ -187,7 +255,7 @@ async def serve(settings: DaemonSettings) -> int:
         print(f"c2r serve: {e}", file=sys.stderr)
         return 1
     engines = EnginePool(settings, relay.engines_address)
-    jobs = JobManager(settings, scheduler, engines.cancel)
+    jobs = JobManager(settings, scheduler, engines.cancel, engines.buffers)
     pb_grpc.add_Coarse2RealServicer_to_server(Coarse2RealService(settings, engines, scheduler, jobs, relay.address), server)
     reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     await server.start()

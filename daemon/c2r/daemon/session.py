@@ -1,18 +1,25 @@
 """One interactive Realify session: frames in, windows out, in order, with backpressure.
 
-The gRPC handler feeds frames with ``accept`` and reads ``outbox``; the session's own
-task runs its windows (``window_loop``) as soon as each is complete. On a bad frame the
-session flushes: the frames already accepted still run and stream back before the error
-ends the call, so nothing accepted is lost. Backpressure: ``wait_for_room`` holds the
-handler's reads while more than ``max_pending`` frames wait for results; gRPC flow
-control then slows the client down.
+The gRPC handler feeds frames with ``accept`` and writes what ``outbox.get`` hands it; the
+session's own task runs its windows (``window_loop``) as soon as each is complete. On a bad
+frame (or any error reading the stream) the session flushes: the frames already accepted
+still run and stream back before the error ends the call, so nothing accepted is lost.
+
+Bounded memory. Backpressure counts results *delivered* (written to the client), not
+produced: ``wait_for_room`` holds the handler's reads while more than ``max_pending`` frames
+wait for delivery, and gRPC flow control then slows the client down; a client that never
+reads stalls its own session at two windows of frames, never the daemon. Progressive
+previews are coalesced: the outbox keeps only the latest unsent one and sends it only when
+nothing else waits, so previews never cost more than the results.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -21,28 +28,71 @@ from c2r.client.png import encode_png
 from c2r.models.windows import Window, window_ready
 from c2r.v1 import coarse2real_pb2 as pb
 
-from .errors import ClientError
-from .frame_check import CheckedFrame
-from .frame_store import FrameStore
+from .errors import ClientError, InvalidInput
+from .frame_check import FrameChecker
+from .frame_store import Allocate, FrameStore, numpy_buffers
 from .scheduler import WindowScheduler
 from .session_config import ResolvedSession
-from .window_loop import run_windows
+from .shared_ring import SessionRing
+from .window_loop import PROGRESS_KINDS, run_windows
 
-PROGRESS_KINDS = {"queued": pb.Progress.QUEUED, "window_started": pb.Progress.STARTED, "step": pb.Progress.STEP}
+# what the outbox holds: a message, or a function making one off the event loop (PNG) | ClientError | None (finished)
+Item = pb.ServerMessage | Callable[[], pb.ServerMessage] | ClientError | None
+
+
+class Outbox:
+    """The session's messages to the client, in order, with one coalesced preview slot."""
+
+    def __init__(self) -> None:
+        self.items: collections.deque[tuple[Item, int]] = collections.deque()  # (item, final results in it)
+        self.preview: tuple[int, list[Callable[[], pb.ServerMessage]]] | None = None  # (window, its frames)
+        self._ready = asyncio.Event()
+
+    def put(self, item: Item, finals: int = 0) -> None:
+        self.items.append((item, finals))
+        self._ready.set()
+
+    def put_preview(self, window: int, frames: list[Callable[[], pb.ServerMessage]]) -> None:
+        self.preview = (window, frames)  # replaces an unsent one: only the latest estimate matters
+        self._ready.set()
+
+    def drop_previews(self, window: int) -> None:
+        """Window ``window``'s finals are queued: its estimates are stale."""
+        if self.preview is not None and self.preview[0] <= window:
+            self.preview = None
+
+    async def get(self) -> tuple[Item, int]:
+        while True:
+            if self.items:
+                return self.items.popleft()
+            if self.preview is not None:
+                window, frames = self.preview
+                item = frames.pop(0)
+                self.preview = (window, frames) if frames else None
+                return item, 0
+            self._ready.clear()
+            await self._ready.wait()
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 class Session:
     def __init__(self, session_id: str, resolved: ResolvedSession, scheduler: WindowScheduler, spill_dir: Path,
-                 memory_bytes: int):
+                 memory_bytes: int, checker: FrameChecker, allocate: Allocate = numpy_buffers,
+                 free: Callable[[dict[str, np.ndarray]], None] = lambda arrays: None):
         self.id = session_id
         self.resolved = resolved
         self.config = resolved.config
         self.scheduler = scheduler
-        self.store = FrameStore(spill_dir, memory_bytes)
-        # pb.ServerMessage, or a function making one off the event loop (PNG), | ClientError (fatal) | None (finished)
-        self.outbox: asyncio.Queue = asyncio.Queue()
+        self.checker = checker
+        self.store = FrameStore(spill_dir, memory_bytes, self.config.window, self.config.overlap,
+                                allocate=allocate, free=free)
+        self.outbox = Outbox()
+        self.ring: SessionRing | None = None
         self.received = 0
-        self.returned = 0
+        self.returned = 0  # results produced (Progress/Done report these)
+        self.delivered = 0  # results written to the client (backpressure counts these)
         self.ended = False
         self.error: ClientError | None = None
         self.max_pending = 2 * self.config.window
@@ -56,10 +106,26 @@ class Session:
 
     async def wait_for_room(self) -> None:
         async with self._changed:
-            await self._changed.wait_for(lambda: self.received - self.returned < self.max_pending or self.ended)
+            await self._changed.wait_for(lambda: self.received - self.delivered < self.max_pending or self.ended)
 
-    async def accept(self, frame: CheckedFrame) -> None:
-        self.store.put(frame)
+    async def accept(self, frame: pb.Frame) -> None:
+        """Check ``frame``, copy it into its windows (out of its shared-memory slot, which is then released)."""
+        shared = self.ring.slot(frame.index, frame.slot) if frame.HasField("slot") and self.ring else None
+        if frame.HasField("slot") and self.ring is None:
+            raise InvalidInput(f"frame {frame.index} names slot {frame.slot} but this session has no shared-memory ring; "
+                               "send a SharedRing first (transport SHARED_MEMORY), or the planes as bytes")
+        checked = self.checker.check(frame, shared)
+        try:
+            self.store.put(checked, check=self.checker.check_values)
+        finally:
+            del checked  # views of the slot: gone before the slot is released
+            if shared is not None:
+                try:
+                    shared.release()
+                except BufferError:  # a view outlived the copy; the slot is reused all the same (we copied it out)
+                    pass
+                self.outbox.put(pb.ServerMessage(released=pb.SlotsReleased(slots=[frame.slot])))
+        self.checker.accepted(frame.index)
         await self._notify(received=self.received + 1)
 
     async def end(self, error: ClientError | None = None) -> None:
@@ -67,6 +133,9 @@ class Session:
         if not self.ended:
             self.error = error
             await self._notify(ended=True)
+
+    async def delivered_results(self, count: int) -> None:
+        await self._notify(delivered=self.delivered + count)
 
     async def _notify(self, **changes) -> None:
         async with self._changed:
@@ -87,7 +156,7 @@ class Session:
             return window_ready(index, self.received, self.ended, c.window, c.overlap)
 
     def clip(self, window: Window):
-        return self.store.clip(window.start, window.end)
+        return self.store.clip(window)
 
     def prefix(self, window: Window) -> np.ndarray | None:
         return self._tail[-window.prefix_length :]
@@ -95,13 +164,14 @@ class Session:
     async def emit(self, window: Window, frames: np.ndarray, seconds: float) -> None:
         if self.config.overlap:  # the last `overlap` frames sent, which may span more than this window's new ones
             kept = frames if self._tail is None else np.concatenate([self._tail, frames])
-            self._tail = kept[-self.config.overlap :]
+            self._tail = kept[-self.config.overlap :].copy()
         self.store.release_before(window.end - self.config.overlap)
         rate = seconds / max(window.length, 1)
         self.seconds_per_frame = rate if not self.seconds_per_frame else 0.7 * self.seconds_per_frame + 0.3 * rate
         self._progress(window, pb.Progress.WINDOW_DONE, returned=self.returned + len(frames))
+        self.outbox.drop_previews(window.index)
         for i, frame in enumerate(frames):
-            self._result(window.emit_start + i, frame, preview=False)
+            self.outbox.put(self._result(window.emit_start + i, frame, preview=False), finals=1)
         await self._notify(returned=self.returned + len(frames))
 
     # ------------------------------------------------------------------ output side
@@ -111,38 +181,40 @@ class Session:
         if kind in PROGRESS_KINDS:
             self._progress(window, PROGRESS_KINDS[kind], step=event.get("step", 0), num_steps=event.get("num_steps", 0),
                            queue_position=event.get("position", 0))
-        elif kind == "preview" and self.config.preview_every and self.outbox.qsize() < self.max_pending:
-            # a client reading slower than previews come skips some: they are optional, memory is not
-            for i, frame in enumerate(event["preview"][window.prefix_length :]):
-                self._result(window.emit_start + i, frame, preview=True)
+        elif kind == "preview" and self.config.preview_every:
+            frames = event["preview"][window.prefix_length :]
+            self.outbox.put_preview(window.index, [self._result(window.emit_start + i, f, preview=True)
+                                                   for i, f in enumerate(frames)])
 
     def _progress(self, window: Window, kind: int, returned: int | None = None, **fields) -> None:
         returned = self.returned if returned is None else returned
         eta = (self.received - returned) * self.seconds_per_frame
-        self.outbox.put_nowait(pb.ServerMessage(progress=pb.Progress(
+        self.outbox.put(pb.ServerMessage(progress=pb.Progress(
             kind=kind, window=window.index, first_frame=window.start, end_frame=window.end, eta_seconds=eta,
             frames_received=self.received, frames_returned=returned, **fields)))
 
-    def _result(self, index: int, frame: np.ndarray, preview: bool) -> None:
+    def _result(self, index: int, frame: np.ndarray, preview: bool) -> Callable[[], pb.ServerMessage]:
+        """The result message, made when it is about to be written (a dropped preview costs nothing)."""
         if self.png:
-            self.outbox.put_nowait(lambda: pb.ServerMessage(result=pb.ResultFrame(index=index, preview=preview, png=encode_png(frame, level=1))))
-        else:
-            result = pb.ResultFrame(index=index, preview=preview, color=pack_plane(frame))
-            self.outbox.put_nowait(pb.ServerMessage(result=result))
+            return lambda: pb.ServerMessage(result=pb.ResultFrame(index=index, preview=preview, png=encode_png(frame, level=1)))
+        return lambda: pb.ServerMessage(result=pb.ResultFrame(index=index, preview=preview, color=pack_plane(frame)))
 
     async def run(self) -> None:
         """The session's task: every window in order, then Done (or the error that ended the input)."""
         try:
             await run_windows(self.id, True, self.resolved, self.scheduler, self, self, self.on_event)
         except ClientError as e:
-            self.outbox.put_nowait(e)
+            self.outbox.put(e)
             return
         if self.error is not None:
-            self.outbox.put_nowait(self.error)
+            self.outbox.put(self.error)
             return
-        self.outbox.put_nowait(pb.ServerMessage(done=pb.Done(
+        self.outbox.put(pb.ServerMessage(done=pb.Done(
             frames_received=self.received, frames_returned=self.returned, seconds=time.monotonic() - self.started)))
-        self.outbox.put_nowait(None)
+        self.outbox.put(None)
 
     def close(self) -> None:
         self.store.close()
+        if self.ring is not None:
+            self.ring.close()
+            self.ring = None

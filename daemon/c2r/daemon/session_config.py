@@ -16,7 +16,7 @@ from c2r.v1 import coarse2real_pb2 as pb
 
 from .errors import InvalidInput, VersionMismatch
 from .frame_check import BUFFER_SLOTS
-from .settings import DaemonSettings
+from .settings import LIMITS, DaemonSettings
 
 PROTOCOL_MAJOR = pb.PROTOCOL_MAJOR
 PROTOCOL_MINOR = pb.PROTOCOL_MINOR
@@ -81,6 +81,10 @@ def resolve(cfg: pb.SessionConfig, models: list[str], settings: DaemonSettings) 
         for name in ("steps", "guidance", "window", "overlap", "strength", "seed")
         if cfg.HasField(name)
     }
+    for name, limit in (("window", LIMITS.max_window), ("seed", LIMITS.max_seed)):
+        if overrides.get(name, 0) > limit:
+            raise InvalidInput(f"session config: {name}={overrides[name]} is over this daemon's limit of {limit} "
+                               "(GetInfo.limits); use a smaller value")
     if "seed" not in overrides:
         overrides["seed"] = secrets.randbelow(2**31)
     for name in ("prompt", "negative_prompt", "resolution"):

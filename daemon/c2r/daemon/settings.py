@@ -2,12 +2,62 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from c2r.v1 import coarse2real_pb2 as pb
+
+from .errors import InvalidInput
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 MAX_MESSAGE_BYTES = 64 * 2**20  # one Frame message; see the proto header and daemon/README.md
 TRANSPORT_MESSAGE_BYTES = 4 * MAX_MESSAGE_BYTES  # gRPC's own cap: above MAX we still read it to refuse it clearly
+
+
+@dataclass(frozen=True)
+class FrameLimits:
+    max_width: int = 4096
+    max_height: int = 4096
+
+    def check(self, index: int, slot: str, shape: tuple[int, ...]) -> None:
+        height, width = shape[0], shape[1]
+        if width > self.max_width or height > self.max_height:
+            raise InvalidInput(
+                f"frame {index}: {slot} is {height}x{width} (HxW), beyond this daemon's limit of "
+                f"{self.max_height}x{self.max_width} (GetInfo.limits); send frames at most that size"
+            )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a session may ask for, refused up front beyond (and advertised in GetInfo.limits)."""
+
+    frames: FrameLimits = FrameLimits()
+    max_window: int = 257  # frames; Wan was trained on 81
+    max_seed: int = 2**32 - 1  # every engine's seed type holds it; window k draws seed + k
+    max_ring_bytes: int = 2 * 2**30
+
+    def message(self) -> pb.Limits:
+        return pb.Limits(max_frame_width=self.frames.max_width, max_frame_height=self.frames.max_height,
+                         max_window=self.max_window, max_seed=self.max_seed, max_ring_bytes=self.max_ring_bytes)
+
+
+LIMITS = Limits()
+
+
+def private_folder(path: Path) -> Path:
+    """``path`` (and missing parents) as a folder only this user can enter (0700), whatever the umask."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` if missing, readable and writable by this user only (0600), whatever the umask."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
+    return path
 
 
 @dataclass

@@ -1,9 +1,21 @@
-"""The one interface the daemon calls for every backend (IC-LoRA on Wan, VACE zero-shot).
+"""The one interface the daemon calls for every backend (IC-LoRA on Wan, VACE zero-shot, C2R).
 
 Everything crosses it as numpy in the engine's own size and colour space; resizing to the
 model grid, colour conversion and windowing happen behind it. ``realify`` runs a whole clip
 window by window through ``realify_window``; the daemon calls ``realify_window`` itself
 because frames arrive as a stream.
+
+Typed windows: a window is one ``WindowRequest`` (its planes as ``GBuffers``, the config,
+the prefix and where it sits in the stream). The daemon's window loop builds it, the engine
+client sends it, the engine hands it to ``Backend.realify_window`` unchanged.
+
+One step-callback convention for every backend (``StepFn``): the backend calls
+``on_step(ProgressEvent)`` once when the window starts ("window_started"), after every
+denoising step ("step"), with every progressive estimate ("preview", ``event.preview`` set)
+and at the end ("window_done"). A caller stops a window by raising ``Cancelled`` from the
+callback; the backend lets it propagate and holds no state from the cancelled window.
+
+numpy only (no torch): the daemon's front end imports this module.
 """
 
 from __future__ import annotations
@@ -129,18 +141,47 @@ def apply_quality(config: RealifyConfig, quality: str) -> RealifyConfig:
 
 
 @dataclass
+class WindowRequest:
+    """One window to realify, as the daemon's window loop, engine client, engine and backends all see it.
+
+    clip:   the window's frames (at most ``config.window``; a shorter last window is padded internally)
+    prefix: (P, H, W, 3) uint8 frames already generated for the first P frames of this window by
+            the previous one (P == window.prefix_length), or None
+    window: where the window sits in the stream (``plan_windows``); None for a standalone clip
+            (index 0, frames [0, T))
+    """
+
+    clip: GBuffers
+    config: RealifyConfig
+    prefix: np.ndarray | None = None
+    window: Window | None = None
+
+    @property
+    def index(self) -> int:
+        return self.window.index if self.window else 0
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """[start, end) input frames of this window in its stream."""
+        return (self.window.start, self.window.end) if self.window else (0, self.clip.num_frames)
+
+
+@dataclass
 class ProgressEvent:
     kind: str  # "window_started" | "step" | "preview" | "window_done"
     window: int
-    num_windows: int
     step: int = 0
     num_steps: int = 0
     frames: tuple[int, int] = (0, 0)  # [start, end) input frames of this window
     preview: np.ndarray | None = field(default=None, repr=False)  # (T, H, W, 3) uint8 at the input size
 
+    @classmethod
+    def of(cls, request: WindowRequest, kind: str, step: int = 0, preview: np.ndarray | None = None) -> "ProgressEvent":
+        return cls(kind, request.index, step, request.config.steps, request.span, preview)
 
-ProgressFn = Callable[[ProgressEvent], None]
-CancelFn = Callable[[], bool]
+
+# The one step callback of every backend: called with each ProgressEvent; raise Cancelled to stop the window.
+StepFn = Callable[[ProgressEvent], None]
 
 
 class Backend(ABC):
@@ -161,35 +202,21 @@ class Backend(ABC):
         """Peak device bytes to run one window of this shape (weights included)."""
 
     @abstractmethod
-    def realify_window(
-        self,
-        clip: GBuffers,
-        config: RealifyConfig,
-        prefix: np.ndarray | None = None,
-        progress: ProgressFn | None = None,
-        cancel: CancelFn | None = None,
-        window: Window | None = None,
-    ) -> np.ndarray:
-        """Realify one window of at most ``config.window`` frames (any count; padded internally).
+    def realify_window(self, request: WindowRequest, on_step: StepFn | None = None) -> np.ndarray:
+        """Realify one window of at most ``request.config.window`` frames (any count; padded internally).
 
-        prefix: (P, H, W, 3) uint8 frames already generated for the first P frames of this
-        window by the previous one (P == config.overlap); the new frames continue them without a seam.
-        Returns (T, H, W, 3) uint8 sRGB at the input size, one frame per input frame.
+        The new frames continue ``request.prefix`` without a seam. ``on_step`` follows the one
+        step-callback convention (module docstring). Returns (T, H, W, 3) uint8 sRGB at the
+        input size, one frame per input frame.
         """
 
-    def realify(
-        self,
-        clip: GBuffers,
-        config: RealifyConfig,
-        progress: ProgressFn | None = None,
-        cancel: CancelFn | None = None,
-    ) -> np.ndarray:
+    def realify(self, clip: GBuffers, config: RealifyConfig, on_step: StepFn | None = None) -> np.ndarray:
         """Realify a clip of any length: windows in order, each continuing the last."""
         config.validate()
         height, width = clip.size
         out = np.empty((clip.num_frames, height, width, 3), np.uint8)
         for w in plan_windows(clip.num_frames, config.window, config.overlap):
             prefix = out[w.start : w.emit_start] if w.prefix_length else None
-            frames = self.realify_window(clip.slice(w.start, w.end), config, prefix, progress, cancel, window=w)
+            frames = self.realify_window(WindowRequest(clip.slice(w.start, w.end), config, prefix, w), on_step)
             out[w.emit_start : w.end] = frames[w.prefix_length :]
         return out

@@ -32,6 +32,12 @@ class DepthKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DISTANCE: _ClassVar[DepthKind]
     INVERSE: _ClassVar[DepthKind]
 
+class Transport(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRANSPORT_UNSPECIFIED: _ClassVar[Transport]
+    BYTES: _ClassVar[Transport]
+    SHARED_MEMORY: _ClassVar[Transport]
+
 class Buffer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     BUFFER_UNSPECIFIED: _ClassVar[Buffer]
@@ -74,6 +80,9 @@ LINEAR: ColorSpace
 DEPTH_KIND_UNSPECIFIED: DepthKind
 DISTANCE: DepthKind
 INVERSE: DepthKind
+TRANSPORT_UNSPECIFIED: Transport
+BYTES: Transport
+SHARED_MEMORY: Transport
 BUFFER_UNSPECIFIED: Buffer
 COLOR: Buffer
 DEPTH: Buffer
@@ -94,17 +103,19 @@ FAILED: JobState
 CANCELLED: JobState
 
 class Plane(_message.Message):
-    __slots__ = ("dtype", "shape", "data")
+    __slots__ = ("dtype", "shape", "data", "offset")
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     dtype: DType
     shape: _containers.RepeatedScalarFieldContainer[int]
     data: bytes
-    def __init__(self, dtype: _Optional[_Union[DType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    offset: int
+    def __init__(self, dtype: _Optional[_Union[DType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("index", "color", "color_space", "depth", "depth_kind", "normals", "edges")
+    __slots__ = ("index", "color", "color_space", "depth", "depth_kind", "normals", "edges", "slot")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     COLOR_FIELD_NUMBER: _ClassVar[int]
     COLOR_SPACE_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +123,7 @@ class Frame(_message.Message):
     DEPTH_KIND_FIELD_NUMBER: _ClassVar[int]
     NORMALS_FIELD_NUMBER: _ClassVar[int]
     EDGES_FIELD_NUMBER: _ClassVar[int]
+    SLOT_FIELD_NUMBER: _ClassVar[int]
     index: int
     color: Plane
     color_space: ColorSpace
@@ -119,10 +131,35 @@ class Frame(_message.Message):
     depth_kind: DepthKind
     normals: Plane
     edges: Plane
-    def __init__(self, index: _Optional[int] = ..., color: _Optional[_Union[Plane, _Mapping]] = ..., color_space: _Optional[_Union[ColorSpace, str]] = ..., depth: _Optional[_Union[Plane, _Mapping]] = ..., depth_kind: _Optional[_Union[DepthKind, str]] = ..., normals: _Optional[_Union[Plane, _Mapping]] = ..., edges: _Optional[_Union[Plane, _Mapping]] = ...) -> None: ...
+    slot: int
+    def __init__(self, index: _Optional[int] = ..., color: _Optional[_Union[Plane, _Mapping]] = ..., color_space: _Optional[_Union[ColorSpace, str]] = ..., depth: _Optional[_Union[Plane, _Mapping]] = ..., depth_kind: _Optional[_Union[DepthKind, str]] = ..., normals: _Optional[_Union[Plane, _Mapping]] = ..., edges: _Optional[_Union[Plane, _Mapping]] = ..., slot: _Optional[int] = ...) -> None: ...
+
+class SharedRing(_message.Message):
+    __slots__ = ("name", "slots", "slot_bytes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    SLOT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    slots: int
+    slot_bytes: int
+    def __init__(self, name: _Optional[str] = ..., slots: _Optional[int] = ..., slot_bytes: _Optional[int] = ...) -> None: ...
+
+class RingStatus(_message.Message):
+    __slots__ = ("attached", "reason")
+    ATTACHED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    attached: bool
+    reason: str
+    def __init__(self, attached: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SlotsReleased(_message.Message):
+    __slots__ = ("slots",)
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    slots: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, slots: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SessionConfig(_message.Message):
-    __slots__ = ("protocol_major", "protocol_minor", "client_name", "prompt", "negative_prompt", "model", "quality", "steps", "guidance", "seed", "window", "overlap", "strength", "buffers", "result_encoding", "resolution", "preview_every", "lora")
+    __slots__ = ("protocol_major", "protocol_minor", "client_name", "prompt", "negative_prompt", "model", "quality", "steps", "guidance", "seed", "window", "overlap", "strength", "buffers", "result_encoding", "resolution", "preview_every", "lora", "transport")
     PROTOCOL_MAJOR_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_MINOR_FIELD_NUMBER: _ClassVar[int]
     CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +178,7 @@ class SessionConfig(_message.Message):
     RESOLUTION_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_EVERY_FIELD_NUMBER: _ClassVar[int]
     LORA_FIELD_NUMBER: _ClassVar[int]
+    TRANSPORT_FIELD_NUMBER: _ClassVar[int]
     protocol_major: int
     protocol_minor: int
     client_name: str
@@ -159,7 +197,8 @@ class SessionConfig(_message.Message):
     resolution: str
     preview_every: int
     lora: str
-    def __init__(self, protocol_major: _Optional[int] = ..., protocol_minor: _Optional[int] = ..., client_name: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., model: _Optional[str] = ..., quality: _Optional[str] = ..., steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ..., window: _Optional[int] = ..., overlap: _Optional[int] = ..., strength: _Optional[float] = ..., buffers: _Optional[_Iterable[_Union[Buffer, str]]] = ..., result_encoding: _Optional[_Union[ResultEncoding, str]] = ..., resolution: _Optional[str] = ..., preview_every: _Optional[int] = ..., lora: _Optional[str] = ...) -> None: ...
+    transport: Transport
+    def __init__(self, protocol_major: _Optional[int] = ..., protocol_minor: _Optional[int] = ..., client_name: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., model: _Optional[str] = ..., quality: _Optional[str] = ..., steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ..., window: _Optional[int] = ..., overlap: _Optional[int] = ..., strength: _Optional[float] = ..., buffers: _Optional[_Iterable[_Union[Buffer, str]]] = ..., result_encoding: _Optional[_Union[ResultEncoding, str]] = ..., resolution: _Optional[str] = ..., preview_every: _Optional[int] = ..., lora: _Optional[str] = ..., transport: _Optional[_Union[Transport, str]] = ...) -> None: ...
 
 class EndOfStream(_message.Message):
     __slots__ = ()
@@ -170,16 +209,18 @@ class Cancel(_message.Message):
     def __init__(self) -> None: ...
 
 class ClientMessage(_message.Message):
-    __slots__ = ("config", "frame", "end", "cancel")
+    __slots__ = ("config", "frame", "end", "cancel", "ring")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
+    RING_FIELD_NUMBER: _ClassVar[int]
     config: SessionConfig
     frame: Frame
     end: EndOfStream
     cancel: Cancel
-    def __init__(self, config: _Optional[_Union[SessionConfig, _Mapping]] = ..., frame: _Optional[_Union[Frame, _Mapping]] = ..., end: _Optional[_Union[EndOfStream, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ...) -> None: ...
+    ring: SharedRing
+    def __init__(self, config: _Optional[_Union[SessionConfig, _Mapping]] = ..., frame: _Optional[_Union[Frame, _Mapping]] = ..., end: _Optional[_Union[EndOfStream, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ring: _Optional[_Union[SharedRing, _Mapping]] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
     __slots__ = ("session_id", "effective", "warnings")
@@ -256,18 +297,22 @@ class Done(_message.Message):
     def __init__(self, frames_received: _Optional[int] = ..., frames_returned: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
-    __slots__ = ("started", "progress", "result", "warning", "done")
+    __slots__ = ("started", "progress", "result", "warning", "done", "ring", "released")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     WARNING_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
+    RING_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
     started: SessionStarted
     progress: Progress
     result: ResultFrame
     warning: Warning
     done: Done
-    def __init__(self, started: _Optional[_Union[SessionStarted, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., result: _Optional[_Union[ResultFrame, _Mapping]] = ..., warning: _Optional[_Union[Warning, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ...) -> None: ...
+    ring: RingStatus
+    released: SlotsReleased
+    def __init__(self, started: _Optional[_Union[SessionStarted, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., result: _Optional[_Union[ResultFrame, _Mapping]] = ..., warning: _Optional[_Union[Warning, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., ring: _Optional[_Union[RingStatus, _Mapping]] = ..., released: _Optional[_Union[SlotsReleased, _Mapping]] = ...) -> None: ...
 
 class InfoRequest(_message.Message):
     __slots__ = ("protocol_major", "protocol_minor", "client_name")
@@ -292,21 +337,37 @@ class Gpu(_message.Message):
     def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., total_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ...) -> None: ...
 
 class Capabilities(_message.Message):
-    __slots__ = ("progressive_preview", "jobs", "exr_output", "causal_ref", "png_results")
+    __slots__ = ("progressive_preview", "jobs", "exr_output", "causal_ref", "png_results", "shared_memory")
     PROGRESSIVE_PREVIEW_FIELD_NUMBER: _ClassVar[int]
     JOBS_FIELD_NUMBER: _ClassVar[int]
     EXR_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     CAUSAL_REF_FIELD_NUMBER: _ClassVar[int]
     PNG_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    SHARED_MEMORY_FIELD_NUMBER: _ClassVar[int]
     progressive_preview: bool
     jobs: bool
     exr_output: bool
     causal_ref: bool
     png_results: bool
-    def __init__(self, progressive_preview: _Optional[bool] = ..., jobs: _Optional[bool] = ..., exr_output: _Optional[bool] = ..., causal_ref: _Optional[bool] = ..., png_results: _Optional[bool] = ...) -> None: ...
+    shared_memory: bool
+    def __init__(self, progressive_preview: _Optional[bool] = ..., jobs: _Optional[bool] = ..., exr_output: _Optional[bool] = ..., causal_ref: _Optional[bool] = ..., png_results: _Optional[bool] = ..., shared_memory: _Optional[bool] = ...) -> None: ...
+
+class Limits(_message.Message):
+    __slots__ = ("max_frame_width", "max_frame_height", "max_window", "max_seed", "max_ring_bytes")
+    MAX_FRAME_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_FRAME_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEED_FIELD_NUMBER: _ClassVar[int]
+    MAX_RING_BYTES_FIELD_NUMBER: _ClassVar[int]
+    max_frame_width: int
+    max_frame_height: int
+    max_window: int
+    max_seed: int
+    max_ring_bytes: int
+    def __init__(self, max_frame_width: _Optional[int] = ..., max_frame_height: _Optional[int] = ..., max_window: _Optional[int] = ..., max_seed: _Optional[int] = ..., max_ring_bytes: _Optional[int] = ...) -> None: ...
 
 class InfoReply(_message.Message):
-    __slots__ = ("daemon_version", "protocol_major", "protocol_minor", "gpus", "loaded_model", "models", "qualities", "capabilities", "max_message_bytes", "warnings", "preview_address", "output_root", "device")
+    __slots__ = ("daemon_version", "protocol_major", "protocol_minor", "gpus", "loaded_model", "models", "qualities", "capabilities", "max_message_bytes", "warnings", "preview_address", "output_root", "device", "limits")
     DAEMON_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_MAJOR_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_MINOR_FIELD_NUMBER: _ClassVar[int]
@@ -320,6 +381,7 @@ class InfoReply(_message.Message):
     PREVIEW_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_ROOT_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     daemon_version: str
     protocol_major: int
     protocol_minor: int
@@ -333,7 +395,8 @@ class InfoReply(_message.Message):
     preview_address: str
     output_root: str
     device: str
-    def __init__(self, daemon_version: _Optional[str] = ..., protocol_major: _Optional[int] = ..., protocol_minor: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ..., loaded_model: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., qualities: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., max_message_bytes: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., preview_address: _Optional[str] = ..., output_root: _Optional[str] = ..., device: _Optional[str] = ...) -> None: ...
+    limits: Limits
+    def __init__(self, daemon_version: _Optional[str] = ..., protocol_major: _Optional[int] = ..., protocol_minor: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ..., loaded_model: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., qualities: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., max_message_bytes: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., preview_address: _Optional[str] = ..., output_root: _Optional[str] = ..., device: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
 
 class JobSpec(_message.Message):
     __slots__ = ("input", "depth", "normals", "output", "format", "config", "fps")

@@ -13,6 +13,7 @@ import os
 
 from . import telemetry
 from .engine_client import EngineClient
+from .ipc import SharedArrays
 from .scheduler import WindowScheduler
 from .settings import DaemonSettings
 
@@ -28,8 +29,10 @@ def engine_gpus(device: str) -> list[str | None]:
 
 class EnginePool:
     def __init__(self, settings: DaemonSettings, preview_address: str):
+        self.buffers = SharedArrays("w-")  # every session's and job's window buffers, mapped by the engines
         self.engines = [
-            EngineClient(i, settings.model, settings.device, gpu, preview_address, settings.state_dir, settings.heartbeat_timeout)
+            EngineClient(i, settings.model, settings.device, gpu, preview_address, settings.state_dir,
+                         settings.heartbeat_timeout, self.buffers)
             for i, gpu in enumerate(engine_gpus(settings.device))
         ]
 
@@ -58,3 +61,4 @@ class EnginePool:
 
     async def stop(self) -> None:
         await asyncio.gather(*(e.stop() for e in self.engines))
+        self.buffers.close()
