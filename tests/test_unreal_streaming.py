@@ -80,6 +80,7 @@ def test_sequence_streams_as_mrq_writes_and_every_frame_comes_back(editor, daemo
     status = run.stream.status
     assert status.error is None and not status.cancelled, status
     assert (status.frames_sent, status.frames_returned) == (9, 9)
+    assert run.session.shared_memory  # a loopback daemon: the client handed the frames over in its shared-memory ring
     results = sorted(os.listdir(run.results_dir))
     assert results == [f"Street.{f:04d}.png" for f in range(FIRST, FIRST + 9)]
     for name in results:

@@ -24,113 +24,130 @@ namespace C2R.V1 {
     static Coarse2RealReflection() {
       byte[] descriptorData = global::System.Convert.FromBase64String(
           string.Concat(
-            "ChhjMnIvdjEvY29hcnNlMnJlYWwucHJvdG8SBmMyci52MSJCCgVQbGFuZRIc",
+            "ChhjMnIvdjEvY29hcnNlMnJlYWwucHJvdG8SBmMyci52MSJSCgVQbGFuZRIc",
             "CgVkdHlwZRgBIAEoDjINLmMyci52MS5EVHlwZRINCgVzaGFwZRgCIAMoDRIM",
-            "CgRkYXRhGAMgASgMIuABCgVGcmFtZRINCgVpbmRleBgBIAEoBBIcCgVjb2xv",
-            "chgCIAEoCzINLmMyci52MS5QbGFuZRInCgtjb2xvcl9zcGFjZRgDIAEoDjIS",
-            "LmMyci52MS5Db2xvclNwYWNlEhwKBWRlcHRoGAQgASgLMg0uYzJyLnYxLlBs",
-            "YW5lEiUKCmRlcHRoX2tpbmQYBSABKA4yES5jMnIudjEuRGVwdGhLaW5kEh4K",
-            "B25vcm1hbHMYBiABKAsyDS5jMnIudjEuUGxhbmUSHAoFZWRnZXMYByABKAsy",
-            "DS5jMnIudjEuUGxhbmUi7AMKDVNlc3Npb25Db25maWcSFgoOcHJvdG9jb2xf",
-            "bWFqb3IYASABKA0SFgoOcHJvdG9jb2xfbWlub3IYAiABKA0SEwoLY2xpZW50",
-            "X25hbWUYAyABKAkSDgoGcHJvbXB0GAQgASgJEhcKD25lZ2F0aXZlX3Byb21w",
-            "dBgFIAEoCRINCgVtb2RlbBgGIAEoCRIPCgdxdWFsaXR5GAcgASgJEhIKBXN0",
-            "ZXBzGAggASgNSACIAQESFQoIZ3VpZGFuY2UYCSABKAJIAYgBARIRCgRzZWVk",
-            "GAogASgESAKIAQESEwoGd2luZG93GAsgASgNSAOIAQESFAoHb3ZlcmxhcBgM",
-            "IAEoDUgEiAEBEhUKCHN0cmVuZ3RoGA0gASgCSAWIAQESHwoHYnVmZmVycxgO",
-            "IAMoDjIOLmMyci52MS5CdWZmZXISLwoPcmVzdWx0X2VuY29kaW5nGA8gASgO",
-            "MhYuYzJyLnYxLlJlc3VsdEVuY29kaW5nEhIKCnJlc29sdXRpb24YECABKAkS",
-            "FQoNcHJldmlld19ldmVyeRgRIAEoDRIMCgRsb3JhGBIgASgJQggKBl9zdGVw",
+            "CgRkYXRhGAMgASgMEg4KBm9mZnNldBgEIAEoBCL8AQoFRnJhbWUSDQoFaW5k",
+            "ZXgYASABKAQSHAoFY29sb3IYAiABKAsyDS5jMnIudjEuUGxhbmUSJwoLY29s",
+            "b3Jfc3BhY2UYAyABKA4yEi5jMnIudjEuQ29sb3JTcGFjZRIcCgVkZXB0aBgE",
+            "IAEoCzINLmMyci52MS5QbGFuZRIlCgpkZXB0aF9raW5kGAUgASgOMhEuYzJy",
+            "LnYxLkRlcHRoS2luZBIeCgdub3JtYWxzGAYgASgLMg0uYzJyLnYxLlBsYW5l",
+            "EhwKBWVkZ2VzGAcgASgLMg0uYzJyLnYxLlBsYW5lEhEKBHNsb3QYCCABKA1I",
+            "AIgBAUIHCgVfc2xvdCI9CgpTaGFyZWRSaW5nEgwKBG5hbWUYASABKAkSDQoF",
+            "c2xvdHMYAiABKA0SEgoKc2xvdF9ieXRlcxgDIAEoBCIuCgpSaW5nU3RhdHVz",
+            "EhAKCGF0dGFjaGVkGAEgASgIEg4KBnJlYXNvbhgCIAEoCSIeCg1TbG90c1Jl",
+            "bGVhc2VkEg0KBXNsb3RzGAEgAygNIpIECg1TZXNzaW9uQ29uZmlnEhYKDnBy",
+            "b3RvY29sX21ham9yGAEgASgNEhYKDnByb3RvY29sX21pbm9yGAIgASgNEhMK",
+            "C2NsaWVudF9uYW1lGAMgASgJEg4KBnByb21wdBgEIAEoCRIXCg9uZWdhdGl2",
+            "ZV9wcm9tcHQYBSABKAkSDQoFbW9kZWwYBiABKAkSDwoHcXVhbGl0eRgHIAEo",
+            "CRISCgVzdGVwcxgIIAEoDUgAiAEBEhUKCGd1aWRhbmNlGAkgASgCSAGIAQES",
+            "EQoEc2VlZBgKIAEoBEgCiAEBEhMKBndpbmRvdxgLIAEoDUgDiAEBEhQKB292",
+            "ZXJsYXAYDCABKA1IBIgBARIVCghzdHJlbmd0aBgNIAEoAkgFiAEBEh8KB2J1",
+            "ZmZlcnMYDiADKA4yDi5jMnIudjEuQnVmZmVyEi8KD3Jlc3VsdF9lbmNvZGlu",
+            "ZxgPIAEoDjIWLmMyci52MS5SZXN1bHRFbmNvZGluZxISCgpyZXNvbHV0aW9u",
+            "GBAgASgJEhUKDXByZXZpZXdfZXZlcnkYESABKA0SDAoEbG9yYRgSIAEoCRIk",
+            "Cgl0cmFuc3BvcnQYEyABKA4yES5jMnIudjEuVHJhbnNwb3J0QggKBl9zdGVw",
             "c0ILCglfZ3VpZGFuY2VCBwoFX3NlZWRCCQoHX3dpbmRvd0IKCghfb3Zlcmxh",
-            "cEILCglfc3RyZW5ndGgiDQoLRW5kT2ZTdHJlYW0iCAoGQ2FuY2VsIqYBCg1D",
+            "cEILCglfc3RyZW5ndGgiDQoLRW5kT2ZTdHJlYW0iCAoGQ2FuY2VsIsoBCg1D",
             "bGllbnRNZXNzYWdlEicKBmNvbmZpZxgBIAEoCzIVLmMyci52MS5TZXNzaW9u",
             "Q29uZmlnSAASHgoFZnJhbWUYAiABKAsyDS5jMnIudjEuRnJhbWVIABIiCgNl",
             "bmQYAyABKAsyEy5jMnIudjEuRW5kT2ZTdHJlYW1IABIgCgZjYW5jZWwYBCAB",
-            "KAsyDi5jMnIudjEuQ2FuY2VsSABCBgoEa2luZCJgCg5TZXNzaW9uU3RhcnRl",
-            "ZBISCgpzZXNzaW9uX2lkGAEgASgJEigKCWVmZmVjdGl2ZRgCIAEoCzIVLmMy",
-            "ci52MS5TZXNzaW9uQ29uZmlnEhAKCHdhcm5pbmdzGAMgAygJIrkCCghQcm9n",
-            "cmVzcxIjCgRraW5kGAEgASgOMhUuYzJyLnYxLlByb2dyZXNzLktpbmQSDgoG",
-            "d2luZG93GAIgASgNEgwKBHN0ZXAYAyABKA0SEQoJbnVtX3N0ZXBzGAQgASgN",
-            "EhMKC2ZpcnN0X2ZyYW1lGAUgASgEEhEKCWVuZF9mcmFtZRgGIAEoBBITCgtl",
-            "dGFfc2Vjb25kcxgHIAEoAhIWCg5xdWV1ZV9wb3NpdGlvbhgIIAEoDRIXCg9m",
-            "cmFtZXNfcmVjZWl2ZWQYCSABKAQSFwoPZnJhbWVzX3JldHVybmVkGAogASgE",
-            "IlAKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEgoKBlFVRVVFRBABEgsK",
-            "B1NUQVJURUQQAhIICgRTVEVQEAMSDwoLV0lORE9XX0RPTkUQBCJYCgtSZXN1",
-            "bHRGcmFtZRINCgVpbmRleBgBIAEoBBIcCgVjb2xvchgCIAEoCzINLmMyci52",
-            "MS5QbGFuZRILCgNwbmcYAyABKAwSDwoHcHJldmlldxgEIAEoCCIaCgdXYXJu",
-            "aW5nEg8KB21lc3NhZ2UYASABKAkiSQoERG9uZRIXCg9mcmFtZXNfcmVjZWl2",
-            "ZWQYASABKAQSFwoPZnJhbWVzX3JldHVybmVkGAIgASgEEg8KB3NlY29uZHMY",
-            "AyABKAEi0QEKDVNlcnZlck1lc3NhZ2USKQoHc3RhcnRlZBgBIAEoCzIWLmMy",
-            "ci52MS5TZXNzaW9uU3RhcnRlZEgAEiQKCHByb2dyZXNzGAIgASgLMhAuYzJy",
-            "LnYxLlByb2dyZXNzSAASJQoGcmVzdWx0GAMgASgLMhMuYzJyLnYxLlJlc3Vs",
-            "dEZyYW1lSAASIgoHd2FybmluZxgEIAEoCzIPLmMyci52MS5XYXJuaW5nSAAS",
-            "HAoEZG9uZRgFIAEoCzIMLmMyci52MS5Eb25lSABCBgoEa2luZCJSCgtJbmZv",
-            "UmVxdWVzdBIWCg5wcm90b2NvbF9tYWpvchgBIAEoDRIWCg5wcm90b2NvbF9t",
-            "aW5vchgCIAEoDRITCgtjbGllbnRfbmFtZRgDIAEoCSJLCgNHcHUSDQoFaW5k",
-            "ZXgYASABKA0SDAoEbmFtZRgCIAEoCRITCgt0b3RhbF9ieXRlcxgDIAEoBBIS",
-            "CgpmcmVlX2J5dGVzGAQgASgEInYKDENhcGFiaWxpdGllcxIbChNwcm9ncmVz",
-            "c2l2ZV9wcmV2aWV3GAEgASgIEgwKBGpvYnMYAiABKAgSEgoKZXhyX291dHB1",
-            "dBgDIAEoCBISCgpjYXVzYWxfcmVmGAQgASgIEhMKC3BuZ19yZXN1bHRzGAUg",
-            "ASgIIr4CCglJbmZvUmVwbHkSFgoOZGFlbW9uX3ZlcnNpb24YASABKAkSFgoO",
-            "cHJvdG9jb2xfbWFqb3IYAiABKA0SFgoOcHJvdG9jb2xfbWlub3IYAyABKA0S",
-            "GQoEZ3B1cxgEIAMoCzILLmMyci52MS5HcHUSFAoMbG9hZGVkX21vZGVsGAUg",
-            "ASgJEg4KBm1vZGVscxgGIAMoCRIRCglxdWFsaXRpZXMYByADKAkSKgoMY2Fw",
-            "YWJpbGl0aWVzGAggASgLMhQuYzJyLnYxLkNhcGFiaWxpdGllcxIZChFtYXhf",
-            "bWVzc2FnZV9ieXRlcxgJIAEoBBIQCgh3YXJuaW5ncxgKIAMoCRIXCg9wcmV2",
-            "aWV3X2FkZHJlc3MYCyABKAkSEwoLb3V0cHV0X3Jvb3QYDCABKAkSDgoGZGV2",
-            "aWNlGA0gASgJIqIBCgdKb2JTcGVjEg0KBWlucHV0GAEgASgJEg0KBWRlcHRo",
-            "GAIgASgJEg8KB25vcm1hbHMYAyABKAkSDgoGb3V0cHV0GAQgASgJEiQKBmZv",
-            "cm1hdBgFIAEoDjIULmMyci52MS5PdXRwdXRGb3JtYXQSJQoGY29uZmlnGAYg",
-            "ASgLMhUuYzJyLnYxLlNlc3Npb25Db25maWcSCwoDZnBzGAcgASgBIr0BCgNK",
-            "b2ISCgoCaWQYASABKAkSHwoFc3RhdGUYAiABKA4yEC5jMnIudjEuSm9iU3Rh",
-            "dGUSFAoMZnJhbWVzX3RvdGFsGAMgASgEEhMKC2ZyYW1lc19kb25lGAQgASgE",
-            "Eg4KBm91dHB1dBgFIAEoCRINCgVlcnJvchgGIAEoCRIPCgdjcmVhdGVkGAcg",
-            "ASgBEg8KB3VwZGF0ZWQYCCABKAESHQoEc3BlYxgJIAEoCzIPLmMyci52MS5K",
-            "b2JTcGVjIhQKBkpvYlJlZhIKCgJpZBgBIAEoCSJICghKb2JFdmVudBIYCgNq",
-            "b2IYASABKAsyCy5jMnIudjEuSm9iEiIKCHByb2dyZXNzGAIgASgLMhAuYzJy",
-            "LnYxLlByb2dyZXNzIhEKD0xpc3RKb2JzUmVxdWVzdCIqCg1MaXN0Sm9ic1Jl",
-            "cGx5EhkKBGpvYnMYASADKAsyCy5jMnIudjEuSm9iKl8KD1Byb3RvY29sVmVy",
-            "c2lvbhIgChxQUk9UT0NPTF9WRVJTSU9OX1VOU1BFQ0lGSUVEEAASEgoOUFJP",
-            "VE9DT0xfTUFKT1IQARISCg5QUk9UT0NPTF9NSU5PUhAAGgIQASpDCgVEVHlw",
-            "ZRIVChFEVFlQRV9VTlNQRUNJRklFRBAAEgkKBVVJTlQ4EAESCwoHRkxPQVQx",
-            "NhACEgsKB0ZMT0FUMzIQAyo/CgpDb2xvclNwYWNlEhsKF0NPTE9SX1NQQUNF",
-            "X1VOU1BFQ0lGSUVEEAASCAoEU1JHQhABEgoKBkxJTkVBUhACKkIKCURlcHRo",
-            "S2luZBIaChZERVBUSF9LSU5EX1VOU1BFQ0lGSUVEEAASDAoIRElTVEFOQ0UQ",
-            "ARILCgdJTlZFUlNFEAIqTgoGQnVmZmVyEhYKEkJVRkZFUl9VTlNQRUNJRklF",
-            "RBAAEgkKBUNPTE9SEAESCQoFREVQVEgQAhILCgdOT1JNQUxTEAMSCQoFRURH",
-            "RVMQBCpICg5SZXN1bHRFbmNvZGluZxIfChtSRVNVTFRfRU5DT0RJTkdfVU5T",
-            "UEVDSUZJRUQQABIMCghSQVdfUkdCOBABEgcKA1BORxACKloKDE91dHB1dEZv",
-            "cm1hdBIdChlPVVRQVVRfRk9STUFUX1VOU1BFQ0lGSUVEEAASBwoDTVA0EAES",
-            "EAoMUE5HX1NFUVVFTkNFEAISEAoMRVhSX1NFUVVFTkNFEAMqaQoISm9iU3Rh",
-            "dGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASCwoHUEVORElORxABEgsK",
-            "B1JVTk5JTkcQAhINCglTVUNDRUVERUQQAxIKCgZGQUlMRUQQBBINCglDQU5D",
-            "RUxMRUQQBTK+AgoLQ29hcnNlMlJlYWwSMQoHR2V0SW5mbxITLmMyci52MS5J",
-            "bmZvUmVxdWVzdBoRLmMyci52MS5JbmZvUmVwbHkSOwoHUmVhbGlmeRIVLmMy",
-            "ci52MS5DbGllbnRNZXNzYWdlGhUuYzJyLnYxLlNlcnZlck1lc3NhZ2UoATAB",
-            "EikKCVN1Ym1pdEpvYhIPLmMyci52MS5Kb2JTcGVjGgsuYzJyLnYxLkpvYhIu",
-            "CghXYXRjaEpvYhIOLmMyci52MS5Kb2JSZWYaEC5jMnIudjEuSm9iRXZlbnQw",
-            "ARIoCglDYW5jZWxKb2ISDi5jMnIudjEuSm9iUmVmGgsuYzJyLnYxLkpvYhI6",
-            "CghMaXN0Sm9icxIXLmMyci52MS5MaXN0Sm9ic1JlcXVlc3QaFS5jMnIudjEu",
-            "TGlzdEpvYnNSZXBseWIGcHJvdG8z"));
+            "KAsyDi5jMnIudjEuQ2FuY2VsSAASIgoEcmluZxgFIAEoCzISLmMyci52MS5T",
+            "aGFyZWRSaW5nSABCBgoEa2luZCJgCg5TZXNzaW9uU3RhcnRlZBISCgpzZXNz",
+            "aW9uX2lkGAEgASgJEigKCWVmZmVjdGl2ZRgCIAEoCzIVLmMyci52MS5TZXNz",
+            "aW9uQ29uZmlnEhAKCHdhcm5pbmdzGAMgAygJIrkCCghQcm9ncmVzcxIjCgRr",
+            "aW5kGAEgASgOMhUuYzJyLnYxLlByb2dyZXNzLktpbmQSDgoGd2luZG93GAIg",
+            "ASgNEgwKBHN0ZXAYAyABKA0SEQoJbnVtX3N0ZXBzGAQgASgNEhMKC2ZpcnN0",
+            "X2ZyYW1lGAUgASgEEhEKCWVuZF9mcmFtZRgGIAEoBBITCgtldGFfc2Vjb25k",
+            "cxgHIAEoAhIWCg5xdWV1ZV9wb3NpdGlvbhgIIAEoDRIXCg9mcmFtZXNfcmVj",
+            "ZWl2ZWQYCSABKAQSFwoPZnJhbWVzX3JldHVybmVkGAogASgEIlAKBEtpbmQS",
+            "FAoQS0lORF9VTlNQRUNJRklFRBAAEgoKBlFVRVVFRBABEgsKB1NUQVJURUQQ",
+            "AhIICgRTVEVQEAMSDwoLV0lORE9XX0RPTkUQBCJYCgtSZXN1bHRGcmFtZRIN",
+            "CgVpbmRleBgBIAEoBBIcCgVjb2xvchgCIAEoCzINLmMyci52MS5QbGFuZRIL",
+            "CgNwbmcYAyABKAwSDwoHcHJldmlldxgEIAEoCCIaCgdXYXJuaW5nEg8KB21l",
+            "c3NhZ2UYASABKAkiSQoERG9uZRIXCg9mcmFtZXNfcmVjZWl2ZWQYASABKAQS",
+            "FwoPZnJhbWVzX3JldHVybmVkGAIgASgEEg8KB3NlY29uZHMYAyABKAEioAIK",
+            "DVNlcnZlck1lc3NhZ2USKQoHc3RhcnRlZBgBIAEoCzIWLmMyci52MS5TZXNz",
+            "aW9uU3RhcnRlZEgAEiQKCHByb2dyZXNzGAIgASgLMhAuYzJyLnYxLlByb2dy",
+            "ZXNzSAASJQoGcmVzdWx0GAMgASgLMhMuYzJyLnYxLlJlc3VsdEZyYW1lSAAS",
+            "IgoHd2FybmluZxgEIAEoCzIPLmMyci52MS5XYXJuaW5nSAASHAoEZG9uZRgF",
+            "IAEoCzIMLmMyci52MS5Eb25lSAASIgoEcmluZxgGIAEoCzISLmMyci52MS5S",
+            "aW5nU3RhdHVzSAASKQoIcmVsZWFzZWQYByABKAsyFS5jMnIudjEuU2xvdHNS",
+            "ZWxlYXNlZEgAQgYKBGtpbmQiUgoLSW5mb1JlcXVlc3QSFgoOcHJvdG9jb2xf",
+            "bWFqb3IYASABKA0SFgoOcHJvdG9jb2xfbWlub3IYAiABKA0SEwoLY2xpZW50",
+            "X25hbWUYAyABKAkiSwoDR3B1Eg0KBWluZGV4GAEgASgNEgwKBG5hbWUYAiAB",
+            "KAkSEwoLdG90YWxfYnl0ZXMYAyABKAQSEgoKZnJlZV9ieXRlcxgEIAEoBCKN",
+            "AQoMQ2FwYWJpbGl0aWVzEhsKE3Byb2dyZXNzaXZlX3ByZXZpZXcYASABKAgS",
+            "DAoEam9icxgCIAEoCBISCgpleHJfb3V0cHV0GAMgASgIEhIKCmNhdXNhbF9y",
+            "ZWYYBCABKAgSEwoLcG5nX3Jlc3VsdHMYBSABKAgSFQoNc2hhcmVkX21lbW9y",
+            "eRgGIAEoCCJ5CgZMaW1pdHMSFwoPbWF4X2ZyYW1lX3dpZHRoGAEgASgNEhgK",
+            "EG1heF9mcmFtZV9oZWlnaHQYAiABKA0SEgoKbWF4X3dpbmRvdxgDIAEoDRIQ",
+            "CghtYXhfc2VlZBgEIAEoBBIWCg5tYXhfcmluZ19ieXRlcxgFIAEoBCLeAgoJ",
+            "SW5mb1JlcGx5EhYKDmRhZW1vbl92ZXJzaW9uGAEgASgJEhYKDnByb3RvY29s",
+            "X21ham9yGAIgASgNEhYKDnByb3RvY29sX21pbm9yGAMgASgNEhkKBGdwdXMY",
+            "BCADKAsyCy5jMnIudjEuR3B1EhQKDGxvYWRlZF9tb2RlbBgFIAEoCRIOCgZt",
+            "b2RlbHMYBiADKAkSEQoJcXVhbGl0aWVzGAcgAygJEioKDGNhcGFiaWxpdGll",
+            "cxgIIAEoCzIULmMyci52MS5DYXBhYmlsaXRpZXMSGQoRbWF4X21lc3NhZ2Vf",
+            "Ynl0ZXMYCSABKAQSEAoId2FybmluZ3MYCiADKAkSFwoPcHJldmlld19hZGRy",
+            "ZXNzGAsgASgJEhMKC291dHB1dF9yb290GAwgASgJEg4KBmRldmljZRgNIAEo",
+            "CRIeCgZsaW1pdHMYDiABKAsyDi5jMnIudjEuTGltaXRzIqIBCgdKb2JTcGVj",
+            "Eg0KBWlucHV0GAEgASgJEg0KBWRlcHRoGAIgASgJEg8KB25vcm1hbHMYAyAB",
+            "KAkSDgoGb3V0cHV0GAQgASgJEiQKBmZvcm1hdBgFIAEoDjIULmMyci52MS5P",
+            "dXRwdXRGb3JtYXQSJQoGY29uZmlnGAYgASgLMhUuYzJyLnYxLlNlc3Npb25D",
+            "b25maWcSCwoDZnBzGAcgASgBIr0BCgNKb2ISCgoCaWQYASABKAkSHwoFc3Rh",
+            "dGUYAiABKA4yEC5jMnIudjEuSm9iU3RhdGUSFAoMZnJhbWVzX3RvdGFsGAMg",
+            "ASgEEhMKC2ZyYW1lc19kb25lGAQgASgEEg4KBm91dHB1dBgFIAEoCRINCgVl",
+            "cnJvchgGIAEoCRIPCgdjcmVhdGVkGAcgASgBEg8KB3VwZGF0ZWQYCCABKAES",
+            "HQoEc3BlYxgJIAEoCzIPLmMyci52MS5Kb2JTcGVjIhQKBkpvYlJlZhIKCgJp",
+            "ZBgBIAEoCSJICghKb2JFdmVudBIYCgNqb2IYASABKAsyCy5jMnIudjEuSm9i",
+            "EiIKCHByb2dyZXNzGAIgASgLMhAuYzJyLnYxLlByb2dyZXNzIhEKD0xpc3RK",
+            "b2JzUmVxdWVzdCIqCg1MaXN0Sm9ic1JlcGx5EhkKBGpvYnMYASADKAsyCy5j",
+            "MnIudjEuSm9iKl8KD1Byb3RvY29sVmVyc2lvbhIgChxQUk9UT0NPTF9WRVJT",
+            "SU9OX1VOU1BFQ0lGSUVEEAASEgoOUFJPVE9DT0xfTUFKT1IQARISCg5QUk9U",
+            "T0NPTF9NSU5PUhAAGgIQASpDCgVEVHlwZRIVChFEVFlQRV9VTlNQRUNJRklF",
+            "RBAAEgkKBVVJTlQ4EAESCwoHRkxPQVQxNhACEgsKB0ZMT0FUMzIQAyo/CgpD",
+            "b2xvclNwYWNlEhsKF0NPTE9SX1NQQUNFX1VOU1BFQ0lGSUVEEAASCAoEU1JH",
+            "QhABEgoKBkxJTkVBUhACKkIKCURlcHRoS2luZBIaChZERVBUSF9LSU5EX1VO",
+            "U1BFQ0lGSUVEEAASDAoIRElTVEFOQ0UQARILCgdJTlZFUlNFEAIqRAoJVHJh",
+            "bnNwb3J0EhkKFVRSQU5TUE9SVF9VTlNQRUNJRklFRBAAEgkKBUJZVEVTEAES",
+            "EQoNU0hBUkVEX01FTU9SWRACKk4KBkJ1ZmZlchIWChJCVUZGRVJfVU5TUEVD",
+            "SUZJRUQQABIJCgVDT0xPUhABEgkKBURFUFRIEAISCwoHTk9STUFMUxADEgkK",
+            "BUVER0VTEAQqSAoOUmVzdWx0RW5jb2RpbmcSHwobUkVTVUxUX0VOQ09ESU5H",
+            "X1VOU1BFQ0lGSUVEEAASDAoIUkFXX1JHQjgQARIHCgNQTkcQAipaCgxPdXRw",
+            "dXRGb3JtYXQSHQoZT1VUUFVUX0ZPUk1BVF9VTlNQRUNJRklFRBAAEgcKA01Q",
+            "NBABEhAKDFBOR19TRVFVRU5DRRACEhAKDEVYUl9TRVFVRU5DRRADKmkKCEpv",
+            "YlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEgsKB1BFTkRJTkcQ",
+            "ARILCgdSVU5OSU5HEAISDQoJU1VDQ0VFREVEEAMSCgoGRkFJTEVEEAQSDQoJ",
+            "Q0FOQ0VMTEVEEAUyvgIKC0NvYXJzZTJSZWFsEjEKB0dldEluZm8SEy5jMnIu",
+            "djEuSW5mb1JlcXVlc3QaES5jMnIudjEuSW5mb1JlcGx5EjsKB1JlYWxpZnkS",
+            "FS5jMnIudjEuQ2xpZW50TWVzc2FnZRoVLmMyci52MS5TZXJ2ZXJNZXNzYWdl",
+            "KAEwARIpCglTdWJtaXRKb2ISDy5jMnIudjEuSm9iU3BlYxoLLmMyci52MS5K",
+            "b2ISLgoIV2F0Y2hKb2ISDi5jMnIudjEuSm9iUmVmGhAuYzJyLnYxLkpvYkV2",
+            "ZW50MAESKAoJQ2FuY2VsSm9iEg4uYzJyLnYxLkpvYlJlZhoLLmMyci52MS5K",
+            "b2ISOgoITGlzdEpvYnMSFy5jMnIudjEuTGlzdEpvYnNSZXF1ZXN0GhUuYzJy",
+            "LnYxLkxpc3RKb2JzUmVwbHliBnByb3RvMw=="));
       descriptor = pbr::FileDescriptor.FromGeneratedCode(descriptorData,
           new pbr::FileDescriptor[] { },
-          new pbr::GeneratedClrTypeInfo(new[] {typeof(global::C2R.V1.ProtocolVersion), typeof(global::C2R.V1.DType), typeof(global::C2R.V1.ColorSpace), typeof(global::C2R.V1.DepthKind), typeof(global::C2R.V1.Buffer), typeof(global::C2R.V1.ResultEncoding), typeof(global::C2R.V1.OutputFormat), typeof(global::C2R.V1.JobState), }, null, new pbr::GeneratedClrTypeInfo[] {
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Plane), global::C2R.V1.Plane.Parser, new[]{ "Dtype", "Shape", "Data" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Frame), global::C2R.V1.Frame.Parser, new[]{ "Index", "Color", "ColorSpace", "Depth", "DepthKind", "Normals", "Edges" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionConfig), global::C2R.V1.SessionConfig.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName", "Prompt", "NegativePrompt", "Model", "Quality", "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "Buffers", "ResultEncoding", "Resolution", "PreviewEvery", "Lora" }, new[]{ "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength" }, null, null, null),
+          new pbr::GeneratedClrTypeInfo(new[] {typeof(global::C2R.V1.ProtocolVersion), typeof(global::C2R.V1.DType), typeof(global::C2R.V1.ColorSpace), typeof(global::C2R.V1.DepthKind), typeof(global::C2R.V1.Transport), typeof(global::C2R.V1.Buffer), typeof(global::C2R.V1.ResultEncoding), typeof(global::C2R.V1.OutputFormat), typeof(global::C2R.V1.JobState), }, null, new pbr::GeneratedClrTypeInfo[] {
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Plane), global::C2R.V1.Plane.Parser, new[]{ "Dtype", "Shape", "Data", "Offset" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Frame), global::C2R.V1.Frame.Parser, new[]{ "Index", "Color", "ColorSpace", "Depth", "DepthKind", "Normals", "Edges", "Slot" }, new[]{ "Slot" }, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SharedRing), global::C2R.V1.SharedRing.Parser, new[]{ "Name", "Slots", "SlotBytes" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.RingStatus), global::C2R.V1.RingStatus.Parser, new[]{ "Attached", "Reason" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SlotsReleased), global::C2R.V1.SlotsReleased.Parser, new[]{ "Slots" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionConfig), global::C2R.V1.SessionConfig.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName", "Prompt", "NegativePrompt", "Model", "Quality", "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "Buffers", "ResultEncoding", "Resolution", "PreviewEvery", "Lora", "Transport" }, new[]{ "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength" }, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.EndOfStream), global::C2R.V1.EndOfStream.Parser, null, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Cancel), global::C2R.V1.Cancel.Parser, null, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ClientMessage), global::C2R.V1.ClientMessage.Parser, new[]{ "Config", "Frame", "End", "Cancel" }, new[]{ "Kind" }, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ClientMessage), global::C2R.V1.ClientMessage.Parser, new[]{ "Config", "Frame", "End", "Cancel", "Ring" }, new[]{ "Kind" }, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionStarted), global::C2R.V1.SessionStarted.Parser, new[]{ "SessionId", "Effective", "Warnings" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Progress), global::C2R.V1.Progress.Parser, new[]{ "Kind", "Window", "Step", "NumSteps", "FirstFrame", "EndFrame", "EtaSeconds", "QueuePosition", "FramesReceived", "FramesReturned" }, null, new[]{ typeof(global::C2R.V1.Progress.Types.Kind) }, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ResultFrame), global::C2R.V1.ResultFrame.Parser, new[]{ "Index", "Color", "Png", "Preview" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Warning), global::C2R.V1.Warning.Parser, new[]{ "Message" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Done), global::C2R.V1.Done.Parser, new[]{ "FramesReceived", "FramesReturned", "Seconds" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ServerMessage), global::C2R.V1.ServerMessage.Parser, new[]{ "Started", "Progress", "Result", "Warning", "Done" }, new[]{ "Kind" }, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ServerMessage), global::C2R.V1.ServerMessage.Parser, new[]{ "Started", "Progress", "Result", "Warning", "Done", "Ring", "Released" }, new[]{ "Kind" }, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.InfoRequest), global::C2R.V1.InfoRequest.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Gpu), global::C2R.V1.Gpu.Parser, new[]{ "Index", "Name", "TotalBytes", "FreeBytes" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Capabilities), global::C2R.V1.Capabilities.Parser, new[]{ "ProgressivePreview", "Jobs", "ExrOutput", "CausalRef", "PngResults" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.InfoReply), global::C2R.V1.InfoReply.Parser, new[]{ "DaemonVersion", "ProtocolMajor", "ProtocolMinor", "Gpus", "LoadedModel", "Models", "Qualities", "Capabilities", "MaxMessageBytes", "Warnings", "PreviewAddress", "OutputRoot", "Device" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Capabilities), global::C2R.V1.Capabilities.Parser, new[]{ "ProgressivePreview", "Jobs", "ExrOutput", "CausalRef", "PngResults", "SharedMemory" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Limits), global::C2R.V1.Limits.Parser, new[]{ "MaxFrameWidth", "MaxFrameHeight", "MaxWindow", "MaxSeed", "MaxRingBytes" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.InfoReply), global::C2R.V1.InfoReply.Parser, new[]{ "DaemonVersion", "ProtocolMajor", "ProtocolMinor", "Gpus", "LoadedModel", "Models", "Qualities", "Capabilities", "MaxMessageBytes", "Warnings", "PreviewAddress", "OutputRoot", "Device", "Limits" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.JobSpec), global::C2R.V1.JobSpec.Parser, new[]{ "Input", "Depth", "Normals", "Output", "Format", "Config", "Fps" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Job), global::C2R.V1.Job.Parser, new[]{ "Id", "State", "FramesTotal", "FramesDone", "Output", "Error", "Created", "Updated", "Spec" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.JobRef), global::C2R.V1.JobRef.Parser, new[]{ "Id" }, null, null, null, null),
@@ -187,6 +204,21 @@ namespace C2R.V1 {
     /// disparity-like, larger is nearer
     /// </summary>
     [pbr::OriginalName("INVERSE")] Inverse = 2,
+  }
+
+  public enum Transport {
+    /// <summary>
+    /// BYTES
+    /// </summary>
+    [pbr::OriginalName("TRANSPORT_UNSPECIFIED")] Unspecified = 0,
+    /// <summary>
+    /// planes in the stream (Plane.data)
+    /// </summary>
+    [pbr::OriginalName("BYTES")] Bytes = 1,
+    /// <summary>
+    /// planes in a SharedRing slot (Plane.offset), same host only
+    /// </summary>
+    [pbr::OriginalName("SHARED_MEMORY")] SharedMemory = 2,
   }
 
   public enum Buffer {
@@ -274,6 +306,7 @@ namespace C2R.V1 {
       dtype_ = other.dtype_;
       shape_ = other.shape_.Clone();
       data_ = other.data_;
+      offset_ = other.offset_;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -313,7 +346,7 @@ namespace C2R.V1 {
     public const int DataFieldNumber = 3;
     private pb::ByteString data_ = pb::ByteString.Empty;
     /// <summary>
-    /// prod(shape) * itemsize bytes
+    /// prod(shape) * itemsize bytes; empty when the frame is in a shared-memory slot
     /// </summary>
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
@@ -321,6 +354,21 @@ namespace C2R.V1 {
       get { return data_; }
       set {
         data_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "offset" field.</summary>
+    public const int OffsetFieldNumber = 4;
+    private ulong offset_;
+    /// <summary>
+    /// shared-memory frames only: where the plane's bytes start, from the start of the slot
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public ulong Offset {
+      get { return offset_; }
+      set {
+        offset_ = value;
       }
     }
 
@@ -342,6 +390,7 @@ namespace C2R.V1 {
       if (Dtype != other.Dtype) return false;
       if(!shape_.Equals(other.shape_)) return false;
       if (Data != other.Data) return false;
+      if (Offset != other.Offset) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -352,6 +401,7 @@ namespace C2R.V1 {
       if (Dtype != global::C2R.V1.DType.Unspecified) hash ^= Dtype.GetHashCode();
       hash ^= shape_.GetHashCode();
       if (Data.Length != 0) hash ^= Data.GetHashCode();
+      if (Offset != 0UL) hash ^= Offset.GetHashCode();
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -379,6 +429,10 @@ namespace C2R.V1 {
         output.WriteRawTag(26);
         output.WriteBytes(Data);
       }
+      if (Offset != 0UL) {
+        output.WriteRawTag(32);
+        output.WriteUInt64(Offset);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -398,6 +452,10 @@ namespace C2R.V1 {
         output.WriteRawTag(26);
         output.WriteBytes(Data);
       }
+      if (Offset != 0UL) {
+        output.WriteRawTag(32);
+        output.WriteUInt64(Offset);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -414,6 +472,9 @@ namespace C2R.V1 {
       size += shape_.CalculateSize(_repeated_shape_codec);
       if (Data.Length != 0) {
         size += 1 + pb::CodedOutputStream.ComputeBytesSize(Data);
+      }
+      if (Offset != 0UL) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt64Size(Offset);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -433,6 +494,9 @@ namespace C2R.V1 {
       shape_.Add(other.shape_);
       if (other.Data.Length != 0) {
         Data = other.Data;
+      }
+      if (other.Offset != 0UL) {
+        Offset = other.Offset;
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -460,6 +524,10 @@ namespace C2R.V1 {
           }
           case 26: {
             Data = input.ReadBytes();
+            break;
+          }
+          case 32: {
+            Offset = input.ReadUInt64();
             break;
           }
         }
@@ -490,6 +558,10 @@ namespace C2R.V1 {
             Data = input.ReadBytes();
             break;
           }
+          case 32: {
+            Offset = input.ReadUInt64();
+            break;
+          }
         }
       }
     }
@@ -504,6 +576,7 @@ namespace C2R.V1 {
   {
     private static readonly pb::MessageParser<Frame> _parser = new pb::MessageParser<Frame>(() => new Frame());
     private pb::UnknownFieldSet _unknownFields;
+    private int _hasBits0;
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pb::MessageParser<Frame> Parser { get { return _parser; } }
@@ -531,6 +604,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public Frame(Frame other) : this() {
+      _hasBits0 = other._hasBits0;
       index_ = other.index_;
       color_ = other.color_ != null ? other.color_.Clone() : null;
       colorSpace_ = other.colorSpace_;
@@ -538,6 +612,7 @@ namespace C2R.V1 {
       depthKind_ = other.depthKind_;
       normals_ = other.normals_ != null ? other.normals_.Clone() : null;
       edges_ = other.edges_ != null ? other.edges_.Clone() : null;
+      slot_ = other.slot_;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -646,6 +721,34 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "slot" field.</summary>
+    public const int SlotFieldNumber = 8;
+    private uint slot_;
+    /// <summary>
+    /// set: the planes' bytes are in this slot of the session's SharedRing (see below)
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint Slot {
+      get { if ((_hasBits0 & 1) != 0) { return slot_; } else { return 0; } }
+      set {
+        _hasBits0 |= 1;
+        slot_ = value;
+      }
+    }
+    /// <summary>Gets whether the "slot" field is set</summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool HasSlot {
+      get { return (_hasBits0 & 1) != 0; }
+    }
+    /// <summary>Clears the value of the "slot" field</summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void ClearSlot() {
+      _hasBits0 &= ~1;
+    }
+
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public override bool Equals(object other) {
@@ -668,6 +771,7 @@ namespace C2R.V1 {
       if (DepthKind != other.DepthKind) return false;
       if (!object.Equals(Normals, other.Normals)) return false;
       if (!object.Equals(Edges, other.Edges)) return false;
+      if (Slot != other.Slot) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -682,6 +786,7 @@ namespace C2R.V1 {
       if (DepthKind != global::C2R.V1.DepthKind.Unspecified) hash ^= DepthKind.GetHashCode();
       if (normals_ != null) hash ^= Normals.GetHashCode();
       if (edges_ != null) hash ^= Edges.GetHashCode();
+      if (HasSlot) hash ^= Slot.GetHashCode();
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -728,6 +833,10 @@ namespace C2R.V1 {
         output.WriteRawTag(58);
         output.WriteMessage(Edges);
       }
+      if (HasSlot) {
+        output.WriteRawTag(64);
+        output.WriteUInt32(Slot);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -766,6 +875,10 @@ namespace C2R.V1 {
         output.WriteRawTag(58);
         output.WriteMessage(Edges);
       }
+      if (HasSlot) {
+        output.WriteRawTag(64);
+        output.WriteUInt32(Slot);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -796,6 +909,9 @@ namespace C2R.V1 {
       }
       if (edges_ != null) {
         size += 1 + pb::CodedOutputStream.ComputeMessageSize(Edges);
+      }
+      if (HasSlot) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(Slot);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -841,6 +957,9 @@ namespace C2R.V1 {
           Edges = new global::C2R.V1.Plane();
         }
         Edges.MergeFrom(other.Edges);
+      }
+      if (other.HasSlot) {
+        Slot = other.Slot;
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -895,6 +1014,10 @@ namespace C2R.V1 {
               Edges = new global::C2R.V1.Plane();
             }
             input.ReadMessage(Edges);
+            break;
+          }
+          case 64: {
+            Slot = input.ReadUInt32();
             break;
           }
         }
@@ -952,6 +1075,694 @@ namespace C2R.V1 {
             input.ReadMessage(Edges);
             break;
           }
+          case 64: {
+            Slot = input.ReadUInt32();
+            break;
+          }
+        }
+      }
+    }
+    #endif
+
+  }
+
+  public sealed partial class SharedRing : pb::IMessage<SharedRing>
+  #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      , pb::IBufferMessage
+  #endif
+  {
+    private static readonly pb::MessageParser<SharedRing> _parser = new pb::MessageParser<SharedRing>(() => new SharedRing());
+    private pb::UnknownFieldSet _unknownFields;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pb::MessageParser<SharedRing> Parser { get { return _parser; } }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pbr::MessageDescriptor Descriptor {
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[2]; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    pbr::MessageDescriptor pb::IMessage.Descriptor {
+      get { return Descriptor; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public SharedRing() {
+      OnConstruction();
+    }
+
+    partial void OnConstruction();
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public SharedRing(SharedRing other) : this() {
+      name_ = other.name_;
+      slots_ = other.slots_;
+      slotBytes_ = other.slotBytes_;
+      _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public SharedRing Clone() {
+      return new SharedRing(this);
+    }
+
+    /// <summary>Field number for the "name" field.</summary>
+    public const int NameFieldNumber = 1;
+    private string name_ = "";
+    /// <summary>
+    /// segment name without a leading "/", e.g. "c2r-4242-1a2b3c4d"
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string Name {
+      get { return name_; }
+      set {
+        name_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "slots" field.</summary>
+    public const int SlotsFieldNumber = 2;
+    private uint slots_;
+    /// <summary>
+    /// >= 1
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint Slots {
+      get { return slots_; }
+      set {
+        slots_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "slot_bytes" field.</summary>
+    public const int SlotBytesFieldNumber = 3;
+    private ulong slotBytes_;
+    /// <summary>
+    /// multiple of 64; slots * slot_bytes &lt;= InfoReply.limits.max_ring_bytes
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public ulong SlotBytes {
+      get { return slotBytes_; }
+      set {
+        slotBytes_ = value;
+      }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override bool Equals(object other) {
+      return Equals(other as SharedRing);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Equals(SharedRing other) {
+      if (ReferenceEquals(other, null)) {
+        return false;
+      }
+      if (ReferenceEquals(other, this)) {
+        return true;
+      }
+      if (Name != other.Name) return false;
+      if (Slots != other.Slots) return false;
+      if (SlotBytes != other.SlotBytes) return false;
+      return Equals(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override int GetHashCode() {
+      int hash = 1;
+      if (Name.Length != 0) hash ^= Name.GetHashCode();
+      if (Slots != 0) hash ^= Slots.GetHashCode();
+      if (SlotBytes != 0UL) hash ^= SlotBytes.GetHashCode();
+      if (_unknownFields != null) {
+        hash ^= _unknownFields.GetHashCode();
+      }
+      return hash;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override string ToString() {
+      return pb::JsonFormatter.ToDiagnosticString(this);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void WriteTo(pb::CodedOutputStream output) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      output.WriteRawMessage(this);
+    #else
+      if (Name.Length != 0) {
+        output.WriteRawTag(10);
+        output.WriteString(Name);
+      }
+      if (Slots != 0) {
+        output.WriteRawTag(16);
+        output.WriteUInt32(Slots);
+      }
+      if (SlotBytes != 0UL) {
+        output.WriteRawTag(24);
+        output.WriteUInt64(SlotBytes);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(output);
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalWriteTo(ref pb::WriteContext output) {
+      if (Name.Length != 0) {
+        output.WriteRawTag(10);
+        output.WriteString(Name);
+      }
+      if (Slots != 0) {
+        output.WriteRawTag(16);
+        output.WriteUInt32(Slots);
+      }
+      if (SlotBytes != 0UL) {
+        output.WriteRawTag(24);
+        output.WriteUInt64(SlotBytes);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(ref output);
+      }
+    }
+    #endif
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public int CalculateSize() {
+      int size = 0;
+      if (Name.Length != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeStringSize(Name);
+      }
+      if (Slots != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(Slots);
+      }
+      if (SlotBytes != 0UL) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt64Size(SlotBytes);
+      }
+      if (_unknownFields != null) {
+        size += _unknownFields.CalculateSize();
+      }
+      return size;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(SharedRing other) {
+      if (other == null) {
+        return;
+      }
+      if (other.Name.Length != 0) {
+        Name = other.Name;
+      }
+      if (other.Slots != 0) {
+        Slots = other.Slots;
+      }
+      if (other.SlotBytes != 0UL) {
+        SlotBytes = other.SlotBytes;
+      }
+      _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(pb::CodedInputStream input) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      input.ReadRawMessage(this);
+    #else
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, input);
+            break;
+          case 10: {
+            Name = input.ReadString();
+            break;
+          }
+          case 16: {
+            Slots = input.ReadUInt32();
+            break;
+          }
+          case 24: {
+            SlotBytes = input.ReadUInt64();
+            break;
+          }
+        }
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalMergeFrom(ref pb::ParseContext input) {
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, ref input);
+            break;
+          case 10: {
+            Name = input.ReadString();
+            break;
+          }
+          case 16: {
+            Slots = input.ReadUInt32();
+            break;
+          }
+          case 24: {
+            SlotBytes = input.ReadUInt64();
+            break;
+          }
+        }
+      }
+    }
+    #endif
+
+  }
+
+  public sealed partial class RingStatus : pb::IMessage<RingStatus>
+  #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      , pb::IBufferMessage
+  #endif
+  {
+    private static readonly pb::MessageParser<RingStatus> _parser = new pb::MessageParser<RingStatus>(() => new RingStatus());
+    private pb::UnknownFieldSet _unknownFields;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pb::MessageParser<RingStatus> Parser { get { return _parser; } }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pbr::MessageDescriptor Descriptor {
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[3]; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    pbr::MessageDescriptor pb::IMessage.Descriptor {
+      get { return Descriptor; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public RingStatus() {
+      OnConstruction();
+    }
+
+    partial void OnConstruction();
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public RingStatus(RingStatus other) : this() {
+      attached_ = other.attached_;
+      reason_ = other.reason_;
+      _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public RingStatus Clone() {
+      return new RingStatus(this);
+    }
+
+    /// <summary>Field number for the "attached" field.</summary>
+    public const int AttachedFieldNumber = 1;
+    private bool attached_;
+    /// <summary>
+    /// false: send planes as bytes; `reason` says why
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Attached {
+      get { return attached_; }
+      set {
+        attached_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "reason" field.</summary>
+    public const int ReasonFieldNumber = 2;
+    private string reason_ = "";
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string Reason {
+      get { return reason_; }
+      set {
+        reason_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override bool Equals(object other) {
+      return Equals(other as RingStatus);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Equals(RingStatus other) {
+      if (ReferenceEquals(other, null)) {
+        return false;
+      }
+      if (ReferenceEquals(other, this)) {
+        return true;
+      }
+      if (Attached != other.Attached) return false;
+      if (Reason != other.Reason) return false;
+      return Equals(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override int GetHashCode() {
+      int hash = 1;
+      if (Attached != false) hash ^= Attached.GetHashCode();
+      if (Reason.Length != 0) hash ^= Reason.GetHashCode();
+      if (_unknownFields != null) {
+        hash ^= _unknownFields.GetHashCode();
+      }
+      return hash;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override string ToString() {
+      return pb::JsonFormatter.ToDiagnosticString(this);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void WriteTo(pb::CodedOutputStream output) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      output.WriteRawMessage(this);
+    #else
+      if (Attached != false) {
+        output.WriteRawTag(8);
+        output.WriteBool(Attached);
+      }
+      if (Reason.Length != 0) {
+        output.WriteRawTag(18);
+        output.WriteString(Reason);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(output);
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalWriteTo(ref pb::WriteContext output) {
+      if (Attached != false) {
+        output.WriteRawTag(8);
+        output.WriteBool(Attached);
+      }
+      if (Reason.Length != 0) {
+        output.WriteRawTag(18);
+        output.WriteString(Reason);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(ref output);
+      }
+    }
+    #endif
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public int CalculateSize() {
+      int size = 0;
+      if (Attached != false) {
+        size += 1 + 1;
+      }
+      if (Reason.Length != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeStringSize(Reason);
+      }
+      if (_unknownFields != null) {
+        size += _unknownFields.CalculateSize();
+      }
+      return size;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(RingStatus other) {
+      if (other == null) {
+        return;
+      }
+      if (other.Attached != false) {
+        Attached = other.Attached;
+      }
+      if (other.Reason.Length != 0) {
+        Reason = other.Reason;
+      }
+      _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(pb::CodedInputStream input) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      input.ReadRawMessage(this);
+    #else
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, input);
+            break;
+          case 8: {
+            Attached = input.ReadBool();
+            break;
+          }
+          case 18: {
+            Reason = input.ReadString();
+            break;
+          }
+        }
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalMergeFrom(ref pb::ParseContext input) {
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, ref input);
+            break;
+          case 8: {
+            Attached = input.ReadBool();
+            break;
+          }
+          case 18: {
+            Reason = input.ReadString();
+            break;
+          }
+        }
+      }
+    }
+    #endif
+
+  }
+
+  public sealed partial class SlotsReleased : pb::IMessage<SlotsReleased>
+  #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      , pb::IBufferMessage
+  #endif
+  {
+    private static readonly pb::MessageParser<SlotsReleased> _parser = new pb::MessageParser<SlotsReleased>(() => new SlotsReleased());
+    private pb::UnknownFieldSet _unknownFields;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pb::MessageParser<SlotsReleased> Parser { get { return _parser; } }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pbr::MessageDescriptor Descriptor {
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[4]; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    pbr::MessageDescriptor pb::IMessage.Descriptor {
+      get { return Descriptor; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public SlotsReleased() {
+      OnConstruction();
+    }
+
+    partial void OnConstruction();
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public SlotsReleased(SlotsReleased other) : this() {
+      slots_ = other.slots_.Clone();
+      _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public SlotsReleased Clone() {
+      return new SlotsReleased(this);
+    }
+
+    /// <summary>Field number for the "slots" field.</summary>
+    public const int SlotsFieldNumber = 1;
+    private static readonly pb::FieldCodec<uint> _repeated_slots_codec
+        = pb::FieldCodec.ForUInt32(10);
+    private readonly pbc::RepeatedField<uint> slots_ = new pbc::RepeatedField<uint>();
+    /// <summary>
+    /// the daemon has copied these slots out: the client may write them again
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public pbc::RepeatedField<uint> Slots {
+      get { return slots_; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override bool Equals(object other) {
+      return Equals(other as SlotsReleased);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Equals(SlotsReleased other) {
+      if (ReferenceEquals(other, null)) {
+        return false;
+      }
+      if (ReferenceEquals(other, this)) {
+        return true;
+      }
+      if(!slots_.Equals(other.slots_)) return false;
+      return Equals(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override int GetHashCode() {
+      int hash = 1;
+      hash ^= slots_.GetHashCode();
+      if (_unknownFields != null) {
+        hash ^= _unknownFields.GetHashCode();
+      }
+      return hash;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override string ToString() {
+      return pb::JsonFormatter.ToDiagnosticString(this);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void WriteTo(pb::CodedOutputStream output) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      output.WriteRawMessage(this);
+    #else
+      slots_.WriteTo(output, _repeated_slots_codec);
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(output);
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalWriteTo(ref pb::WriteContext output) {
+      slots_.WriteTo(ref output, _repeated_slots_codec);
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(ref output);
+      }
+    }
+    #endif
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public int CalculateSize() {
+      int size = 0;
+      size += slots_.CalculateSize(_repeated_slots_codec);
+      if (_unknownFields != null) {
+        size += _unknownFields.CalculateSize();
+      }
+      return size;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(SlotsReleased other) {
+      if (other == null) {
+        return;
+      }
+      slots_.Add(other.slots_);
+      _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(pb::CodedInputStream input) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      input.ReadRawMessage(this);
+    #else
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, input);
+            break;
+          case 10:
+          case 8: {
+            slots_.AddEntriesFrom(input, _repeated_slots_codec);
+            break;
+          }
+        }
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalMergeFrom(ref pb::ParseContext input) {
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, ref input);
+            break;
+          case 10:
+          case 8: {
+            slots_.AddEntriesFrom(ref input, _repeated_slots_codec);
+            break;
+          }
         }
       }
     }
@@ -974,7 +1785,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[2]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[5]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -1013,6 +1824,7 @@ namespace C2R.V1 {
       resolution_ = other.resolution_;
       previewEvery_ = other.previewEvery_;
       lora_ = other.lora_;
+      transport_ = other.transport_;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -1351,6 +2163,21 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "transport" field.</summary>
+    public const int TransportFieldNumber = 19;
+    private global::C2R.V1.Transport transport_ = global::C2R.V1.Transport.Unspecified;
+    /// <summary>
+    /// SHARED_MEMORY: frames in a SharedRing; the effective config says what was granted
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public global::C2R.V1.Transport Transport {
+      get { return transport_; }
+      set {
+        transport_ = value;
+      }
+    }
+
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public override bool Equals(object other) {
@@ -1384,6 +2211,7 @@ namespace C2R.V1 {
       if (Resolution != other.Resolution) return false;
       if (PreviewEvery != other.PreviewEvery) return false;
       if (Lora != other.Lora) return false;
+      if (Transport != other.Transport) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -1409,6 +2237,7 @@ namespace C2R.V1 {
       if (Resolution.Length != 0) hash ^= Resolution.GetHashCode();
       if (PreviewEvery != 0) hash ^= PreviewEvery.GetHashCode();
       if (Lora.Length != 0) hash ^= Lora.GetHashCode();
+      if (Transport != global::C2R.V1.Transport.Unspecified) hash ^= Transport.GetHashCode();
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -1496,6 +2325,10 @@ namespace C2R.V1 {
         output.WriteRawTag(146, 1);
         output.WriteString(Lora);
       }
+      if (Transport != global::C2R.V1.Transport.Unspecified) {
+        output.WriteRawTag(152, 1);
+        output.WriteEnum((int) Transport);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -1575,6 +2408,10 @@ namespace C2R.V1 {
         output.WriteRawTag(146, 1);
         output.WriteString(Lora);
       }
+      if (Transport != global::C2R.V1.Transport.Unspecified) {
+        output.WriteRawTag(152, 1);
+        output.WriteEnum((int) Transport);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -1636,6 +2473,9 @@ namespace C2R.V1 {
       }
       if (Lora.Length != 0) {
         size += 2 + pb::CodedOutputStream.ComputeStringSize(Lora);
+      }
+      if (Transport != global::C2R.V1.Transport.Unspecified) {
+        size += 2 + pb::CodedOutputStream.ComputeEnumSize((int) Transport);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -1700,6 +2540,9 @@ namespace C2R.V1 {
       }
       if (other.Lora.Length != 0) {
         Lora = other.Lora;
+      }
+      if (other.Transport != global::C2R.V1.Transport.Unspecified) {
+        Transport = other.Transport;
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -1787,6 +2630,10 @@ namespace C2R.V1 {
           }
           case 146: {
             Lora = input.ReadString();
+            break;
+          }
+          case 152: {
+            Transport = (global::C2R.V1.Transport) input.ReadEnum();
             break;
           }
         }
@@ -1877,6 +2724,10 @@ namespace C2R.V1 {
             Lora = input.ReadString();
             break;
           }
+          case 152: {
+            Transport = (global::C2R.V1.Transport) input.ReadEnum();
+            break;
+          }
         }
       }
     }
@@ -1898,7 +2749,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[3]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[6]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -2050,7 +2901,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[4]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[7]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -2202,7 +3053,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[5]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[8]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -2234,6 +3085,9 @@ namespace C2R.V1 {
           break;
         case KindOneofCase.Cancel:
           Cancel = other.Cancel.Clone();
+          break;
+        case KindOneofCase.Ring:
+          Ring = other.Ring.Clone();
           break;
       }
 
@@ -2294,6 +3148,21 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "ring" field.</summary>
+    public const int RingFieldNumber = 5;
+    /// <summary>
+    /// once, before the first frame with a slot (transport SHARED_MEMORY only)
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public global::C2R.V1.SharedRing Ring {
+      get { return kindCase_ == KindOneofCase.Ring ? (global::C2R.V1.SharedRing) kind_ : null; }
+      set {
+        kind_ = value;
+        kindCase_ = value == null ? KindOneofCase.None : KindOneofCase.Ring;
+      }
+    }
+
     private object kind_;
     /// <summary>Enum of possible cases for the "kind" oneof.</summary>
     public enum KindOneofCase {
@@ -2302,6 +3171,7 @@ namespace C2R.V1 {
       Frame = 2,
       End = 3,
       Cancel = 4,
+      Ring = 5,
     }
     private KindOneofCase kindCase_ = KindOneofCase.None;
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -2336,6 +3206,7 @@ namespace C2R.V1 {
       if (!object.Equals(Frame, other.Frame)) return false;
       if (!object.Equals(End, other.End)) return false;
       if (!object.Equals(Cancel, other.Cancel)) return false;
+      if (!object.Equals(Ring, other.Ring)) return false;
       if (KindCase != other.KindCase) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
@@ -2348,6 +3219,7 @@ namespace C2R.V1 {
       if (kindCase_ == KindOneofCase.Frame) hash ^= Frame.GetHashCode();
       if (kindCase_ == KindOneofCase.End) hash ^= End.GetHashCode();
       if (kindCase_ == KindOneofCase.Cancel) hash ^= Cancel.GetHashCode();
+      if (kindCase_ == KindOneofCase.Ring) hash ^= Ring.GetHashCode();
       hash ^= (int) kindCase_;
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
@@ -2383,6 +3255,10 @@ namespace C2R.V1 {
         output.WriteRawTag(34);
         output.WriteMessage(Cancel);
       }
+      if (kindCase_ == KindOneofCase.Ring) {
+        output.WriteRawTag(42);
+        output.WriteMessage(Ring);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -2409,6 +3285,10 @@ namespace C2R.V1 {
         output.WriteRawTag(34);
         output.WriteMessage(Cancel);
       }
+      if (kindCase_ == KindOneofCase.Ring) {
+        output.WriteRawTag(42);
+        output.WriteMessage(Ring);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -2430,6 +3310,9 @@ namespace C2R.V1 {
       }
       if (kindCase_ == KindOneofCase.Cancel) {
         size += 1 + pb::CodedOutputStream.ComputeMessageSize(Cancel);
+      }
+      if (kindCase_ == KindOneofCase.Ring) {
+        size += 1 + pb::CodedOutputStream.ComputeMessageSize(Ring);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -2467,6 +3350,12 @@ namespace C2R.V1 {
             Cancel = new global::C2R.V1.Cancel();
           }
           Cancel.MergeFrom(other.Cancel);
+          break;
+        case KindOneofCase.Ring:
+          if (Ring == null) {
+            Ring = new global::C2R.V1.SharedRing();
+          }
+          Ring.MergeFrom(other.Ring);
           break;
       }
 
@@ -2521,6 +3410,15 @@ namespace C2R.V1 {
             Cancel = subBuilder;
             break;
           }
+          case 42: {
+            global::C2R.V1.SharedRing subBuilder = new global::C2R.V1.SharedRing();
+            if (kindCase_ == KindOneofCase.Ring) {
+              subBuilder.MergeFrom(Ring);
+            }
+            input.ReadMessage(subBuilder);
+            Ring = subBuilder;
+            break;
+          }
         }
       }
     #endif
@@ -2572,6 +3470,15 @@ namespace C2R.V1 {
             Cancel = subBuilder;
             break;
           }
+          case 42: {
+            global::C2R.V1.SharedRing subBuilder = new global::C2R.V1.SharedRing();
+            if (kindCase_ == KindOneofCase.Ring) {
+              subBuilder.MergeFrom(Ring);
+            }
+            input.ReadMessage(subBuilder);
+            Ring = subBuilder;
+            break;
+          }
         }
       }
     }
@@ -2593,7 +3500,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[6]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[9]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -2860,7 +3767,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[7]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[10]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -3416,7 +4323,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[8]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[11]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -3737,7 +4644,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[9]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[12]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -3926,7 +4833,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[10]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[13]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -4189,7 +5096,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[11]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[14]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -4224,6 +5131,12 @@ namespace C2R.V1 {
           break;
         case KindOneofCase.Done:
           Done = other.Done.Clone();
+          break;
+        case KindOneofCase.Ring:
+          Ring = other.Ring.Clone();
+          break;
+        case KindOneofCase.Released:
+          Released = other.Released.Clone();
           break;
       }
 
@@ -4296,6 +5209,36 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "ring" field.</summary>
+    public const int RingFieldNumber = 6;
+    /// <summary>
+    /// the answer to ClientMessage.ring
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public global::C2R.V1.RingStatus Ring {
+      get { return kindCase_ == KindOneofCase.Ring ? (global::C2R.V1.RingStatus) kind_ : null; }
+      set {
+        kind_ = value;
+        kindCase_ = value == null ? KindOneofCase.None : KindOneofCase.Ring;
+      }
+    }
+
+    /// <summary>Field number for the "released" field.</summary>
+    public const int ReleasedFieldNumber = 7;
+    /// <summary>
+    /// shared-memory slots the client may reuse
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public global::C2R.V1.SlotsReleased Released {
+      get { return kindCase_ == KindOneofCase.Released ? (global::C2R.V1.SlotsReleased) kind_ : null; }
+      set {
+        kind_ = value;
+        kindCase_ = value == null ? KindOneofCase.None : KindOneofCase.Released;
+      }
+    }
+
     private object kind_;
     /// <summary>Enum of possible cases for the "kind" oneof.</summary>
     public enum KindOneofCase {
@@ -4305,6 +5248,8 @@ namespace C2R.V1 {
       Result = 3,
       Warning = 4,
       Done = 5,
+      Ring = 6,
+      Released = 7,
     }
     private KindOneofCase kindCase_ = KindOneofCase.None;
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -4340,6 +5285,8 @@ namespace C2R.V1 {
       if (!object.Equals(Result, other.Result)) return false;
       if (!object.Equals(Warning, other.Warning)) return false;
       if (!object.Equals(Done, other.Done)) return false;
+      if (!object.Equals(Ring, other.Ring)) return false;
+      if (!object.Equals(Released, other.Released)) return false;
       if (KindCase != other.KindCase) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
@@ -4353,6 +5300,8 @@ namespace C2R.V1 {
       if (kindCase_ == KindOneofCase.Result) hash ^= Result.GetHashCode();
       if (kindCase_ == KindOneofCase.Warning) hash ^= Warning.GetHashCode();
       if (kindCase_ == KindOneofCase.Done) hash ^= Done.GetHashCode();
+      if (kindCase_ == KindOneofCase.Ring) hash ^= Ring.GetHashCode();
+      if (kindCase_ == KindOneofCase.Released) hash ^= Released.GetHashCode();
       hash ^= (int) kindCase_;
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
@@ -4392,6 +5341,14 @@ namespace C2R.V1 {
         output.WriteRawTag(42);
         output.WriteMessage(Done);
       }
+      if (kindCase_ == KindOneofCase.Ring) {
+        output.WriteRawTag(50);
+        output.WriteMessage(Ring);
+      }
+      if (kindCase_ == KindOneofCase.Released) {
+        output.WriteRawTag(58);
+        output.WriteMessage(Released);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -4422,6 +5379,14 @@ namespace C2R.V1 {
         output.WriteRawTag(42);
         output.WriteMessage(Done);
       }
+      if (kindCase_ == KindOneofCase.Ring) {
+        output.WriteRawTag(50);
+        output.WriteMessage(Ring);
+      }
+      if (kindCase_ == KindOneofCase.Released) {
+        output.WriteRawTag(58);
+        output.WriteMessage(Released);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -4446,6 +5411,12 @@ namespace C2R.V1 {
       }
       if (kindCase_ == KindOneofCase.Done) {
         size += 1 + pb::CodedOutputStream.ComputeMessageSize(Done);
+      }
+      if (kindCase_ == KindOneofCase.Ring) {
+        size += 1 + pb::CodedOutputStream.ComputeMessageSize(Ring);
+      }
+      if (kindCase_ == KindOneofCase.Released) {
+        size += 1 + pb::CodedOutputStream.ComputeMessageSize(Released);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -4489,6 +5460,18 @@ namespace C2R.V1 {
             Done = new global::C2R.V1.Done();
           }
           Done.MergeFrom(other.Done);
+          break;
+        case KindOneofCase.Ring:
+          if (Ring == null) {
+            Ring = new global::C2R.V1.RingStatus();
+          }
+          Ring.MergeFrom(other.Ring);
+          break;
+        case KindOneofCase.Released:
+          if (Released == null) {
+            Released = new global::C2R.V1.SlotsReleased();
+          }
+          Released.MergeFrom(other.Released);
           break;
       }
 
@@ -4552,6 +5535,24 @@ namespace C2R.V1 {
             Done = subBuilder;
             break;
           }
+          case 50: {
+            global::C2R.V1.RingStatus subBuilder = new global::C2R.V1.RingStatus();
+            if (kindCase_ == KindOneofCase.Ring) {
+              subBuilder.MergeFrom(Ring);
+            }
+            input.ReadMessage(subBuilder);
+            Ring = subBuilder;
+            break;
+          }
+          case 58: {
+            global::C2R.V1.SlotsReleased subBuilder = new global::C2R.V1.SlotsReleased();
+            if (kindCase_ == KindOneofCase.Released) {
+              subBuilder.MergeFrom(Released);
+            }
+            input.ReadMessage(subBuilder);
+            Released = subBuilder;
+            break;
+          }
         }
       }
     #endif
@@ -4612,6 +5613,24 @@ namespace C2R.V1 {
             Done = subBuilder;
             break;
           }
+          case 50: {
+            global::C2R.V1.RingStatus subBuilder = new global::C2R.V1.RingStatus();
+            if (kindCase_ == KindOneofCase.Ring) {
+              subBuilder.MergeFrom(Ring);
+            }
+            input.ReadMessage(subBuilder);
+            Ring = subBuilder;
+            break;
+          }
+          case 58: {
+            global::C2R.V1.SlotsReleased subBuilder = new global::C2R.V1.SlotsReleased();
+            if (kindCase_ == KindOneofCase.Released) {
+              subBuilder.MergeFrom(Released);
+            }
+            input.ReadMessage(subBuilder);
+            Released = subBuilder;
+            break;
+          }
         }
       }
     }
@@ -4633,7 +5652,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[12]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[15]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -4896,7 +5915,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[13]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[16]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -5196,7 +6215,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[14]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[17]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -5221,6 +6240,7 @@ namespace C2R.V1 {
       exrOutput_ = other.exrOutput_;
       causalRef_ = other.causalRef_;
       pngResults_ = other.pngResults_;
+      sharedMemory_ = other.sharedMemory_;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -5290,6 +6310,21 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "shared_memory" field.</summary>
+    public const int SharedMemoryFieldNumber = 6;
+    private bool sharedMemory_;
+    /// <summary>
+    /// accepts SharedRing frames from clients on its machine
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool SharedMemory {
+      get { return sharedMemory_; }
+      set {
+        sharedMemory_ = value;
+      }
+    }
+
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public override bool Equals(object other) {
@@ -5310,6 +6345,7 @@ namespace C2R.V1 {
       if (ExrOutput != other.ExrOutput) return false;
       if (CausalRef != other.CausalRef) return false;
       if (PngResults != other.PngResults) return false;
+      if (SharedMemory != other.SharedMemory) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -5322,6 +6358,7 @@ namespace C2R.V1 {
       if (ExrOutput != false) hash ^= ExrOutput.GetHashCode();
       if (CausalRef != false) hash ^= CausalRef.GetHashCode();
       if (PngResults != false) hash ^= PngResults.GetHashCode();
+      if (SharedMemory != false) hash ^= SharedMemory.GetHashCode();
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -5360,6 +6397,10 @@ namespace C2R.V1 {
         output.WriteRawTag(40);
         output.WriteBool(PngResults);
       }
+      if (SharedMemory != false) {
+        output.WriteRawTag(48);
+        output.WriteBool(SharedMemory);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -5390,6 +6431,10 @@ namespace C2R.V1 {
         output.WriteRawTag(40);
         output.WriteBool(PngResults);
       }
+      if (SharedMemory != false) {
+        output.WriteRawTag(48);
+        output.WriteBool(SharedMemory);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -5413,6 +6458,9 @@ namespace C2R.V1 {
         size += 1 + 1;
       }
       if (PngResults != false) {
+        size += 1 + 1;
+      }
+      if (SharedMemory != false) {
         size += 1 + 1;
       }
       if (_unknownFields != null) {
@@ -5441,6 +6489,9 @@ namespace C2R.V1 {
       }
       if (other.PngResults != false) {
         PngResults = other.PngResults;
+      }
+      if (other.SharedMemory != false) {
+        SharedMemory = other.SharedMemory;
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -5475,6 +6526,10 @@ namespace C2R.V1 {
           }
           case 40: {
             PngResults = input.ReadBool();
+            break;
+          }
+          case 48: {
+            SharedMemory = input.ReadBool();
             break;
           }
         }
@@ -5512,6 +6567,359 @@ namespace C2R.V1 {
             PngResults = input.ReadBool();
             break;
           }
+          case 48: {
+            SharedMemory = input.ReadBool();
+            break;
+          }
+        }
+      }
+    }
+    #endif
+
+  }
+
+  /// <summary>
+  /// What a session may ask for; anything beyond is refused up front with INVALID_ARGUMENT naming the limit.
+  /// </summary>
+  public sealed partial class Limits : pb::IMessage<Limits>
+  #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      , pb::IBufferMessage
+  #endif
+  {
+    private static readonly pb::MessageParser<Limits> _parser = new pb::MessageParser<Limits>(() => new Limits());
+    private pb::UnknownFieldSet _unknownFields;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pb::MessageParser<Limits> Parser { get { return _parser; } }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pbr::MessageDescriptor Descriptor {
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[18]; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    pbr::MessageDescriptor pb::IMessage.Descriptor {
+      get { return Descriptor; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public Limits() {
+      OnConstruction();
+    }
+
+    partial void OnConstruction();
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public Limits(Limits other) : this() {
+      maxFrameWidth_ = other.maxFrameWidth_;
+      maxFrameHeight_ = other.maxFrameHeight_;
+      maxWindow_ = other.maxWindow_;
+      maxSeed_ = other.maxSeed_;
+      maxRingBytes_ = other.maxRingBytes_;
+      _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public Limits Clone() {
+      return new Limits(this);
+    }
+
+    /// <summary>Field number for the "max_frame_width" field.</summary>
+    public const int MaxFrameWidthFieldNumber = 1;
+    private uint maxFrameWidth_;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint MaxFrameWidth {
+      get { return maxFrameWidth_; }
+      set {
+        maxFrameWidth_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "max_frame_height" field.</summary>
+    public const int MaxFrameHeightFieldNumber = 2;
+    private uint maxFrameHeight_;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint MaxFrameHeight {
+      get { return maxFrameHeight_; }
+      set {
+        maxFrameHeight_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "max_window" field.</summary>
+    public const int MaxWindowFieldNumber = 3;
+    private uint maxWindow_;
+    /// <summary>
+    /// SessionConfig.window
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint MaxWindow {
+      get { return maxWindow_; }
+      set {
+        maxWindow_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "max_seed" field.</summary>
+    public const int MaxSeedFieldNumber = 4;
+    private ulong maxSeed_;
+    /// <summary>
+    /// SessionConfig.seed
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public ulong MaxSeed {
+      get { return maxSeed_; }
+      set {
+        maxSeed_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "max_ring_bytes" field.</summary>
+    public const int MaxRingBytesFieldNumber = 5;
+    private ulong maxRingBytes_;
+    /// <summary>
+    /// SharedRing.slots * slot_bytes
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public ulong MaxRingBytes {
+      get { return maxRingBytes_; }
+      set {
+        maxRingBytes_ = value;
+      }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override bool Equals(object other) {
+      return Equals(other as Limits);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Equals(Limits other) {
+      if (ReferenceEquals(other, null)) {
+        return false;
+      }
+      if (ReferenceEquals(other, this)) {
+        return true;
+      }
+      if (MaxFrameWidth != other.MaxFrameWidth) return false;
+      if (MaxFrameHeight != other.MaxFrameHeight) return false;
+      if (MaxWindow != other.MaxWindow) return false;
+      if (MaxSeed != other.MaxSeed) return false;
+      if (MaxRingBytes != other.MaxRingBytes) return false;
+      return Equals(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override int GetHashCode() {
+      int hash = 1;
+      if (MaxFrameWidth != 0) hash ^= MaxFrameWidth.GetHashCode();
+      if (MaxFrameHeight != 0) hash ^= MaxFrameHeight.GetHashCode();
+      if (MaxWindow != 0) hash ^= MaxWindow.GetHashCode();
+      if (MaxSeed != 0UL) hash ^= MaxSeed.GetHashCode();
+      if (MaxRingBytes != 0UL) hash ^= MaxRingBytes.GetHashCode();
+      if (_unknownFields != null) {
+        hash ^= _unknownFields.GetHashCode();
+      }
+      return hash;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override string ToString() {
+      return pb::JsonFormatter.ToDiagnosticString(this);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void WriteTo(pb::CodedOutputStream output) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      output.WriteRawMessage(this);
+    #else
+      if (MaxFrameWidth != 0) {
+        output.WriteRawTag(8);
+        output.WriteUInt32(MaxFrameWidth);
+      }
+      if (MaxFrameHeight != 0) {
+        output.WriteRawTag(16);
+        output.WriteUInt32(MaxFrameHeight);
+      }
+      if (MaxWindow != 0) {
+        output.WriteRawTag(24);
+        output.WriteUInt32(MaxWindow);
+      }
+      if (MaxSeed != 0UL) {
+        output.WriteRawTag(32);
+        output.WriteUInt64(MaxSeed);
+      }
+      if (MaxRingBytes != 0UL) {
+        output.WriteRawTag(40);
+        output.WriteUInt64(MaxRingBytes);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(output);
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalWriteTo(ref pb::WriteContext output) {
+      if (MaxFrameWidth != 0) {
+        output.WriteRawTag(8);
+        output.WriteUInt32(MaxFrameWidth);
+      }
+      if (MaxFrameHeight != 0) {
+        output.WriteRawTag(16);
+        output.WriteUInt32(MaxFrameHeight);
+      }
+      if (MaxWindow != 0) {
+        output.WriteRawTag(24);
+        output.WriteUInt32(MaxWindow);
+      }
+      if (MaxSeed != 0UL) {
+        output.WriteRawTag(32);
+        output.WriteUInt64(MaxSeed);
+      }
+      if (MaxRingBytes != 0UL) {
+        output.WriteRawTag(40);
+        output.WriteUInt64(MaxRingBytes);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(ref output);
+      }
+    }
+    #endif
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public int CalculateSize() {
+      int size = 0;
+      if (MaxFrameWidth != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(MaxFrameWidth);
+      }
+      if (MaxFrameHeight != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(MaxFrameHeight);
+      }
+      if (MaxWindow != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(MaxWindow);
+      }
+      if (MaxSeed != 0UL) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt64Size(MaxSeed);
+      }
+      if (MaxRingBytes != 0UL) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt64Size(MaxRingBytes);
+      }
+      if (_unknownFields != null) {
+        size += _unknownFields.CalculateSize();
+      }
+      return size;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(Limits other) {
+      if (other == null) {
+        return;
+      }
+      if (other.MaxFrameWidth != 0) {
+        MaxFrameWidth = other.MaxFrameWidth;
+      }
+      if (other.MaxFrameHeight != 0) {
+        MaxFrameHeight = other.MaxFrameHeight;
+      }
+      if (other.MaxWindow != 0) {
+        MaxWindow = other.MaxWindow;
+      }
+      if (other.MaxSeed != 0UL) {
+        MaxSeed = other.MaxSeed;
+      }
+      if (other.MaxRingBytes != 0UL) {
+        MaxRingBytes = other.MaxRingBytes;
+      }
+      _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(pb::CodedInputStream input) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      input.ReadRawMessage(this);
+    #else
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, input);
+            break;
+          case 8: {
+            MaxFrameWidth = input.ReadUInt32();
+            break;
+          }
+          case 16: {
+            MaxFrameHeight = input.ReadUInt32();
+            break;
+          }
+          case 24: {
+            MaxWindow = input.ReadUInt32();
+            break;
+          }
+          case 32: {
+            MaxSeed = input.ReadUInt64();
+            break;
+          }
+          case 40: {
+            MaxRingBytes = input.ReadUInt64();
+            break;
+          }
+        }
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalMergeFrom(ref pb::ParseContext input) {
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, ref input);
+            break;
+          case 8: {
+            MaxFrameWidth = input.ReadUInt32();
+            break;
+          }
+          case 16: {
+            MaxFrameHeight = input.ReadUInt32();
+            break;
+          }
+          case 24: {
+            MaxWindow = input.ReadUInt32();
+            break;
+          }
+          case 32: {
+            MaxSeed = input.ReadUInt64();
+            break;
+          }
+          case 40: {
+            MaxRingBytes = input.ReadUInt64();
+            break;
+          }
         }
       }
     }
@@ -5533,7 +6941,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[15]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[19]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -5566,6 +6974,7 @@ namespace C2R.V1 {
       previewAddress_ = other.previewAddress_;
       outputRoot_ = other.outputRoot_;
       device_ = other.device_;
+      limits_ = other.limits_ != null ? other.limits_.Clone() : null;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -5754,6 +7163,18 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "limits" field.</summary>
+    public const int LimitsFieldNumber = 14;
+    private global::C2R.V1.Limits limits_;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public global::C2R.V1.Limits Limits {
+      get { return limits_; }
+      set {
+        limits_ = value;
+      }
+    }
+
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public override bool Equals(object other) {
@@ -5782,6 +7203,7 @@ namespace C2R.V1 {
       if (PreviewAddress != other.PreviewAddress) return false;
       if (OutputRoot != other.OutputRoot) return false;
       if (Device != other.Device) return false;
+      if (!object.Equals(Limits, other.Limits)) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -5802,6 +7224,7 @@ namespace C2R.V1 {
       if (PreviewAddress.Length != 0) hash ^= PreviewAddress.GetHashCode();
       if (OutputRoot.Length != 0) hash ^= OutputRoot.GetHashCode();
       if (Device.Length != 0) hash ^= Device.GetHashCode();
+      if (limits_ != null) hash ^= Limits.GetHashCode();
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -5860,6 +7283,10 @@ namespace C2R.V1 {
         output.WriteRawTag(106);
         output.WriteString(Device);
       }
+      if (limits_ != null) {
+        output.WriteRawTag(114);
+        output.WriteMessage(Limits);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -5910,6 +7337,10 @@ namespace C2R.V1 {
         output.WriteRawTag(106);
         output.WriteString(Device);
       }
+      if (limits_ != null) {
+        output.WriteRawTag(114);
+        output.WriteMessage(Limits);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -5950,6 +7381,9 @@ namespace C2R.V1 {
       }
       if (Device.Length != 0) {
         size += 1 + pb::CodedOutputStream.ComputeStringSize(Device);
+      }
+      if (limits_ != null) {
+        size += 1 + pb::CodedOutputStream.ComputeMessageSize(Limits);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -5996,6 +7430,12 @@ namespace C2R.V1 {
       }
       if (other.Device.Length != 0) {
         Device = other.Device;
+      }
+      if (other.limits_ != null) {
+        if (limits_ == null) {
+          Limits = new global::C2R.V1.Limits();
+        }
+        Limits.MergeFrom(other.Limits);
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -6065,6 +7505,13 @@ namespace C2R.V1 {
           }
           case 106: {
             Device = input.ReadString();
+            break;
+          }
+          case 114: {
+            if (limits_ == null) {
+              Limits = new global::C2R.V1.Limits();
+            }
+            input.ReadMessage(Limits);
             break;
           }
         }
@@ -6137,6 +7584,13 @@ namespace C2R.V1 {
             Device = input.ReadString();
             break;
           }
+          case 114: {
+            if (limits_ == null) {
+              Limits = new global::C2R.V1.Limits();
+            }
+            input.ReadMessage(Limits);
+            break;
+          }
         }
       }
     }
@@ -6158,7 +7612,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[16]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[20]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -6593,7 +8047,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[17]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[21]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -7093,7 +8547,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[18]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[22]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -7282,7 +8736,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[19]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[23]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -7526,7 +8980,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[20]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[24]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -7678,7 +9132,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[21]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[25]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
