@@ -15,6 +15,11 @@ import grpc
 import pytest
 
 from c2r.v1 import coarse2real_pb2 as pb
+import os
+import queue
+import secrets
+import stat
+import subprocess
 from pathlib import Path
 
 from unity_packing import formula_readbacks, linear_eye_depth_reversed_z, mono_tools, plane, unity_frame
@@ -111,23 +116,30 @@ FIXTURE_NEAR, FIXTURE_FAR = 0.125, 128.0  # PackFixture.Near / Far
 
 
 @pytest.fixture(scope="module")
-def csharp_planes(tmp_path_factory):
-    """{(frame, plane name): pb.Plane} exactly as the package's C# Core packed them."""
-    import subprocess
-
+def pack_fixture(tmp_path_factory):
+    """Run the package's C# Core (PackFixture.exe, built here with mcs): ``run(folder, *extra)``."""
     mcs, mono = mono_tools("mcs", "mono")
-    work = tmp_path_factory.mktemp("csharp")
-    exe = work / "PackFixture.exe"
+    exe = tmp_path_factory.mktemp("csharp") / "PackFixture.exe"
     sources = sorted(str(p) for p in (PACKAGE / "Runtime" / "Core").glob("*.cs")) + [str(PACKAGE / "Tests" / "Conformance~" / "PackFixture.cs")]
     built = subprocess.run([mcs, "-langversion:experimental", f"-out:{exe}", *sources], capture_output=True, text=True)
     assert built.returncode == 0, built.stdout + built.stderr
-    ran = subprocess.run([mono, str(exe), str(work / "planes"), "9", str(HEIGHT), str(WIDTH)], capture_output=True, text=True, timeout=120)
-    assert ran.returncode == 0, ran.stdout + ran.stderr
-    planes = {}
-    for path in (work / "planes").iterdir():
-        frame, name, dtype, shape, _ = path.name.split(".")
-        planes[int(frame), name] = pb.Plane(dtype=int(dtype), shape=[int(n) for n in shape.split("x")], data=path.read_bytes())
-    return planes
+
+    def run(folder: Path, *extra: str) -> dict:
+        ran = subprocess.run([mono, str(exe), str(folder), "9", str(HEIGHT), str(WIDTH), *extra], capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        planes = {}
+        for path in folder.glob("*.bin"):
+            frame, name, dtype, shape, _ = path.name.split(".")
+            planes[int(frame), name] = pb.Plane(dtype=int(dtype), shape=[int(n) for n in shape.split("x")], data=path.read_bytes())
+        return planes
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def csharp_planes(pack_fixture, tmp_path_factory):
+    """{(frame, plane name): pb.Plane} exactly as the package's C# Core packed them."""
+    return pack_fixture(tmp_path_factory.mktemp("planes"))
 
 
 def test_the_csharp_packer_writes_exactly_the_bytes_the_python_reference_does(csharp_planes):
@@ -153,3 +165,45 @@ def test_the_csharp_packed_session_comes_back_whole_from_the_daemon(csharp_plane
     finals = sorted(r.result.index for r in replies if r.WhichOneof("kind") == "result" and not r.result.preview)
     assert finals == list(range(9)) and replies[-1].WhichOneof("kind") == "done"
     assert (replies[-1].done.frames_received, replies[-1].done.frames_returned) == (9, 9)
+
+
+def test_the_csharp_shared_memory_ring_is_what_the_python_client_writes_and_the_daemon_reads_it(pack_fixture, csharp_planes, daemon, tmp_path):
+    """The Unity packer's same-host path: C# writes the slots (SharedRingSegment + SharedRingLayout), the daemon maps them."""
+    from c2r.client import FramePlanes, shm
+    from c2r.client.frames import unpack_plane
+
+    name = f"c2r-{os.getpid()}-unity{secrets.token_hex(4)}"  # a live pid: the daemon's sweep leaves it alone
+    pack_fixture(tmp_path, name)
+    ring_name, slots, slot_bytes = (tmp_path / "ring.txt").read_text().splitlines()[0].split()
+    placements = [list(map(int, line.split())) for line in (tmp_path / "ring.txt").read_text().splitlines()[1:]]
+    segment = Path("/dev/shm") / name
+    assert ring_name == name and stat.S_IMODE(segment.stat().st_mode) == 0o600
+    for index, (slot, *offsets) in enumerate(placements):  # the same layout as the Python client's FrameRing
+        planes = FramePlanes(*(unpack_plane(csharp_planes[index, n]) for n in ("color", "depth", "normals")))
+        assert [offset for _, _, offset in shm.plane_layout(planes)] == offsets and shm.slot_bytes_for(planes) == int(slot_bytes)
+
+    outbox: queue.Queue = queue.Queue()
+    config = session_config()
+    config.transport = pb.SHARED_MEMORY
+    outbox.put(pb.ClientMessage(config=config))
+    call = daemon.stub().Realify(iter(outbox.get, None), metadata=daemon.metadata, timeout=180)
+    replies = iter(call)
+    started = next(replies)
+    assert started.started.effective.transport == pb.SHARED_MEMORY
+    outbox.put(pb.ClientMessage(ring=pb.SharedRing(name=name, slots=int(slots), slot_bytes=int(slot_bytes))))
+    status = next(r for r in replies if r.WhichOneof("kind") == "ring").ring
+    assert status.attached, status.reason
+    assert not segment.exists()  # mapped, then unlinked by the daemon: nothing can leak now
+    for index, (slot, *offsets) in enumerate(placements):
+        frame = pb.Frame(index=index, slot=slot, color_space=pb.SRGB, depth_kind=pb.DISTANCE)
+        for name_, offset in zip(("color", "depth", "normals"), offsets):
+            source = csharp_planes[index, name_]
+            getattr(frame, name_).CopyFrom(pb.Plane(dtype=source.dtype, shape=source.shape, offset=offset))  # no bytes in the stream
+        outbox.put(pb.ClientMessage(frame=frame))
+    outbox.put(pb.ClientMessage(end=pb.EndOfStream()))
+    outbox.put(None)
+    rest = list(replies)
+    finals = sorted(r.result.index for r in rest if r.WhichOneof("kind") == "result" and not r.result.preview)
+    released = {slot for r in rest if r.WhichOneof("kind") == "released" for slot in r.released.slots}
+    assert finals == list(range(9)) and released == set(range(9))
+    assert (rest[-1].done.frames_received, rest[-1].done.frames_returned) == (9, 9)

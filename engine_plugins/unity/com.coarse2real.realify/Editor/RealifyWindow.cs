@@ -171,8 +171,9 @@ namespace Coarse2Real.Editor
                 run.Session.WarningArrived += warning => Post(run, () => Debug.LogWarning("Coarse2Real: " + warning));
                 run.Session.Failed += error => Post(run, () => Stop(false, "failed: " + error));
                 run.Session.Finished += done => Post(run, () => Stop(false, $"done: {done.FramesReturned} frames in {done.Seconds:F1} s, in {outputFolder}"));
-                var config = RealifyStreamingSession.DefaultConfig(prompt, model, quality, resolution, withNormals);
-                await run.Session.OpenAsync(run.Connection, config);
+                bool sameHost = RealifyStreamingSession.WantsSharedMemory(address, info);
+                var config = RealifyStreamingSession.DefaultConfig(prompt, model, quality, resolution, withNormals, sameHost);
+                await run.Session.OpenAsync(run.Connection, config, info);
                 if (run != current)
                 {
                     Dispose(run); // cancelled while connecting

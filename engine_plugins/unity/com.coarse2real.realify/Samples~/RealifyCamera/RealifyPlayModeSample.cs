@@ -29,7 +29,9 @@ public sealed class RealifyPlayModeSample : MonoBehaviour
         connection = new DaemonConnection(address, token: null);
         session = new RealifyStreamingSession();
         session.ResultArrived += result => { if (!result.Preview) results.Enqueue(result); }; // a worker thread
-        await session.OpenAsync(connection, RealifyStreamingSession.DefaultConfig(prompt, "", "preview", "", withNormals: true));
+        InfoReply info = await connection.InfoAsync(System.Threading.CancellationToken.None);
+        var config = RealifyStreamingSession.DefaultConfig(prompt, "", "preview", "", withNormals: true, RealifyStreamingSession.WantsSharedMemory(address, info));
+        await session.OpenAsync(connection, config, info);
         writer = new ResultSequenceWriter(outputFolder, captureCamera.name, "png");
         capture = new GBufferCapture(captureCamera, width, height);
     }

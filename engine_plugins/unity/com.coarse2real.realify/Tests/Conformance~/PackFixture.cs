@@ -2,7 +2,10 @@
 // defined by formula, so tests/test_unity_conformance.py can check them byte for byte against its
 // Python reference and replay them to a real daemon. Not part of the Unity package build (the folder
 // ends in ~, which Unity skips). Build: mcs -out:PackFixture.exe Runtime/Core/*.cs Tests/Conformance~/PackFixture.cs
-// Run: mono PackFixture.exe <output folder> <frames> <height> <width>
+// Run: mono PackFixture.exe <output folder> <frames> <height> <width> [ring name]
+// With a ring name the frames also go into a shared-memory ring (SharedRingSegment + SharedRingLayout),
+// frame i in slot i, and <output folder>/ring.txt says "name slots slot_bytes" then each frame's offsets.
+// The segment is left for the daemon to map and unlink (the session that names it is the test's).
 using System;
 using System.IO;
 using Coarse2Real.Core;
@@ -16,6 +19,7 @@ public static class PackFixture
         string folder = args[0];
         int frames = int.Parse(args[1]), height = int.Parse(args[2]), width = int.Parse(args[3]);
         Directory.CreateDirectory(folder);
+        var packed = new PackedPlane[frames][];
         for (int i = 0; i < frames; i++)
         {
             var rgba = new byte[height * width * 4];
@@ -38,11 +42,32 @@ public static class PackFixture
                 }
             }
             DepthConversion.EyeDepthsFromDevice(depth, Near, Far, reversedZ: true);
-            Write(folder, i, "color", PlanePacker.ColorFromRgba32(rgba, width, height));
-            Write(folder, i, "depth", PlanePacker.DepthFromFloats(depth, width, height));
-            Write(folder, i, "normals", PlanePacker.RgbFromRgbaHalf(normals, width, height));
+            packed[i] = new[] { PlanePacker.ColorFromRgba32(rgba, width, height), PlanePacker.DepthFromFloats(depth, width, height),
+                                PlanePacker.RgbFromRgbaHalf(normals, width, height) };
+            Write(folder, i, "color", packed[i][0]);
+            Write(folder, i, "depth", packed[i][1]);
+            Write(folder, i, "normals", packed[i][2]);
+        }
+        if (args.Length > 4)
+        {
+            WriteRing(folder, args[4], packed);
         }
         return 0;
+    }
+
+    static void WriteRing(string folder, string name, PackedPlane[][] frames)
+    {
+        long slotBytes;
+        SharedRingLayout.Offsets(frames[0], out slotBytes);
+        var layout = new SharedRingLayout(frames.Length, slotBytes);
+        SharedRingSegment segment = SharedRingSegment.Create(name, layout.SegmentBytes); // not disposed: the daemon unlinks it
+        var lines = new System.Collections.Generic.List<string> { $"{name} {layout.Slots} {layout.SlotBytes}" };
+        foreach (PackedPlane[] planes in frames)
+        {
+            int slot = layout.Take();
+            lines.Add(slot + " " + string.Join(" ", layout.Write(segment.Write, slot, planes)));
+        }
+        File.WriteAllLines(Path.Combine(folder, "ring.txt"), lines);
     }
 
     static void Write(string folder, int frame, string plane, PackedPlane packed)
