@@ -258,7 +258,11 @@ def start(run: RealifyRun) -> RealifyRun | None:
     if not require_dependencies():
         return None
     _active = run
-    run.start()
+    try:
+        run.start()
+    except Exception:
+        _active = None  # e.g. an output folder it cannot clear: nothing is running, the next press may try again
+        raise
     return run
 
 
