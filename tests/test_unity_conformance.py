@@ -1,8 +1,11 @@
 """Replay, against a REAL daemon, the exact message sequence the Unity package's session sends.
 
-The C# side cannot run here, so the frames are packed by ``unity_packing`` (the package's
-rules re-implemented from its spec, pinned to the C# unit tests' vectors below) and sent in
-RealifySessionProtocol's order: SessionConfig, frames 0..n-1, then EndOfStream or Cancel.
+The planes come from the package's own C#: ``Tests/Conformance~/PackFixture.cs`` runs the
+Core's PlanePacker and DepthConversion (compiled with Mono's mcs, run with mono) on readbacks
+defined by formula, and the test checks those bytes against ``unity_packing`` (the rules
+re-implemented from the spec) before sending them in RealifySessionProtocol's order:
+SessionConfig, frames 0..n-1, then EndOfStream or Cancel. Where Mono is absent (not on CI,
+which installs it) the sequence tests still run with the Python-packed planes.
 """
 
 from __future__ import annotations
@@ -12,10 +15,19 @@ import grpc
 import pytest
 
 from c2r.v1 import coarse2real_pb2 as pb
-from unity_packing import linear_eye_depth_reversed_z, plane, unity_frame
+import os
+import queue
+import secrets
+import stat
+import subprocess
+from pathlib import Path
+
+from unity_packing import formula_readbacks, linear_eye_depth_reversed_z, mono_tools, plane, unity_frame
+
+PACKAGE = Path(__file__).resolve().parents[1] / "engine_plugins" / "unity" / "com.coarse2real.realify"
 
 HEIGHT, WIDTH, NEAR, FAR = 32, 48, 0.1, 100.0
-CLIENT_NAME = "unity com.coarse2real.realify 0.1.0"  # DaemonConnection.ClientName
+CLIENT_NAME = "unity com.coarse2real.realify 0.2.0"  # DaemonConnection.ClientName
 
 
 def session_config() -> pb.SessionConfig:
@@ -98,3 +110,100 @@ def test_a_frame_index_gap_is_refused_like_the_csharp_protocol_refuses_it(daemon
         list(daemon.stub().Realify(gapped(), metadata=daemon.metadata, timeout=60))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "a gap" in refused.value.details() and "resending from frame 1" in refused.value.details()
+
+
+FIXTURE_NEAR, FIXTURE_FAR = 0.125, 128.0  # PackFixture.Near / Far
+
+
+@pytest.fixture(scope="module")
+def pack_fixture(tmp_path_factory):
+    """Run the package's C# Core (PackFixture.exe, built here with mcs): ``run(folder, *extra)``."""
+    mcs, mono = mono_tools("mcs", "mono")
+    exe = tmp_path_factory.mktemp("csharp") / "PackFixture.exe"
+    sources = sorted(str(p) for p in (PACKAGE / "Runtime" / "Core").glob("*.cs")) + [str(PACKAGE / "Tests" / "Conformance~" / "PackFixture.cs")]
+    built = subprocess.run([mcs, "-langversion:experimental", f"-out:{exe}", *sources], capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr
+
+    def run(folder: Path, *extra: str) -> dict:
+        ran = subprocess.run([mono, str(exe), str(folder), "9", str(HEIGHT), str(WIDTH), *extra], capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        planes = {}
+        for path in folder.glob("*.bin"):
+            frame, name, dtype, shape, _ = path.name.split(".")
+            planes[int(frame), name] = pb.Plane(dtype=int(dtype), shape=[int(n) for n in shape.split("x")], data=path.read_bytes())
+        return planes
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def csharp_planes(pack_fixture, tmp_path_factory):
+    """{(frame, plane name): pb.Plane} exactly as the package's C# Core packed them."""
+    return pack_fixture(tmp_path_factory.mktemp("planes"))
+
+
+def test_the_csharp_packer_writes_exactly_the_bytes_the_python_reference_does(csharp_planes):
+    for index in range(9):
+        expected = unity_frame(index, *formula_readbacks(index, HEIGHT, WIDTH), FIXTURE_NEAR, FIXTURE_FAR)
+        for name in ("color", "depth", "normals"):
+            got, want = csharp_planes[index, name], getattr(expected, name)
+            assert (got.dtype, list(got.shape)) == (want.dtype, list(want.shape)), (index, name)
+            assert got.data == want.data, (index, name)  # byte for byte: row order, endianness, channels, sky as +inf
+
+
+def test_the_csharp_packed_session_comes_back_whole_from_the_daemon(csharp_planes, daemon):
+    def messages():
+        yield pb.ClientMessage(config=session_config())
+        for index in range(9):
+            frame = pb.Frame(index=index, color_space=pb.SRGB, depth_kind=pb.DISTANCE)  # RealifyStreamingSession.SendAsync
+            for name in ("color", "depth", "normals"):
+                getattr(frame, name).CopyFrom(csharp_planes[index, name])
+            yield pb.ClientMessage(frame=frame)
+        yield pb.ClientMessage(end=pb.EndOfStream())
+
+    replies = list(daemon.stub().Realify(messages(), metadata=daemon.metadata, timeout=180))
+    finals = sorted(r.result.index for r in replies if r.WhichOneof("kind") == "result" and not r.result.preview)
+    assert finals == list(range(9)) and replies[-1].WhichOneof("kind") == "done"
+    assert (replies[-1].done.frames_received, replies[-1].done.frames_returned) == (9, 9)
+
+
+def test_the_csharp_shared_memory_ring_is_what_the_python_client_writes_and_the_daemon_reads_it(pack_fixture, csharp_planes, daemon, tmp_path):
+    """The Unity packer's same-host path: C# writes the slots (SharedRingSegment + SharedRingLayout), the daemon maps them."""
+    from c2r.client import FramePlanes, shm
+    from c2r.client.frames import unpack_plane
+
+    name = f"c2r-{os.getpid()}-unity{secrets.token_hex(4)}"  # a live pid: the daemon's sweep leaves it alone
+    pack_fixture(tmp_path, name)
+    ring_name, slots, slot_bytes = (tmp_path / "ring.txt").read_text().splitlines()[0].split()
+    placements = [list(map(int, line.split())) for line in (tmp_path / "ring.txt").read_text().splitlines()[1:]]
+    segment = Path("/dev/shm") / name
+    assert ring_name == name and stat.S_IMODE(segment.stat().st_mode) == 0o600
+    for index, (slot, *offsets) in enumerate(placements):  # the same layout as the Python client's FrameRing
+        planes = FramePlanes(*(unpack_plane(csharp_planes[index, n]) for n in ("color", "depth", "normals")))
+        assert [offset for _, _, offset in shm.plane_layout(planes)] == offsets and shm.slot_bytes_for(planes) == int(slot_bytes)
+
+    outbox: queue.Queue = queue.Queue()
+    config = session_config()
+    config.transport = pb.SHARED_MEMORY
+    outbox.put(pb.ClientMessage(config=config))
+    call = daemon.stub().Realify(iter(outbox.get, None), metadata=daemon.metadata, timeout=180)
+    replies = iter(call)
+    started = next(replies)
+    assert started.started.effective.transport == pb.SHARED_MEMORY
+    outbox.put(pb.ClientMessage(ring=pb.SharedRing(name=name, slots=int(slots), slot_bytes=int(slot_bytes))))
+    status = next(r for r in replies if r.WhichOneof("kind") == "ring").ring
+    assert status.attached, status.reason
+    assert not segment.exists()  # mapped, then unlinked by the daemon: nothing can leak now
+    for index, (slot, *offsets) in enumerate(placements):
+        frame = pb.Frame(index=index, slot=slot, color_space=pb.SRGB, depth_kind=pb.DISTANCE)
+        for name_, offset in zip(("color", "depth", "normals"), offsets):
+            source = csharp_planes[index, name_]
+            getattr(frame, name_).CopyFrom(pb.Plane(dtype=source.dtype, shape=source.shape, offset=offset))  # no bytes in the stream
+        outbox.put(pb.ClientMessage(frame=frame))
+    outbox.put(pb.ClientMessage(end=pb.EndOfStream()))
+    outbox.put(None)
+    rest = list(replies)
+    finals = sorted(r.result.index for r in rest if r.WhichOneof("kind") == "result" and not r.result.preview)
+    released = {slot for r in rest if r.WhichOneof("kind") == "released" for slot in r.released.slots}
+    assert finals == list(range(9)) and released == set(range(9))
+    assert (rest[-1].done.frames_received, rest[-1].done.frames_returned) == (9, 9)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import re
+import stat
+import struct
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +22,7 @@ from unreal_mrq_layout import mrq_frame, synthetic_frame, write_exr, write_mrq_m
 PLUGIN = Path(__file__).resolve().parents[1] / "engine_plugins" / "unreal" / "Coarse2Real"
 sys.path.insert(0, str(PLUGIN / "Content" / "Python"))
 
-from coarse2real_unreal import conventions, dependencies, exr_gbuffer, mrq_files  # noqa: E402
+from coarse2real_unreal import conventions, daemon_info, dependencies, exr_complete, exr_gbuffer, mrq_files, settings  # noqa: E402
 
 
 @pytest.fixture
@@ -33,27 +39,50 @@ def editor_module(name: str):
 # ---------------------------------------------------------------- MRQ job and materials
 
 
-def test_mrq_job_writes_one_multilayer_exr_per_frame_with_depth_and_normal_passes(unreal):
+def build(unreal, version, resolution=(1280, 720)):
     materials = editor_module("unreal_materials").ensure_pass_materials()
+    queue = unreal.MoviePipelineQueue()
     sequence = LevelSequenceDouble("Street", 1001, 1049)
-    queue, job = editor_module("unreal_mrq").build_job(sequence, "/Game/Maps/Street.Street", "/out/coarse", materials, (1280, 720))
+    job = editor_module("unreal_mrq").build_job(queue, sequence, "/Game/Maps/Street.Street", "/out/coarse", materials, resolution, version)
+    return queue, job, materials
 
+
+def test_mrq_job_writes_one_multilayer_exr_per_frame_with_depth_and_normal_passes(unreal):
+    queue, job, materials = build(unreal, (5, 7))
     assert queue.jobs == [job]
-    assert job.props["sequence"].args == ("/Game/Cinematics/Street.Street",)
+    assert job.props["sequence"] == ("SoftObjectPath", "/Game/Cinematics/Street.Street")
     settings = {type(s).__name__: s.props for s in job.configuration.settings}
     assert set(settings) == {"MoviePipelineOutputSetting", "MoviePipelineDeferredPassBase", "MoviePipelineImageSequenceOutput_EXR"}
     output = settings["MoviePipelineOutputSetting"]
     assert output["file_name_format"] == "{sequence_name}.{frame_number}"
     assert output["zero_pad_frame_numbers"] == 4
-    assert output["output_directory"].args == ("/out/coarse",)
-    assert output["output_resolution"].args == (1280, 720)
+    assert output["output_directory"] == ("DirectoryPath", "/out/coarse")
+    assert output["output_resolution"] == ("IntPoint", 1280, 720)
     exr = settings["MoviePipelineImageSequenceOutput_EXR"]
     assert exr == {"multilayer": True, "compression": "EXRCompressionFormat.ZIP"}
     deferred = settings["MoviePipelineDeferredPassBase"]
     assert deferred["disable_multisample_effects"] is True
     passes = deferred["additional_post_process_materials"]
     assert [p.props["material"] for p in passes] == [materials["C2R_SceneDepth"], materials["C2R_ViewNormal"]]
-    assert all(p.props["enabled"] and p.props["high_precision_output"] and p.props["use_lossless_compression"] for p in passes)
+
+
+@pytest.mark.parametrize(
+    "version, expected",
+    [((5, 4), {"enabled", "material"}), ((5, 5), {"enabled", "material", "high_precision_output"}),
+     ((5, 6), {"enabled", "material", "high_precision_output"}),
+     ((5, 7), {"enabled", "material", "high_precision_output", "use_lossless_compression"})],
+)  # fmt: skip
+def test_pass_precision_flags_are_set_only_where_the_engine_has_them(version, expected):
+    """5.4 has no precision fields, 5.5-5.6 no lossless switch: the double refuses a field its version lacks."""
+    unreal = install_unreal_double(version)
+    try:
+        _, job, _ = build(unreal, version)
+        deferred = next(s for s in job.configuration.settings if type(s).__name__ == "MoviePipelineDeferredPassBase")
+        for entry in deferred.props["additional_post_process_materials"]:
+            assert set(entry.props) == expected
+            assert all(entry.props[flag] is True for flag in expected - {"material"})
+    finally:
+        del sys.modules["unreal"]
 
 
 def test_default_8bit_outputs_are_removed_from_the_job(unreal):
@@ -64,25 +93,49 @@ def test_default_8bit_outputs_are_removed_from_the_job(unreal):
         job.configuration.find_or_add_setting_by_class(unreal.MoviePipelineImageSequenceOutput_JPG)
 
     unreal.MoviePipelineExecutorJob.__init__ = job_with_default_jpg
-    try:
-        _, job = editor_module("unreal_mrq").build_job(LevelSequenceDouble("S", 0, 9), "/Game/M", "/o", {}, None)
-    finally:
-        unreal.MoviePipelineExecutorJob.__init__ = original
+    _, job, _ = build(unreal, (5, 7), None)
     names = [type(s).__name__ for s in job.configuration.settings]
     assert "MoviePipelineImageSequenceOutput_JPG" not in names and "MoviePipelineImageSequenceOutput_EXR" in names
+
+
+def test_render_goes_through_the_editors_queue_and_leaves_the_users_jobs_as_they_were(unreal):
+    subsystem = unreal.get_editor_subsystem(unreal.MoviePipelineQueueSubsystem)
+    queue = subsystem.get_queue()
+    mine, theirs_off = queue.allocate_new_job(unreal.MoviePipelineExecutorJob), queue.allocate_new_job(unreal.MoviePipelineExecutorJob)
+    theirs_off.set_is_enabled(False)
+    finished = []
+    render = editor_module("unreal_mrq").QueueRender(LevelSequenceDouble("Street", 0, 9), "/Game/M", "/o", {}, None, finished.append)
+    assert subsystem.is_rendering() and subsystem.get_active_executor() is render.executor
+    assert queue.get_jobs() == [mine, theirs_off, render.job] and render.job.is_enabled()
+    assert not mine.is_enabled() and not theirs_off.is_enabled()  # only our job renders
+    with pytest.raises(RuntimeError, match="already rendering: wait for that render"):
+        editor_module("unreal_mrq").QueueRender(LevelSequenceDouble("Other", 0, 9), "/Game/M", "/o", {}, None, finished.append)
+    render.executor.finish(True)
+    assert finished == [True] and queue.get_jobs() == [mine, theirs_off]
+    assert mine.is_enabled() and not theirs_off.is_enabled()  # re-enabled only what we disabled
+
+
+def test_ue54_warns_that_passes_are_16_bit_and_newer_engines_do_not():
+    for version, warned in (((5, 4), True), ((5, 6), False)):
+        unreal = install_unreal_double(version)
+        try:
+            editor_module("unreal_mrq").QueueRender(LevelSequenceDouble("S", 0, 9), "/Game/M", "/o", {}, None, lambda ok: None)
+            assert any(kind == "warning" and "16-bit" in message for kind, message in unreal.logs) is warned
+        finally:
+            del sys.modules["unreal"]
 
 
 def test_pass_materials_are_post_process_graphs_created_once(unreal):
     materials_module = editor_module("unreal_materials")
     first = materials_module.ensure_pass_materials()
     second = materials_module.ensure_pass_materials()
-    assert first == second and len(unreal.registry.assets) == 2  # the second call loads, never re-creates
+    assert first == second and len(unreal.assets) == 2  # the second call loads, never re-creates
 
     depth, normal = first["C2R_SceneDepth"], first["C2R_ViewNormal"]
     for material in (depth, normal):
         assert material.props["material_domain"] == "MaterialDomain.MD_POST_PROCESS"
         assert material.props["blendable_location"] == "BlendableLocation.BL_SCENE_COLOR_AFTER_TONEMAPPING"
-        assert material.compiled and material in unreal.registry.saved
+        assert material.compiled and material in unreal.saved
         assert material.links[-1][2] == "MaterialProperty.MP_EMISSIVE_COLOR"
     assert depth.expressions[0].props["scene_texture_id"] == "SceneTextureId.PPI_SCENE_DEPTH"
     kinds = [type(e).__name__ for e in normal.expressions]
@@ -93,19 +146,25 @@ def test_pass_materials_are_post_process_graphs_created_once(unreal):
     assert normal.expressions[3].props["const_b"] == 0.5 and normal.expressions[4].props["const_b"] == 0.5
 
 
-def test_menu_entries_run_functions_that_exist(unreal):
-    editor_module("unreal_menus").register()
-    submenu = unreal.tool_menus.menus["LevelEditor.MainMenu"].submenus["Coarse2Real"]
-    labels = [entry.props["label"] for _, entry in submenu.entries]
-    assert labels == ["Realify Level Sequence", "Realify Viewport", "Cancel Realify", "Install Dependencies"]
-    toolbar = unreal.tool_menus.menus["LevelEditor.LevelEditorToolBar.PlayToolBar"]
-    assert [e.props["label"] for _, e in toolbar.entries] == ["Realify"]
+def test_menu_entries_run_functions_that_exist_and_the_toolbar_button_shows_progress(unreal):
+    menus = editor_module("unreal_menus")
+    menus.register()
+    submenu = unreal.menus["LevelEditor.MainMenu"].submenus["Coarse2Real"]
+    labels = [entry.label for entry in submenu.entries.values()]
+    assert labels == ["Realify Level Sequence", "Realify Viewport", "Cancel Realify", "Settings...", "Install Dependencies"]
+    toolbar = unreal.menus["LevelEditor.LevelEditorToolBar.PlayToolBar"]
     actions = editor_module("unreal_actions")
-    for _, entry in submenu.entries + toolbar.entries:
-        kind, command = entry.props["command"]
+    for entry in list(submenu.entries.values()) + list(toolbar.entries.values()):
+        kind, command = entry.command
         assert kind == "ToolMenuStringCommandType.PYTHON"
         function = command.rsplit("a.", 1)[1].removesuffix("()")
         assert callable(getattr(actions, function)), command
+    menus.show_progress("Street: 4 sent, 2 realified")
+    [button] = toolbar.entries.values()  # the same entry, relabelled: never a second button
+    assert button.label == "Street: 4 sent, 2 realified" and button.command[1].endswith("a.cancel()")
+    menus.show_progress(None)
+    [button] = toolbar.entries.values()
+    assert button.label == "Realify" and unreal.refreshed == 3
 
 
 def test_realify_without_a_sequence_says_what_to_do(unreal):
@@ -128,30 +187,66 @@ def test_mrq_file_names_map_to_frames_of_one_sequence():
         mrq_files.frame_index(1000, 1001)
 
 
-def test_watcher_hands_out_finished_frames_in_order_and_reports_holes(tmp_path):
-    def put(frame, data=b"x" * 10):
-        (tmp_path / f"Shot.{frame:04d}.exr").write_bytes(data)
+def exr_bytes(tmp_path, height=40, width=24) -> bytes:
+    """A real multilayer MRQ-layout frame, as bytes."""
+    color, depth, normals = synthetic_frame(0, height, width, np.random.default_rng(0))
+    path = write_mrq_multilayer(str(tmp_path / "src"), "Src", 0, mrq_frame(color, depth, normals, "C2R_SceneDepth", "C2R_ViewNormal"))
+    return Path(path).read_bytes()
+
+
+def single_part_offset_table(data: bytes) -> int:
+    """Where a single-part EXR's offset table starts: after the magic, version and the attribute list's closing NUL."""
+    at = 8
+    while data[at] != 0:
+        at = data.index(b"\0", at) + 1  # attribute name
+        at = data.index(b"\0", at) + 1  # type name
+        at += 4 + struct.unpack_from("<i", data, at)[0]
+    return at + 1
+
+
+def test_exr_completeness_is_read_from_the_files_own_structure(tmp_path):
+    data = exr_bytes(tmp_path)
+    path = tmp_path / "f.exr"
+    path.write_bytes(data)
+    assert exr_complete.exr_is_complete(str(path))
+    for cut in range(8, len(data), 37):  # every prefix of the file is a writer caught mid-write
+        path.write_bytes(data[:cut])
+        assert not exr_complete.exr_is_complete(str(path)), cut
+    # OpenEXR's own writer fills the offset table in last: a zero there means "still writing", even at full length.
+    offsets_at = single_part_offset_table(data)
+    path.write_bytes(data[:offsets_at] + bytes(8) + data[offsets_at + 8 :])
+    assert not exr_complete.exr_is_complete(str(path))
+    path.write_bytes(b"PNG?" + data[4:])
+    with pytest.raises(ValueError, match="is not an OpenEXR file"):
+        exr_complete.exr_is_complete(str(path))
+
+
+def test_watcher_hands_out_frames_in_order_only_once_each_file_is_complete(tmp_path):
+    data = exr_bytes(tmp_path)
+
+    def put(frame, part=data):
+        (tmp_path / f"Shot.{frame:04d}.exr").write_bytes(part)
 
     watcher = mrq_files.OutputFolderWatcher(str(tmp_path), "Shot", 1001)
+    put(1001, data[: len(data) // 2])
+    put(1002)  # MRQ's writer threads finished a later frame first: that says nothing about 1001
+    assert watcher.poll() == [] and watcher.poll() == []  # half a file never goes out, however long it sits
     put(1001)
-    assert watcher.poll() == []  # just seen: MRQ may still be writing it
-    assert [i for i, _ in watcher.poll()] == [0]  # same size on the next poll: finished
-    put(1003)
-    assert watcher.poll() == []  # 1002 is missing: 1003 must wait
-    put(1002)
-    assert [i for i, _ in watcher.poll()] == [1]  # a later frame exists, so 1002 is complete; 1003 just seen
-    assert [i for i, _ in watcher.poll(final=True)] == [2]
-    assert watcher.poll(final=True) == []
-    put(1005)
-    with pytest.raises(ValueError, match="frame 1004 of 'Shot' is missing"):
+    assert [i for i, _ in watcher.poll()] == [0, 1]
+    put(1004)
+    assert watcher.poll(final=True) == []  # 1003 is missing: 1004 must wait
+    with pytest.raises(ValueError, match="frame 1003 of 'Shot' is missing"):
         watcher.check_nothing_left()
+    put(1003)
+    assert [i for i, _ in watcher.poll(final=True)] == [2, 3] and watcher.poll(final=True) == []
 
 
 def test_watcher_waits_for_every_pass_of_a_per_pass_layout(tmp_path):
+    data = exr_bytes(tmp_path)
     watcher = mrq_files.OutputFolderWatcher(str(tmp_path), "Viewport", 0, ("FinalImage", "C2R_SceneDepth"))
-    (tmp_path / "Viewport.FinalImage.0000.exr").write_bytes(b"x")
+    (tmp_path / "Viewport.FinalImage.0000.exr").write_bytes(data)
     assert watcher.poll(final=True) == []
-    (tmp_path / "Viewport.C2R_SceneDepth.0000.exr").write_bytes(b"x")
+    (tmp_path / "Viewport.C2R_SceneDepth.0000.exr").write_bytes(data)
     [(index, files)] = watcher.poll(final=True)
     assert index == 0 and set(files) == {"FinalImage", "C2R_SceneDepth"}
 
@@ -219,24 +314,179 @@ def test_per_pass_files_read_like_the_viewport_capture_writes_them(tmp_path):
 # ---------------------------------------------------------------- dependency installer
 
 
-def test_installer_targets_the_plugins_platform_site_packages_and_reports_pip_failures(tmp_path):
+def test_installer_targets_the_folder_the_python_plugin_puts_on_sys_path_and_reports_pip_failures(tmp_path):
+    # FPythonScriptPlugin::RegisterModulePaths adds <Plugin>/Content/Python/Lib/<UBT platform>/site-packages.
     target = dependencies.platform_site_packages(str(tmp_path), "win32")
-    assert target == os.path.join(str(tmp_path), "Content", "Python", "Win64", "Lib", "site-packages")
+    assert target == os.path.join(str(tmp_path), "Content", "Python", "Lib", "Win64", "site-packages")
+    assert dependencies.platform_site_packages("/p", "darwin").endswith(os.path.join("Lib", "Mac", "site-packages"))
     assert dependencies.coarse2real_source(str(PLUGIN)) == str(PLUGIN.parents[2])  # the checkout, not PyPI
     assert dependencies.coarse2real_source(str(tmp_path)) == "coarse2real"
-    command = dependencies.pip_command("/engine/python", target, "coarse2real")
+    pins = dependencies.pinned_packages(dependencies.declared_requirements(str(PLUGIN), "win32"))
+    command = dependencies.pip_command("/engine/python", target, "coarse2real", pins)
     assert command[:4] == ["/engine/python", "-m", "pip", "install"] and command[command.index("--target") + 1] == target
+    assert "grpcio==1.85.3" in command and "OpenEXR==3.5.3" in command
 
     class PipRunDouble:
         def __call__(self, command, **kwargs):
             self.command = command
             return type("Done", (), {"returncode": 1, "stderr": "No matching distribution found for grpcio"})()
 
+    (tmp_path / "Coarse2Real.uplugin").write_text((PLUGIN / "Coarse2Real.uplugin").read_text())
     with pytest.raises(RuntimeError, match="(?s)pip failed \\(exit 1\\).*No matching distribution.*proxy"):
         dependencies.install("/engine/python", str(tmp_path), run=PipRunDouble())
+
+
+def test_uplugin_declares_hashed_pins_the_engines_pip_installer_accepts():
+    """PipInstall.cpp reads PythonRequirements[].Platform/Requirements; strict hash checking is on by default."""
+    descriptor = json.loads((PLUGIN / "Coarse2Real.uplugin").read_text())
+    by_platform = {group["Platform"]: group["Requirements"] for group in descriptor["PythonRequirements"]}
+    assert set(by_platform) == {"Win64", "Mac"}
+    client_deps = {"grpcio", "protobuf", "numpy", "OpenEXR", "typing_extensions"}  # typing_extensions: grpcio's own dependency
+    for platform, lines in by_platform.items():
+        names = set()
+        for line in lines:
+            assert re.fullmatch(r"[A-Za-z_]+==[0-9.]+( --hash=sha256:[0-9a-f]{64})+", line), (platform, line)
+            names.add(line.split("==")[0])
+        assert names == client_deps, platform
+    from c2r.v1 import coarse2real_pb2, coarse2real_pb2_grpc
+
+    generated_for = {  # the committed c2r.v1 code refuses older runtimes than it was generated for
+        "grpcio": coarse2real_pb2_grpc.GRPC_GENERATED_VERSION,
+        "protobuf": re.search(r"Protobuf Python Version: ([0-9.]+)", Path(coarse2real_pb2.__file__).read_text())[1],
+    }
+    for lines in by_platform.values():
+        pinned = dict(p.split("==") for p in dependencies.pinned_packages(lines))
+        for name, minimum in generated_for.items():
+            assert tuple(map(int, pinned[name].split("."))) >= tuple(map(int, minimum.split("."))), (name, pinned[name], minimum)
 
 
 def test_missing_dependency_message_names_packages_and_the_menu_entry():
     message = dependencies.missing_message(["grpc", "OpenEXR"])
     assert "OpenEXR, grpcio" in message and "Coarse2Real > Install Dependencies" in message
     assert dependencies.missing_modules() == []  # this venv has everything the plugin imports
+
+
+# ---------------------------------------------------------------- settings, the daemon report, the panel
+
+
+def test_settings_are_saved_privately_and_come_back_the_same(tmp_path):
+    path = str(tmp_path / "Saved" / "Coarse2Real" / "settings.json")
+    chosen = settings.RealifySettings(address="10.0.0.5:50051", token="s3cret", prompt="rain", seed=3, window=33, render_size=(640, 360))
+    settings.save(chosen, path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # the file holds the token
+    assert settings.load(path) == chosen
+    assert settings.load(str(tmp_path / "none.json")) == settings.RealifySettings()
+    Path(path).write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable.*delete it"):
+        settings.load(path)
+
+
+def test_settings_problems_name_the_value_and_what_to_do():
+    assert settings.RealifySettings(address="[::1]:50051").problems() == []  # IPv6 loopback is local: no token needed
+    assert settings.RealifySettings(address="localhost:1").is_local()
+    remote = settings.RealifySettings(address="gpu-box:50051", model="big", quality="ultra", window=30)
+    found = remote.problems(models=["tiny"], qualities=["preview", "final"])
+    assert len(found) == 4
+    assert "set the token" in found[0] and "'big'" in found[1] and "['tiny']" in found[1]
+    assert "'ultra'" in found[2] and "4k+1" in found[3]
+
+
+def test_daemon_report_lists_what_getinfo_says_and_the_plan_command():
+    from c2r.v1 import coarse2real_pb2 as pb
+
+    info = pb.InfoReply(daemon_version="0.2.0", protocol_major=1, protocol_minor=0, device="cuda:0", models=["tiny", "wan-1.3b"],
+                        qualities=["preview", "final"], gpus=[pb.Gpu(name="H100", total_bytes=80 * 1024**3, free_bytes=60 * 1024**3)])  # fmt: skip
+    report = daemon_info.describe(info)
+    assert report.reachable and report.models == ["tiny", "wan-1.3b"] and report.qualities == ["preview", "final"]
+    assert "H100 (60 of 80 GiB free)" in report.text and "cuda:0" in report.text
+    command = daemon_info.plan_command(settings.RealifySettings(quality="final", window=33, render_size=(1280, 720)))
+    assert command == "c2r plan --quality final --window 33 --size 1280x720"
+
+
+def test_review_reuses_its_assets_on_a_second_run_and_replaces_a_foreign_one(unreal, tmp_path):
+    review = editor_module("unreal_review")
+    folders = {"Coarse": str(tmp_path / "c"), "Realified": str(tmp_path / "r")}
+    first = review.review_side_by_side("Street", folders, 24.0)
+    unreal.assets["/Game/Coarse2Real/Review/Street_Realified_Frames"] = unreal.Material()  # someone else's asset under our name
+    second = review.review_side_by_side("Street", {**folders, "Realified": str(tmp_path / "r2")}, 30.0)
+    assert first == second  # the same two players, no "asset already exists" failure
+    assert [p.opened.sequence_path for p in second] == [folders["Coarse"], str(tmp_path / "r2")]
+    assert isinstance(unreal.assets["/Game/Coarse2Real/Review/Street_Realified_Frames"], unreal.ImgMediaSource)
+    assert second[1].opened.props["frame_rate_override"].numerator == 30 and second[0].looping
+    assert unreal.get_editor_subsystem(unreal.AssetEditorSubsystem).opened == first + second
+
+
+def test_settings_panel_asks_the_daemon_off_the_game_thread_then_saves_what_the_user_chose(unreal, tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # nothing listens here: the panel still opens, saying so
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    unreal.saved_dir = str(tmp_path)
+    actions = editor_module("unreal_actions")
+    settings.save(settings.RealifySettings(address=address), actions.settings_path())
+    shown = []
+
+    def user(panel):
+        shown.append(dict(panel.props))
+        panel.set_editor_property("prompt", "")
+        panel.set_editor_property("prompt_preset", type(panel).FIELDS["prompt_preset"].kind.MEMBERS[2])  # Golden hour
+        panel.set_editor_property("seed", 11)
+        return True
+
+    unreal.details_dialog = user
+    actions.open_settings()
+    for _ in range(2000):  # the tick polls; the connection attempt runs on its own thread
+        if unreal.tick() == 0:
+            break
+        time.sleep(0.005)
+    [props] = shown
+    assert props["daemon_address"] == address and "could not ask the daemon at " + address in props["daemon"]
+    assert props["plan"].startswith("c2r plan --quality preview")
+    saved = settings.load(actions.settings_path())
+    assert saved.prompt == settings.PROMPT_PRESETS["Golden hour"] and saved.seed == 11 and saved.address == address
+
+
+def test_settings_panel_refuses_a_remote_daemon_without_a_token(unreal, tmp_path):
+    unreal.saved_dir = str(tmp_path)
+    panel_module = editor_module("unreal_settings_panel")
+    report = daemon_info.DaemonReport("unreachable")
+
+    def user(panel):
+        panel.set_editor_property("daemon_address", "gpu-box:50051")
+        return True
+
+    unreal.details_dialog = user
+    assert panel_module.edit(str(tmp_path / "s.json"), settings.RealifySettings(), report) is None
+    assert not (tmp_path / "s.json").exists()
+    assert any(kind == "dialog" and "Settings not saved" in m and "set the token" in m for kind, m in unreal.logs)
+
+
+def test_install_dependencies_runs_pip_off_the_game_thread_and_reports_its_failure(unreal, monkeypatch):
+    started = threading.Event()
+
+    def pip_fails(python, plugin_dir):
+        started.wait(5)
+        raise RuntimeError("pip failed (exit 1) running: /engine/python3 -m pip install ...")
+
+    monkeypatch.setattr(dependencies, "install", pip_fails)
+    editor_module("unreal_actions").install_dependencies()
+    assert len(unreal.post_tick) == 1 and not any(kind == "dialog" for kind, _ in unreal.logs)  # returned while pip "runs"
+    started.set()
+    for _ in range(2000):
+        if unreal.tick() == 0:
+            break
+        time.sleep(0.005)
+    assert [m for kind, m in unreal.logs if kind == "dialog"] == ["pip failed (exit 1) running: /engine/python3 -m pip install ..."]
+
+
+def test_an_internal_error_in_a_run_cancels_its_render_and_says_so(unreal, tmp_path):
+    realify = editor_module("unreal_realify")
+    run = realify.SequenceRealify(LevelSequenceDouble("Boom", 0, 9), settings.RealifySettings(output_root=str(tmp_path)))
+    cancelled = []
+    run.state, run.produce_cancel = "streaming", lambda: cancelled.append(True)
+    run.stream = type("StreamDouble", (), {"cancel": lambda self: cancelled.append("stream")})()
+    realify._active = run
+    run._crashed(ValueError("bad"))
+    assert cancelled == [True, "stream"] and realify._active is None
+    assert any(kind == "dialog" and "internal error: ValueError('bad')" in m for kind, m in unreal.logs)

@@ -43,3 +43,31 @@ def unity_frame(index: int, rgba32: np.ndarray, device_depth: np.ndarray, normal
     if normals_rgba_half is not None:
         frame.normals.CopyFrom(plane(normals_rgba_half, 3, np.float16, pb.FLOAT16))
     return frame
+
+
+def mono_tools(*names: str) -> list[str]:
+    """Paths of Mono's tools (mcs, mono, nunit-console); skip where absent (the README's test command
+    installs Python packages only; with Debian's mono-mcs, libnunit-cil-dev and nunit-console these run),
+    FAIL where CI_REQUIRE_MONO is set, for a CI that installs them."""
+    import os
+    import shutil
+
+    import pytest
+
+    found = [shutil.which(name) for name in names]
+    if all(found):
+        return found
+    missing = [n for n, f in zip(names, found) if not f]
+    message = f"{missing} not installed (Debian: apt-get install mono-mcs libnunit-cil-dev nunit-console)"
+    if os.environ.get("CI_REQUIRE_MONO"):
+        pytest.fail(f"{message}: CI_REQUIRE_MONO is set, so this CI promised Mono; this is a broken CI setup, not a reason to skip")
+    pytest.skip(message)
+
+
+def formula_readbacks(index: int, height: int, width: int):
+    """The readbacks Tests/Conformance~/PackFixture.cs packs (row 0 = the bottom, as Unity reads back)."""
+    y, x = np.mgrid[0:height, 0:width]
+    rgba = np.stack([(x * 7 + y * 3 + index) % 256, (x + y * 5) % 256, (index * 11 + x * y) % 256, np.full_like(x, 255)], axis=-1)
+    depth = np.where(y >= height - 4, 0.0, (1 + y + index) / 64.0).astype(np.float32)
+    normals = np.stack([(x % 4) / 4.0, -(y % 2) / 2.0, np.ones_like(x, float), np.ones_like(x, float)], axis=-1).astype(np.float16)
+    return rgba.astype(np.uint8), depth, normals

@@ -1,7 +1,9 @@
 using System;
 using System.Collections.Concurrent;
+using System.Threading;
 using System.Threading.Tasks;
 using C2R.V1;
+using Coarse2Real.Core;
 using UnityEditor;
 using UnityEngine;
 using UnityEngine.Playables;
@@ -10,10 +12,14 @@ namespace Coarse2Real.Editor
 {
     /// <summary>
     /// Window > Coarse2Real > Realify: pick a camera, record a Timeline range or play-mode frames,
-    /// stream them to the daemon and watch the realified frames arrive. Capture runs one frame per
-    /// editor update with at most <see cref="MaxFramesInFlight"/> frames between capture and the
-    /// wire, so neither the GPU readbacks nor a slow daemon ever stall the editor. gRPC events
-    /// come in on worker threads and are applied here, on the main thread, in EditorApplication.update.
+    /// stream them to the daemon and watch the realified frames arrive (previews included) in the
+    /// window. The daemon is asked first (GetInfo: version check, models, GPUs), so a missing daemon
+    /// is a sentence, not an RPC dump. Capture runs one frame per editor update with at most
+    /// <see cref="MaxFramesInFlight"/> frames between capture and the wire. Everything a run owns
+    /// (connection, session, capture, writer, the send chain) lives in one <see cref="Run"/>: worker
+    /// threads only ever enqueue actions tagged with their run, and the main thread drops the actions
+    /// of a run that is no longer the current one, so a cancel is final and no late callback can
+    /// touch a disposed session or overwrite the cancel message.
     /// </summary>
     public sealed class RealifyWindow : EditorWindow
     {
@@ -30,26 +36,48 @@ namespace Coarse2Real.Editor
         [SerializeField] string outputFolder = "Realified", format = "png";
 
         readonly ConcurrentQueue<Action> mainThread = new ConcurrentQueue<Action>();
-        DaemonConnection connection;
-        RealifyStreamingSession session;
-        GBufferCapture capture;
-        ResultSequenceWriter writer;
-        Task sendTail = Task.CompletedTask;
-        int nextFrame, framesInFlight, savedCaptureFramerate;
+        Run current;
+        ResultSequenceWriter shown; // the last run's writer: its preview stays visible after the run
         string status = "idle";
+        string daemonText = "not asked yet";
+
+        /// <summary>One recording: created on Realify, forgotten on Stop; its callbacks check that it is still current.</summary>
+        sealed class Run
+        {
+            public DaemonConnection Connection;
+            public RealifyStreamingSession Session;
+            public GBufferCapture Capture;
+            public ResultSequenceWriter Writer;
+            public Task SendTail = Task.CompletedTask;
+            public int NextFrame, FramesInFlight, SavedCaptureFramerate;
+            public bool Ending;
+        }
 
         [MenuItem("Window/Coarse2Real/Realify")]
         public static void Open() => GetWindow<RealifyWindow>("Realify");
 
-        bool Recording => capture != null;
+        bool Recording => current != null;
 
-        void OnEnable() => EditorApplication.update += Tick;
+        void OnEnable()
+        {
+            EditorApplication.update += Tick;
+            _ = AskDaemon();
+        }
 
         void OnDisable()
         {
             EditorApplication.update -= Tick;
-            _ = Stop(cancel: true);
+            Stop(true, "the window was closed");
         }
+
+        /// <summary>Queue <paramref name="action"/> for the main thread, if <paramref name="run"/> is still the current one then.</summary>
+        void Post(Run run, Action action) => mainThread.Enqueue(() =>
+        {
+            if (run == null || run == current)
+            {
+                action();
+            }
+        });
 
         void OnGUI()
         {
@@ -76,7 +104,12 @@ namespace Coarse2Real.Editor
                 resolution = EditorGUILayout.TextField("Model grid (480p/720p/native)", resolution);
                 outputFolder = EditorGUILayout.TextField("Output folder", outputFolder);
                 format = EditorGUILayout.Popup("Format", format == "exr" ? 1 : 0, new[] { "png", "exr" }) == 1 ? "exr" : "png";
+                if (GUILayout.Button("Check daemon"))
+                {
+                    _ = AskDaemon();
+                }
             }
+            EditorGUILayout.HelpBox(daemonText, MessageType.None);
             EditorGUILayout.HelpBox(status, MessageType.None);
             if (!Recording && GUILayout.Button("Realify"))
             {
@@ -84,12 +117,31 @@ namespace Coarse2Real.Editor
             }
             if (Recording && GUILayout.Button("Cancel"))
             {
-                _ = Stop(cancel: true);
+                Stop(true, null);
             }
-            if (writer?.Latest != null)
+            Texture2D latest = shown != null ? shown.Latest : null;
+            if (latest != null)
             {
-                Rect area = GUILayoutUtility.GetAspectRect((float)writer.Latest.width / writer.Latest.height);
-                EditorGUI.DrawPreviewTexture(area, writer.Latest);
+                Rect area = GUILayoutUtility.GetAspectRect((float)latest.width / latest.height);
+                EditorGUI.DrawPreviewTexture(area, latest);
+            }
+        }
+
+        /// <summary>GetInfo into the window's daemon line: version, device, GPUs, models, presets, or what to do.</summary>
+        async Task AskDaemon()
+        {
+            daemonText = $"asking the daemon at {address}...";
+            try
+            {
+                using (var connection = new DaemonConnection(address, token))
+                {
+                    InfoReply info = await connection.InfoAsync(CancellationToken.None);
+                    Post(null, () => daemonText = DaemonConnection.Describe(info));
+                }
+            }
+            catch (Exception error) // DaemonException (friendly), or a bad address
+            {
+                Post(null, () => daemonText = error.Message);
             }
         }
 
@@ -105,28 +157,45 @@ namespace Coarse2Real.Editor
                 status = "enter Play mode first, then press Realify to record play-mode frames";
                 return;
             }
+            var run = new Run();
+            current = run;
+            status = $"connecting to {address}...";
             try
             {
-                connection = new DaemonConnection(address, token);
-                session = new RealifyStreamingSession();
-                session.ResultArrived += result => mainThread.Enqueue(() => ShowResult(result));
-                session.ProgressArrived += progress => mainThread.Enqueue(() => status = $"window {progress.Window}: {progress.Kind} {progress.Step}/{progress.NumSteps}, {progress.FramesReturned} returned");
-                session.WarningArrived += warning => mainThread.Enqueue(() => Debug.LogWarning("Coarse2Real: " + warning));
-                session.Failed += error => mainThread.Enqueue(() => { status = "failed: " + error; _ = Stop(cancel: false); });
-                session.Finished += done => mainThread.Enqueue(() => { status = $"done: {done.FramesReturned} frames in {done.Seconds:F1} s"; _ = Stop(cancel: false); });
-                var config = RealifyStreamingSession.DefaultConfig(prompt, model, quality, resolution, withNormals);
-                await session.OpenAsync(connection, config);
-                writer = new ResultSequenceWriter(outputFolder, captureCamera.name, format);
-                capture = new GBufferCapture(captureCamera, width, height, withNormals);
-                nextFrame = 0;
-                savedCaptureFramerate = Time.captureFramerate;
+                run.Connection = new DaemonConnection(address, token);
+                InfoReply info = await run.Connection.InfoAsync(CancellationToken.None); // version check before any frame
+                daemonText = DaemonConnection.Describe(info);
+                run.Session = new RealifyStreamingSession();
+                run.Session.ResultArrived += result => Post(run, () => ShowResult(run, result));
+                run.Session.ProgressArrived += progress => Post(run, () => status = $"window {progress.Window}: {progress.Kind} {progress.Step}/{progress.NumSteps}, {progress.FramesReturned} returned");
+                run.Session.WarningArrived += warning => Post(run, () => Debug.LogWarning("Coarse2Real: " + warning));
+                run.Session.Failed += error => Post(run, () => Stop(false, "failed: " + error));
+                run.Session.Finished += done => Post(run, () => Stop(false, $"done: {done.FramesReturned} frames in {done.Seconds:F1} s, in {outputFolder}"));
+                bool sameHost = RealifyStreamingSession.WantsSharedMemory(address, info);
+                var config = RealifyStreamingSession.DefaultConfig(prompt, model, quality, resolution, withNormals, sameHost);
+                await run.Session.OpenAsync(run.Connection, config, info);
+                if (run != current)
+                {
+                    Dispose(run); // cancelled while connecting
+                    return;
+                }
+                run.Writer = new ResultSequenceWriter(outputFolder, captureCamera.name, format);
+                shown = run.Writer;
+                run.Capture = new GBufferCapture(captureCamera, width, height, withNormals);
+                run.SavedCaptureFramerate = Time.captureFramerate;
                 Time.captureFramerate = fps; // play mode advances exactly one frame of game time per capture
-                status = $"recording into session {session.SessionId}";
+                status = $"recording into session {run.Session.SessionId}";
             }
             catch (Exception error)
             {
-                status = "could not start: " + error.Message;
-                await Stop(cancel: true);
+                if (run == current)
+                {
+                    Stop(true, "could not start: " + error.Message);
+                }
+                else
+                {
+                    Dispose(run);
+                }
             }
         }
 
@@ -134,80 +203,104 @@ namespace Coarse2Real.Editor
 
         void Tick()
         {
-            while (mainThread.TryDequeue(out Action action))
+            Action action;
+            while (mainThread.TryDequeue(out action))
             {
                 action();
                 Repaint();
             }
-            if (!Recording || framesInFlight >= MaxFramesInFlight || session.Protocol.IsOver)
+            Run run = current;
+            if (run == null || run.Capture == null || run.Ending || run.FramesInFlight >= MaxFramesInFlight || run.Session.Protocol.IsOver)
             {
                 return;
             }
-            if (nextFrame >= FrameCount)
+            if (run.NextFrame >= FrameCount)
             {
-                if (framesInFlight == 0 && session.Protocol.State == Core.SessionState.Streaming)
+                if (run.FramesInFlight == 0 && run.Session.Protocol.State == SessionState.Streaming)
                 {
-                    sendTail = sendTail.ContinueWith(_ => session.EndAsync()).Unwrap();
+                    run.Ending = true;
+                    RealifyStreamingSession session = run.Session; // captured: the continuation never reads the window's fields
+                    run.SendTail = run.SendTail.ContinueWith(_ => session.EndAsync()).Unwrap();
                     status = "all frames sent; waiting for the last window";
                 }
                 return;
             }
             if (source == Source.TimelineRange)
             {
-                director.time = (firstFrame + nextFrame) / (double)fps;
+                director.time = (firstFrame + run.NextFrame) / (double)fps;
                 director.Evaluate();
             }
-            framesInFlight++;
-            capture.Capture(nextFrame, frame => sendTail = SendAfter(sendTail, frame), error => mainThread.Enqueue(() => { status = error; _ = Stop(cancel: true); }));
-            nextFrame++;
+            run.FramesInFlight++;
+            run.Capture.Capture(run.NextFrame, frame => run.SendTail = SendAfter(run, run.SendTail, frame), error => Post(run, () => Stop(true, error)));
+            run.NextFrame++;
         }
 
-        async Task SendAfter(Task previous, CapturedFrame frame)
+        async Task SendAfter(Run run, Task previous, CapturedFrame frame)
         {
             await previous;
             try
             {
-                await session.SendAsync(frame.Index, frame.Color, frame.Depth, frame.Normals);
+                await run.Session.SendAsync(frame.Index, frame.Color, frame.Depth, frame.Normals);
             }
             catch (Exception error)
             {
-                mainThread.Enqueue(() => status = $"frame {frame.Index} was not sent: {error.Message}");
+                Post(run, () => Stop(true, $"frame {frame.Index} was not sent: {error.Message}"));
             }
             finally
             {
-                mainThread.Enqueue(() => framesInFlight--);
+                Post(run, () => run.FramesInFlight--);
             }
         }
 
-        void ShowResult(ResultFrame result)
+        void ShowResult(Run run, ResultFrame result)
         {
-            if (result.Preview || result.Color == null)
+            if (result.Color == null || run.Writer == null)
             {
                 return;
             }
             int frame = (int)result.Index + (source == Source.TimelineRange ? firstFrame : 0);
-            writer.Write(frame, result.Color.Data.ToByteArray(), (int)result.Color.Shape[1], (int)result.Color.Shape[0]);
+            run.Writer.Show(frame, result.Color.Data.ToByteArray(), (int)result.Color.Shape[1], (int)result.Color.Shape[0], result.Preview);
         }
 
-        async Task Stop(bool cancel)
+        /// <summary>End the current run now, on the main thread: cancel the daemon's work if asked; the message is final.</summary>
+        void Stop(bool cancel, string message)
         {
-            if (cancel && session != null)
+            Run run = current;
+            if (run == null)
             {
-                await session.CancelAsync();
-                status = $"cancelled after {session.Protocol.FramesReturned} frames; they are in {outputFolder}";
+                return;
             }
-            if (capture != null)
+            current = null; // from here on, every callback of this run is dropped
+            long returned = run.Session != null ? run.Session.Protocol.FramesReturned : 0;
+            status = message ?? $"cancelled after {returned} frames; they are in {outputFolder}";
+            if (run.Capture != null)
             {
-                Time.captureFramerate = savedCaptureFramerate;
-                capture.Dispose();
-                capture = null;
+                Time.captureFramerate = run.SavedCaptureFramerate;
+                run.Capture.Dispose(); // here, on the main thread; pending readbacks are dropped, not reported
+                run.Capture = null;
             }
-            session?.Dispose();
-            session = null;
-            connection?.Dispose();
-            connection = null;
-            framesInFlight = 0;
-            sendTail = Task.CompletedTask;
+            if (cancel && run.Session != null)
+            {
+                RealifyStreamingSession session = run.Session;
+                _ = session.CancelAsync().ContinueWith(_ => Dispose(run)); // gRPC objects may be disposed from any thread
+            }
+            else
+            {
+                Dispose(run);
+            }
+        }
+
+        /// <summary>The run's gRPC side (thread safe); its capture is disposed by Stop on the main thread.</summary>
+        static void Dispose(Run run)
+        {
+            if (run.Session != null)
+            {
+                run.Session.Dispose();
+            }
+            if (run.Connection != null)
+            {
+                run.Connection.Dispose();
+            }
         }
     }
 }

@@ -26,10 +26,12 @@ public sealed class RealifyPlayModeSample : MonoBehaviour
     async void Start()
     {
         Time.captureFramerate = 24; // one capture per 1/24 s of game time, however slow the frame
-        connection = new DaemonConnection(address);
+        connection = new DaemonConnection(address, token: null);
         session = new RealifyStreamingSession();
         session.ResultArrived += result => { if (!result.Preview) results.Enqueue(result); }; // a worker thread
-        await session.OpenAsync(connection, RealifyStreamingSession.DefaultConfig(prompt, "", "preview", "", withNormals: true));
+        InfoReply info = await connection.InfoAsync(System.Threading.CancellationToken.None);
+        var config = RealifyStreamingSession.DefaultConfig(prompt, "", "preview", "", withNormals: true, RealifyStreamingSession.WantsSharedMemory(address, info));
+        await session.OpenAsync(connection, config, info);
         writer = new ResultSequenceWriter(outputFolder, captureCamera.name, "png");
         capture = new GBufferCapture(captureCamera, width, height);
     }
@@ -38,7 +40,7 @@ public sealed class RealifyPlayModeSample : MonoBehaviour
     {
         while (results.TryDequeue(out ResultFrame result)) // textures and files on the main thread
         {
-            writer.Write((int)result.Index, result.Color.Data.ToByteArray(), (int)result.Color.Shape[1], (int)result.Color.Shape[0]);
+            writer.Show((int)result.Index, result.Color.Data.ToByteArray(), (int)result.Color.Shape[1], (int)result.Color.Shape[0], preview: false);
         }
         if (capture == null || captured >= frames) return;
         capture.Capture(captured++, frame => sendTail = sendTail.ContinueWith(_ => session.SendAsync(frame.Index, frame.Color, frame.Depth, frame.Normals)).Unwrap(), Debug.LogError);

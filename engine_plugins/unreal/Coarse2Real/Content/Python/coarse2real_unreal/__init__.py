@@ -5,4 +5,4 @@ other module is plain Python (numpy, OpenEXR, the c2r client) so it runs and is 
 outside the engine.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

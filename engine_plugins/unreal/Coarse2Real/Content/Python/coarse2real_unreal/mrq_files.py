@@ -1,4 +1,4 @@
-"""Which frame a Movie Render Queue output file holds, and when it is safe to read.
+"""Which frame a Movie Render Queue output file holds, and when it is complete enough to read.
 
 The plugin sets MRQ's file name format to ``{sequence_name}.{frame_number}`` with EXR
 multilayer output, so every frame is one file ``<sequence>.<frame>.exr`` whose frame number
@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+
+from .exr_complete import exr_is_complete
 
 # What follows "<stem>." in a frame file's name: [<pass>.]<frame>.<ext>.
 _AFTER_STEM = re.compile(r"^(?:(?P<pass>[^.]+)\.)?(?P<frame>-?\d+)\.(?P<ext>exr|png)$", re.IGNORECASE)
@@ -71,12 +73,12 @@ def remove_frames(folder: str, stem: str) -> int:
 
 
 class OutputFolderWatcher:
-    """Hands out the frames of one sequence in order as soon as MRQ has finished writing them.
+    """Hands out the frames of one sequence in order as soon as every file of a frame is complete.
 
-    MRQ writes each EXR in one go from memory, but the write is not atomic, so a file counts
-    as finished when its size is non-zero and unchanged since the previous poll, or when a
-    later frame already exists (MRQ writes frames in order). ``poll`` never returns a frame
-    twice and never skips one: a missing frame holds back every later one.
+    MRQ writes frames from several threads, so neither "a later frame exists" nor "its size did
+    not change" says a file is finished; ``exr_is_complete`` reads the file's own structure (every
+    chunk the offset table promises is on disk). ``poll`` never returns a frame twice and never
+    skips one: a missing or half-written frame holds back every later one.
     """
 
     def __init__(self, folder: str, stem: str, first_frame: int, passes: tuple[str, ...] = ("",)):
@@ -85,28 +87,19 @@ class OutputFolderWatcher:
         self.next_frame = first_frame
         self.first_frame = first_frame
         self.passes = passes
-        self._sizes: dict[str, int] = {}
 
     def poll(self, final: bool = False) -> list[tuple[int, dict[str, str]]]:
         """Newly finished frames as (index, {pass: path}); ``final`` once the render has ended."""
         names = os.listdir(self.folder) if os.path.isdir(self.folder) else []
         frames = group_by_frame([os.path.join(self.folder, n) for n in names], self.stem)
-        newest = max(frames, default=self.next_frame - 1)
         ready: list[tuple[int, dict[str, str]]] = []
-        while self.next_frame in frames and self._complete(frames[self.next_frame], final or self.next_frame < newest):
+        while self.next_frame in frames and self._complete(frames[self.next_frame]):
             ready.append((frame_index(self.next_frame, self.first_frame), frames[self.next_frame]))
             self.next_frame += 1
         return ready
 
-    def _complete(self, files: dict[str, str], later_frame_exists: bool) -> bool:
-        if any(p not in files for p in self.passes):
-            return False
-        stable = True
-        for path in files.values():
-            size = os.path.getsize(path)
-            stable &= size > 0 and self._sizes.get(path) == size
-            self._sizes[path] = size
-        return stable or later_frame_exists
+    def _complete(self, files: dict[str, str]) -> bool:
+        return all(p in files for p in self.passes) and all(exr_is_complete(path) for path in files.values())
 
     def check_nothing_left(self) -> None:
         """After the final poll: a later frame on disk means this one is missing or incomplete."""

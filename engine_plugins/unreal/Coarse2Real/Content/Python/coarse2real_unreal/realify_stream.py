@@ -2,8 +2,9 @@
 
 Two threads keep the editor's game thread free: the sender polls the output folder, reads
 each finished frame and sends it (``Session.send`` blocks while the daemon is behind); the
-receiver writes every final result as a PNG next to its coarse frame number. The editor
-polls ``status`` from its tick and calls ``rendering_finished`` or ``cancel``.
+receiver writes every final result as a PNG next to its coarse frame number (and, for a live
+view, the latest progressive preview to one file). The editor polls ``status`` from its tick and
+calls ``rendering_finished`` or ``cancel``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class StreamStatus:
     error: BaseException | None = None
     cancelled: bool = False
     done: bool = False  # both threads have stopped
+    latest_image: tuple[int, str, int, int] | None = None  # (count, PNG path, width, height) of the newest frame back
 
     def summary(self) -> str:
         state = "cancelled" if self.cancelled else "failed" if self.error else "done" if self.done else "running"
@@ -45,6 +47,7 @@ class RealifyStream:
         result_stem: str,
         read: Callable[[dict[str, str]], CoarseFrame] = read_frame,
         poll_seconds: float = 0.1,
+        preview_path: str | None = None,
     ):
         self.session = session
         self.watcher = watcher
@@ -52,6 +55,7 @@ class RealifyStream:
         self.result_stem = result_stem
         self.read = read
         self.poll_seconds = poll_seconds
+        self.preview_path = preview_path  # where progressive previews go (a live view), None: dropped
         self.status = StreamStatus()
         self._render_done = threading.Event()
         self._stop = threading.Event()
@@ -109,10 +113,17 @@ class RealifyStream:
                 self._stop.wait(self.poll_seconds)
 
     def _receive_all(self) -> None:
+        shown = 0
         for event in self.session.events():
-            if isinstance(event, Result) and not event.preview:
-                frame_number = self.watcher.first_frame + event.index
-                write_png(result_path(self.results_folder, self.result_stem, frame_number), event.image)
-                self.status.frames_returned += 1
+            if isinstance(event, Result) and (not event.preview or self.preview_path is not None):
+                # Encoded here, off the game thread; the editor only points its live view at the file.
+                if event.preview:
+                    path = self.preview_path
+                else:
+                    path = result_path(self.results_folder, self.result_stem, self.watcher.first_frame + event.index)
+                write_png(path, event.image)
+                self.status.frames_returned += not event.preview
+                shown += 1
+                self.status.latest_image = (shown, path, event.image.shape[1], event.image.shape[0])
             elif isinstance(event, Progress):
                 self.status.last_progress = f"(window {event.window}: {event.kind} {event.step}/{event.num_steps})"

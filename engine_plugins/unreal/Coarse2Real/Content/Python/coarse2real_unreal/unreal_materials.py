@@ -7,8 +7,8 @@ they are needed and saved, then reused:
 * C2R_SceneDepth: SceneTexture:SceneDepth (cm) straight to Emissive.
 * C2R_ViewNormal: SceneTexture:WorldNormal, transformed world -> view, written as n*0.5+0.5.
 
-Both are Post Process domain materials blended after tonemapping, as MRQ asks of its
-additional post-process passes.
+Both are Post Process domain materials blended after tonemapping (``BL_SCENE_COLOR_AFTER_TONEMAPPING``,
+the UE 5 name), as MRQ asks of its additional post-process passes.
 """
 
 from __future__ import annotations
@@ -18,12 +18,6 @@ import unreal
 from .exr_gbuffer import DEPTH_PASS, NORMAL_PASS
 
 MATERIAL_FOLDER = "/Game/Coarse2Real"
-
-
-def _after_tonemapping():
-    # UE 5.x renamed BL_AFTER_TONEMAPPING to BL_SCENE_COLOR_AFTER_TONEMAPPING; accept either.
-    location = unreal.BlendableLocation
-    return getattr(location, "BL_SCENE_COLOR_AFTER_TONEMAPPING", None) or location.BL_AFTER_TONEMAPPING
 
 
 def _scene_texture(material, texture_id, x: int):
@@ -72,7 +66,7 @@ def ensure_pass_material(name: str):
     tools = unreal.AssetToolsHelpers.get_asset_tools()
     material = tools.create_asset(name, MATERIAL_FOLDER, unreal.Material, unreal.MaterialFactoryNew())
     material.set_editor_property("material_domain", unreal.MaterialDomain.MD_POST_PROCESS)
-    material.set_editor_property("blendable_location", _after_tonemapping())
+    material.set_editor_property("blendable_location", unreal.BlendableLocation.BL_SCENE_COLOR_AFTER_TONEMAPPING)
     BUILDERS[name](material)
     unreal.MaterialEditingLibrary.recompile_material(material)
     unreal.EditorAssetLibrary.save_loaded_asset(material)

@@ -1,130 +1,269 @@
-"""Realify a Level Sequence: MRQ renders, frames stream to the daemon as they land, results come back.
+"""Realify a Level Sequence or the viewport without ever blocking the editor.
 
-Flow: materials -> MRQ job -> connect to (or start) the daemon -> open a session -> the
-``RealifyStream`` threads send frames as MRQ writes them while MRQ renders in PIE -> when
-MRQ finishes, a cancellable ``ScopedSlowTask`` waits for the last windows -> the coarse and
-realified sequences are imported as Img Media sources for side-by-side review.
-Only one run at a time; ``cancel_active`` stops it from the menu.
+A run is a small state machine stepped from Slate's post-tick (``unreal_ticker``):
+
+1. *connecting*: ``connect()`` and the session's start run on a background thread (a daemon that
+   is slow or absent costs the editor nothing); the tick polls for them;
+2. *streaming*: the producer starts on the game thread (MRQ through the editor's queue, or the
+   viewport capture one frame per tick) while ``RealifyStream``'s threads send finished frames and
+   write results; each tick updates the progress label on the Realify toolbar button and the live
+   preview;
+3. *finished*: the results open as Img Media sequences in Media Players next to the source; the
+   session and client close on a background thread.
+
+Errors reach the user in a dialog as well as the Output Log. **Coarse2Real > Cancel Realify**
+(or the toolbar button while it shows progress) cancels the render and the session at any time;
+frames already returned stay on disk. One run at a time.
 """
 
 from __future__ import annotations
 
+import os
+
 import unreal
 
-from . import dependencies
+from . import __version__, dependencies, unreal_menus, unreal_ticker
+from .background import Background
 from .mrq_files import OutputFolderWatcher, remove_frames
 from .settings import RealifySettings
 
-_active: "SequenceRealify | None" = None
+_active: "RealifyRun | None" = None
 
 
 def require_dependencies() -> bool:
     missing = dependencies.missing_modules()
     if missing:
-        message = dependencies.missing_message(missing)
-        unreal.log_error(message)
-        unreal.EditorDialog.show_message("Coarse2Real", message, unreal.AppMsgType.OK)
+        report(dependencies.missing_message(missing))
         return False
     return True
 
 
-def wait_with_progress(stream, total_frames: int, title: str) -> bool:
-    """Block with a cancellable progress dialog until ``stream`` stops; False if the user cancelled."""
-    shown = 0
-    with unreal.ScopedSlowTask(total_frames, title) as task:
-        task.make_dialog(True)
-        while True:  # the cancel check comes first: a press during the render is honoured before any wait
-            if task.should_cancel():
-                stream.cancel()
-                stream.wait()
-                return False
-            if stream.wait(0.1):
-                break
-            returned = stream.status.frames_returned
-            task.enter_progress_frame(returned - shown, f"{title}: {stream.status.summary()}")
-            shown = returned
-    return not stream.status.cancelled
+def report(message: str) -> None:
+    """An error the user must see: the Output Log and a dialog."""
+    unreal.log_error(f"Coarse2Real: {message}")
+    unreal.EditorDialog.show_message("Coarse2Real", message, unreal.AppMsgType.OK)
 
 
-class SequenceRealify:
-    def __init__(self, sequence, settings: RealifySettings):
-        self.sequence = sequence
+def client_name() -> str:
+    return f"unreal-{unreal.SystemLibrary.get_engine_version().split('-')[0]} coarse2real-plugin {__version__}"
+
+
+class RealifyRun:
+    """What every run shares; subclasses say how frames are produced and what is reviewed."""
+
+    passes: tuple[str, ...] = ("",)
+
+    def __init__(self, name: str, settings: RealifySettings, first_frame: int, fps: float):
+        self.name = name
         self.settings = settings
-        self.name = sequence.get_name()
-        self.coarse_dir, self.results_dir = settings.folders(self.name)
-        self.first_frame = sequence.get_playback_start()
-        self.total_frames = sequence.get_playback_end() - self.first_frame
-        self.client = self.session = self.stream = self.executor = None
+        self.first_frame = first_frame
+        self.fps = fps
+        self.coarse_dir, self.results_dir = settings.folders(name)
+        self.preview_file = os.path.join(os.path.dirname(self.results_dir), "live_preview.png")
+        self.state = "connecting"
+        self.cancelled = False
+        self.client = self.session = self.stream = self.preview = None
+        self._connecting: Background | None = None
+        self._shown_image = 0
+        self._label = ""
+
+    # ---------------------------------------------------------------- producer hooks
+
+    def produce_start(self) -> None:
+        raise NotImplementedError
+
+    def produce_tick(self) -> None:
+        """Game-thread work for this tick (the viewport captures a frame here)."""
+
+    def produce_cancel(self) -> None:
+        raise NotImplementedError
+
+    def review_folders(self) -> dict[str, str]:
+        return {"Realified": self.results_dir}
+
+    # ---------------------------------------------------------------- the state machine
 
     def start(self) -> None:
-        from c2r.client import connect
-
-        from .realify_stream import RealifyStream
-        from .unreal_materials import ensure_pass_materials
-        from .unreal_mrq import build_job, render
-
         for folder in (self.coarse_dir, self.results_dir):  # stale frames would be streamed as new ones
             remove_frames(folder, self.name)
-        world = unreal.get_editor_subsystem(unreal.UnrealEditorSubsystem).get_editor_world()
-        queue, _job = build_job(self.sequence, world.get_path_name(), self.coarse_dir, ensure_pass_materials(), self.settings.render_size)
-        self.client = connect(self.settings.address, token=self.settings.token, start_daemon=False)
-        self.session = self.client.realify(**self.settings.session_options())
-        passes = ("",)  # one multilayer EXR per frame
-        watcher = OutputFolderWatcher(self.coarse_dir, self.name, self.first_frame, passes)
-        self.stream = RealifyStream(self.session, watcher, self.results_dir, self.name).start()
-        unreal.log(f"Coarse2Real: rendering {self.total_frames} frames of {self.name} to {self.coarse_dir}, streaming to {self.settings.address}")
-        self.executor = render(queue, self.on_render_finished)
+        settings = self.settings
+        self._connecting = Background(lambda: open_session(settings, client_name()), "c2r-unreal-connect")
+        unreal.log(f"Coarse2Real: {self.name}: connecting to the daemon at {settings.address}")
+        unreal_ticker.every_tick(self.tick, self._crashed)
 
-    def on_render_finished(self, success: bool) -> None:
-        global _active
+    def tick(self, _delta_seconds: float) -> bool:
+        """One step; False once the run is over (the ticker then unregisters it)."""
+        if self.state == "connecting":
+            return self._tick_connecting()
+        self.produce_tick()
+        self._show_progress()
+        if not self.stream.wait(0):
+            return True
+        self._finish()
+        return False
+
+    def _tick_connecting(self) -> bool:
+        if not self._connecting.done():
+            return True
         try:
-            if not success:
-                unreal.log_warning(f"Coarse2Real: the render of {self.name} failed or was cancelled; cancelling the session")
-                self.stream.cancel()
-                self.stream.wait()
-                return
-            self.stream.rendering_finished()
-            finished = wait_with_progress(self.stream, self.total_frames, f"Realifying {self.name}")
-            status = self.stream.status
-            if status.error is not None:
-                unreal.log_error(f"Coarse2Real: {self.name}: {status.error}")
-            elif finished:
-                from .unreal_review import review_side_by_side
+            self.client, self.session = self._connecting.result()
+        except Exception as error:  # noqa: BLE001 - no daemon, bad token, version mismatch: all said in the message
+            self._end(f"{self.name}: {error}")
+            return False
+        if self.cancelled:
+            self._end(None)
+            return False
+        from .realify_stream import RealifyStream
+        from .unreal_preview import LivePreview
 
-                review_side_by_side(self.name, self.coarse_dir, self.results_dir)
-            unreal.log(f"Coarse2Real: {self.name}: {status.summary()}; results in {self.results_dir}")
-        finally:
-            self.close()
-            _active = None
+        watcher = OutputFolderWatcher(self.coarse_dir, self.name, self.first_frame, self.passes)
+        self.stream = RealifyStream(self.session, watcher, self.results_dir, self.name, preview_path=self.preview_file).start()
+        self.preview = LivePreview(unreal.get_editor_subsystem(unreal.UnrealEditorSubsystem).get_editor_world())
+        try:
+            self.produce_start()
+        except Exception as error:  # noqa: BLE001 - MRQ busy, no map...: stop the session, say why
+            self.stream.cancel()
+            self.stream.wait()
+            self._end(f"{self.name}: {error}")
+            return False
+        self.state = "streaming"
+        return True
+
+    def _show_progress(self) -> None:
+        status = self.stream.status
+        label = f"{self.name}: {status.frames_sent} sent, {status.frames_returned} realified"
+        if label != self._label:
+            self._label = label
+            unreal_menus.show_progress(label)
+        latest = status.latest_image
+        if latest is not None and latest[0] != self._shown_image:
+            self._shown_image = latest[0]
+            self.preview.show(latest[1], latest[2], latest[3])
+
+    def _finish(self) -> None:
+        status = self.stream.status
+        problem = None if status.error is None else f"{self.name}: {status.error}"
+        if problem is None and not status.cancelled:
+            from .unreal_review import review_side_by_side
+
+            review_side_by_side(self.name, self.review_folders(), self.fps)
+        unreal.log(f"Coarse2Real: {self.name}: {status.summary()}; results in {self.results_dir}")
+        self._end(problem)
+
+    def _crashed(self, error: BaseException) -> None:
+        if self.state == "streaming":
+            try:
+                self.produce_cancel()  # a render or capture must not outlive its run
+            finally:
+                self.stream.cancel()
+        self._end(f"{self.name} stopped on an internal error: {error!r}; the Output Log has the details")
+
+    def _end(self, problem: str | None) -> None:
+        global _active
+        if problem is not None:
+            report(problem)
+        unreal_menus.show_progress(None)
+        parts = [p for p in (self.session, self.client) if p is not None]
+        Background(lambda: [p.close() for p in parts], "c2r-unreal-close")  # closing may wait for the daemon
+        _active = None
 
     def cancel(self) -> None:
-        if self.executor is not None:
-            self.executor.cancel_all_jobs()
-        if self.stream is not None:
+        self.cancelled = True
+        if self.state == "streaming":
+            self.produce_cancel()
             self.stream.cancel()
 
-    def close(self) -> None:
-        for part in (self.session, self.client):
-            if part is not None:
-                part.close()
+
+def open_session(settings: RealifySettings, name: str):
+    """(client, session) once the daemon accepted the session; runs on a background thread."""
+    from c2r.client import connect
+
+    client = connect(settings.address, token=settings.token, start_daemon=False)
+    try:
+        return client, client.realify(client_name=name, **settings.session_options())
+    except BaseException:
+        client.close()
+        raise
 
 
-def realify_sequence(sequence, settings: RealifySettings | None = None) -> SequenceRealify | None:
-    """Start realifying ``sequence``; returns the run, or None if one is already running or deps are missing."""
+class SequenceRealify(RealifyRun):
+    """MRQ renders the sequence (one multilayer EXR per frame) while the frames stream."""
+
+    def __init__(self, sequence, settings: RealifySettings):
+        from .unreal_capture import display_fps
+
+        super().__init__(sequence.get_name(), settings, sequence.get_playback_start(), display_fps(sequence))
+        self.sequence = sequence
+        self.render = None
+
+    def produce_start(self) -> None:
+        from .unreal_materials import ensure_pass_materials
+        from .unreal_mrq import QueueRender
+
+        world = unreal.get_editor_subsystem(unreal.UnrealEditorSubsystem).get_editor_world()
+        self.render = QueueRender(self.sequence, world.get_path_name(), self.coarse_dir, ensure_pass_materials(),
+                                  self.settings.render_size, self.on_render_finished)  # fmt: skip
+        unreal.log(f"Coarse2Real: rendering {self.name} to {self.coarse_dir}, streaming to {self.settings.address}")
+
+    def on_render_finished(self, success: bool) -> None:
+        if success:
+            self.stream.rendering_finished()
+        else:
+            unreal.log_warning(f"Coarse2Real: the render of {self.name} failed or was cancelled; cancelling the session")
+            self.stream.cancel()
+
+    def produce_cancel(self) -> None:
+        self.render.cancel()
+
+    def review_folders(self) -> dict[str, str]:
+        return {"Coarse": self.coarse_dir, "Realified": self.results_dir}
+
+
+class ViewportRealify(RealifyRun):
+    """A SceneCapture2D captures the viewport, one frame per tick, through the open sequence's range."""
+
+    def __init__(self, settings: RealifySettings, size: tuple[int, int]):
+        from .unreal_capture import CAPTURE_PASSES, sequencer_frames
+
+        frames, self.step, fps = sequencer_frames()
+        super().__init__("Viewport", settings, frames[0], fps)
+        self.passes = CAPTURE_PASSES
+        self.frames = frames
+        self.size = size
+        self.capture = None
+
+    def produce_start(self) -> None:
+        from .unreal_capture import capture_frames
+        from .unreal_materials import ensure_pass_materials
+
+        self.capture = capture_frames(self.coarse_dir, self.name, self.frames, self.size, ensure_pass_materials(), self.step)
+
+    def produce_tick(self) -> None:
+        if self.capture is not None and next(self.capture, None) is None:
+            self.capture = None  # the generator ran out: every frame is on disk
+            self.stream.rendering_finished()
+
+    def produce_cancel(self) -> None:
+        if self.capture is not None:
+            self.capture.close()  # destroys the capture actor
+            self.capture = None
+
+
+def start(run: RealifyRun) -> RealifyRun | None:
+    """Start ``run`` unless another is running or the dependencies are missing."""
     global _active
     if _active is not None:
-        unreal.log_warning(f"Coarse2Real: {_active.name} is still realifying; cancel it first (Coarse2Real > Cancel)")
+        unreal.log_warning(f"Coarse2Real: {_active.name} is still realifying; cancel it first (Coarse2Real > Cancel Realify)")
         return None
     if not require_dependencies():
         return None
-    _active = SequenceRealify(sequence, settings or RealifySettings())
+    _active = run
     try:
-        _active.start()
+        run.start()
     except Exception:
-        _active.close()
-        _active = None
+        _active = None  # e.g. an output folder it cannot clear: nothing is running, the next press may try again
         raise
-    return _active
+    return run
 
 
 def cancel_active() -> None:
@@ -132,37 +271,3 @@ def cancel_active() -> None:
         unreal.log("Coarse2Real: nothing is realifying")
         return
     _active.cancel()
-
-
-
-def realify_viewport(settings: RealifySettings | None = None, size: tuple[int, int] = (640, 360)) -> bool:
-    """Capture the viewport (through the open sequence's range, if any) and realify it; blocks with progress."""
-    from c2r.client import connect
-
-    from .realify_stream import RealifyStream
-    from .unreal_capture import CAPTURE_PASSES, capture_frames, sequencer_frames
-    from .unreal_materials import ensure_pass_materials
-    from .unreal_review import image_sequence_source
-
-    if _active is not None or not require_dependencies():
-        return False
-    settings = settings or RealifySettings()
-    name = "Viewport"
-    coarse_dir, results_dir = settings.folders(name)
-    for folder in (coarse_dir, results_dir):
-        remove_frames(folder, name)
-    frames, step = sequencer_frames()
-    materials = ensure_pass_materials()
-    with connect(settings.address, token=settings.token, start_daemon=False) as client, client.realify(**settings.session_options()) as session:
-        watcher = OutputFolderWatcher(coarse_dir, name, frames[0], CAPTURE_PASSES)
-        stream = RealifyStream(session, watcher, results_dir, name).start()
-        capture_frames(coarse_dir, name, frames, size, materials, step)  # the stream sends while this captures
-        stream.rendering_finished()
-        finished = wait_with_progress(stream, len(frames), "Realifying the viewport")
-    if stream.status.error is not None:
-        unreal.log_error(f"Coarse2Real: viewport: {stream.status.error}")
-        return False
-    if finished:
-        unreal.get_editor_subsystem(unreal.AssetEditorSubsystem).open_editor_for_assets([image_sequence_source(f"{name}_realified", results_dir)])
-    unreal.log(f"Coarse2Real: viewport: {stream.status.summary()}; results in {results_dir}")
-    return finished
