@@ -13,8 +13,9 @@ import torch
 import zmq
 
 from c2r.daemon import engine as engine_module
+from c2r.daemon.engine_messages import RunWindow, WindowError, WindowResult
 from c2r.daemon.ipc import unpack
-from c2r.models.backend import Backend, GBuffers, RealifyConfig
+from c2r.models.backend import Backend, GBuffers, RealifyConfig, WindowRequest
 from c2r.models.windows import Window
 
 
@@ -34,11 +35,11 @@ class OutOfMemoryBackendDouble(Backend):
     def memory_estimate(self, num_frames, height, width, config):
         return 0
 
-    def realify_window(self, clip, config, prefix=None, progress=None, cancel=None, window=None):
+    def realify_window(self, request, on_step=None):
         if self.failures:
             self.failures -= 1
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        return np.zeros((clip.num_frames, *clip.size, 3), np.uint8)
+        return np.zeros((request.clip.num_frames, *request.clip.size, 3), np.uint8)
 
 
 def run_one_window(monkeypatch, failures: int) -> tuple[list[dict], list[str]]:
@@ -53,12 +54,11 @@ def run_one_window(monkeypatch, failures: int) -> tuple[list[dict], list[str]]:
             preview="tcp://127.0.0.1:9", model="tiny", device="cpu")
         engine = engine_module.Engine(args, ctx)
         clip = GBuffers(color=np.zeros((5, 16, 16, 3), np.uint8))
-        engine.run_request({"id": 1, "session": "s-test", "model": "tiny", "lora": "", "config": RealifyConfig(steps=1),
-                            "clip": clip, "prefix": None, "window": Window(0, 0, 5, 0)})
+        engine.run_request(RunWindow(1, "s-test", "tiny", "", WindowRequest(clip, RealifyConfig(steps=1), None, Window(0, 0, 5, 0))))
         messages = []
         while events.poll(5000):
             messages.append(unpack(events.recv_multipart()))
-            if messages[-1]["kind"] in ("result", "error"):
+            if isinstance(messages[-1], WindowResult | WindowError):
                 break
         return messages, double.offloads
     finally:
@@ -68,12 +68,12 @@ def run_one_window(monkeypatch, failures: int) -> tuple[list[dict], list[str]]:
 def test_oom_retries_once_with_model_offload(monkeypatch):
     messages, offloads = run_one_window(monkeypatch, failures=1)
     assert offloads == ["none", "model"]
-    assert messages[-1]["kind"] == "result" and messages[-1]["frames"].shape == (5, 16, 16, 3)
+    assert isinstance(messages[-1], WindowResult) and messages[-1].frames.shape == (5, 16, 16, 3)
 
 
 def test_second_oom_is_reported_with_what_to_lower(monkeypatch):
     messages, offloads = run_one_window(monkeypatch, failures=2)
     assert offloads == ["none", "model"], "exactly one retry"
     last = messages[-1]
-    assert last["kind"] == "error" and last["code"] == "oom"
-    assert "offload model" in last["message"] and "lower the resolution" in last["message"]
+    assert isinstance(last, WindowError) and last.code == "oom"
+    assert "offload model" in last.message and "lower the resolution" in last.message

@@ -12,38 +12,46 @@ from c2r.daemon.frame_check import CheckedFrame
 from c2r.daemon.frame_store import FrameStore
 from c2r.daemon.paths import safe_output
 from c2r.daemon.scheduler import WindowScheduler, WindowTask
+from c2r.models.backend import GBuffers, RealifyConfig, WindowRequest
+
+
+def window_task(owner: str, interactive: bool, frames: int = 1, size: int = 8) -> WindowTask:
+    clip = GBuffers(np.zeros((frames, size, size, 3), np.uint8))
+    return WindowTask(owner, interactive, "tiny", "", WindowRequest(clip, RealifyConfig()), on_event=lambda e: None)
 
 
 def test_scheduler_runs_interactive_first_then_same_shape_then_fifo():
     async def order() -> list[str]:
         scheduler = WindowScheduler()
 
-        def task(owner, interactive, shape):
-            return WindowTask(owner, interactive, shape, {}, on_event=lambda e: None)
+        def task(owner, interactive, size):
+            return window_task(owner, interactive, frames=17, size=size)
 
-        first = task("warm", True, (17, 64, 64))
-        scheduler.submit(first)
+        first = task("warm", True, 64)
+        assert scheduler.submit(first) == 0
         assert await scheduler.next() is first  # (17, 64, 64) is now the warm shape
         scheduler.finished(first)
-        for t in (task("job", False, (17, 64, 64)), task("s-other", True, (17, 32, 32)), task("s-same", True, (17, 64, 64)),
-                  task("s-late", True, (17, 32, 32))):
-            assert scheduler.submit(t) >= 0
+        # each position: the windows that will run before it, given the queue so far
+        positions = [scheduler.submit(t) for t in (task("job", False, 64), task("s-other", True, 32),
+                                                   task("s-same", True, 64), task("s-late", True, 32))]
         ran = []
         while scheduler.queue:
             t = await scheduler.next()
             ran.append(t.owner)
             scheduler.finished(t)
-        return ran
+        return positions, ran
 
     # interactive before batch; the warm shape first; then arrival order (s-other, then s-late, whose shape is now warm)
-    assert asyncio.run(order()) == ["s-same", "s-other", "s-late", "job"]
+    positions, ran = asyncio.run(order())
+    assert ran == ["s-same", "s-other", "s-late", "job"]
+    assert positions == [0, 0, 0, 2]  # job: first alone; s-other and s-same jump ahead of it; s-late behind both
 
 
 def test_scheduler_drops_a_vanished_owners_windows():
     async def run():
         scheduler = WindowScheduler()
-        gone = WindowTask("gone", True, (1,), {}, on_event=lambda e: None)
-        kept = WindowTask("kept", False, (1,), {}, on_event=lambda e: None)
+        gone = window_task("gone", True)
+        kept = window_task("kept", False)
         scheduler.submit(gone)
         scheduler.submit(kept)
         scheduler.drop_owner("gone")

@@ -6,7 +6,7 @@ import torch
 from diffusers.models.attention_dispatch import attention_backend
 from safetensors.torch import save_file
 
-from c2r.models.backend import RealifyConfig
+from c2r.models.backend import RealifyConfig, WindowRequest
 from c2r.models.backends import create_backend
 from c2r.models.levers import GIB, Levers, apply_to_transformer, choose_levers
 from c2r.models.lora import add_lora
@@ -58,8 +58,8 @@ def test_batched_cfg_equals_the_two_sequential_branches(plain, clip):
         sequential = plain.pipeline._velocity(latents, window, 0.7, cond, uncond, 4.0, {})
         one_forward = batched.pipeline._velocity(latents, window, 0.7, cond, uncond, 4.0, {})
     torch.testing.assert_close(one_forward, sequential, atol=1e-5, rtol=1e-5)
-    assert count_block_calls(batched, lambda: batched.realify_window(clip, CFG)) == 3 * 2  # one forward per step
-    assert count_block_calls(plain, lambda: plain.realify_window(clip, CFG)) == 3 * 2 * 2
+    assert count_block_calls(batched, lambda: batched.realify_window(WindowRequest(clip, CFG))) == 3 * 2  # one forward per step
+    assert count_block_calls(plain, lambda: plain.realify_window(WindowRequest(clip, CFG))) == 3 * 2 * 2
 
 
 def test_attention_backend_reaches_the_ic_processors(plain, clip):
@@ -67,18 +67,18 @@ def test_attention_backend_reaches_the_ic_processors(plain, clip):
         chosen = loaded(attention_backend="_native_math")
         processors = [b.attn1.processor for b in chosen.pipeline.experts["transformer"].transformer.blocks]
         assert all(p._attention_backend == "_native_math" for p in processors)
-        np.testing.assert_allclose(chosen.realify_window(clip, CFG), plain.realify_window(clip, CFG), atol=1)
+        np.testing.assert_allclose(chosen.realify_window(WindowRequest(clip, CFG)), plain.realify_window(WindowRequest(clip, CFG)), atol=1)
 
 
 def test_vae_tiling_and_causal_ref_levers_give_one_frame_per_input(plain, clip):
     tiled = loaded(vae_tiling=True)
     assert tiled.pipeline.vae.use_tiling
-    np.testing.assert_array_equal(tiled.realify_window(clip, CFG), plain.realify_window(clip, CFG))  # 32 px: one tile
+    np.testing.assert_array_equal(tiled.realify_window(WindowRequest(clip, CFG)), plain.realify_window(WindowRequest(clip, CFG)))  # 32 px: one tile
     causal = loaded(causal_ref=True)
     lengths = []
     block = causal.pipeline.experts["transformer"].transformer.blocks[0]
     handle = block.register_forward_pre_hook(lambda m, args: lengths.append(args[0].shape[1]))
-    out = causal.realify_window(clip, CFG)
+    out = causal.realify_window(WindowRequest(clip, CFG))
     handle.remove()
     assert out.shape == (9, 32, 32, 3)
     assert lengths == [lengths[0]] + [lengths[0]] * 6  # the reference pass once, then noisy-only forwards
@@ -88,12 +88,12 @@ def test_vae_tiling_and_causal_ref_levers_give_one_frame_per_input(plain, clip):
 def test_step_caches_skip_work_and_reset_per_window(plain, clip, cache):
     cached = loaded(step_cache=cache, step_cache_threshold=1e9)  # first-block: always reuse after step 1
     config = RealifyConfig(steps=8, guidance=1.0, resolution="native")
-    full = count_block_calls(plain, lambda: plain.realify_window(clip, config))
+    full = count_block_calls(plain, lambda: plain.realify_window(WindowRequest(clip, config)))
     outs = []
-    skipped = count_block_calls(cached, lambda: outs.append(cached.realify_window(clip, config)))
+    skipped = count_block_calls(cached, lambda: outs.append(cached.realify_window(WindowRequest(clip, config))))
     assert outs[0].shape == (9, 32, 32, 3)
     assert skipped < full
-    np.testing.assert_array_equal(cached.realify_window(clip, config), outs[0])  # state does not leak across windows
+    np.testing.assert_array_equal(cached.realify_window(WindowRequest(clip, config)), outs[0])  # state does not leak across windows
 
 
 def test_compile_wraps_every_block_without_running():
@@ -163,13 +163,13 @@ def test_distilled_lora_loads_into_both_experts_and_changes_the_output(tmp_path,
     path = tmp_path / "wan_4step_lora.safetensors"
     diffusers_format_lora(path)
     config = RealifyConfig(steps=2, guidance=1.0, resolution="native")
-    base = loaded("tiny-a14b").realify_window(clip, config)
+    base = loaded("tiny-a14b").realify_window(WindowRequest(clip, config))
     distilled = loaded("tiny-a14b", step_lora=str(path))
     for expert in distilled.pipeline.experts.values():
         assert STEP_ADAPTER_NAME in expert.transformer.peft_config
-    out = distilled.realify_window(clip, config)
+    out = distilled.realify_window(WindowRequest(clip, config))
     assert out.shape == base.shape and np.abs(out.astype(int) - base).mean() > 1
-    weak = loaded("tiny-a14b", step_lora=str(path), step_lora_weight=0.0).realify_window(clip, config)
+    weak = loaded("tiny-a14b", step_lora=str(path), step_lora_weight=0.0).realify_window(WindowRequest(clip, config))
     np.testing.assert_array_equal(weak, base)  # weight 0: the adapter is there but contributes nothing
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline
 
-from c2r.models.backend import GBuffers, RealifyConfig
+from c2r.models.backend import GBuffers, RealifyConfig, WindowRequest
 from c2r.models.backends import create_backend
 from c2r.models.iclora import ICLoRAWan
 from c2r.models.lora import EXPERT_WEIGHT_NAMES, LoraInfo, add_lora, load_lora, read_lora_info, save_lora
@@ -106,7 +106,7 @@ def test_backend_takes_attention_mode_and_references_from_the_lora(tmp_path):
     rng = np.random.default_rng(0)
     clip = GBuffers(rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8))
     config = RealifyConfig(steps=1, guidance=1.0, resolution="native", attention_mode="full")
-    out = backend.realify_window(clip, config)
+    out = backend.realify_window(WindowRequest(clip, config))
     assert out.shape == (5, 32, 32, 3)
     assert backend.pipeline.experts["transformer"].attention_mode == "causal-ref"
 
@@ -120,8 +120,8 @@ def test_backend_uses_only_reference_sizes_the_lora_was_trained_with(tmp_path, t
     backend.load("cpu")
     clip = GBuffers(np.random.default_rng(1).integers(0, 255, (5, 64, 64, 3), dtype=np.uint8))
     config = RealifyConfig(steps=2, guidance=1.0, resolution="native")
-    full = backend.realify_window(clip, config)
-    half = backend.realify_window(clip, replace(config, reference_downscale=2))  # what the preview preset asks for
+    full = backend.realify_window(WindowRequest(clip, config))
+    half = backend.realify_window(WindowRequest(clip, replace(config, reference_downscale=2)))  # what the preview preset asks for
     assert np.array_equal(full, half) != expect_half_size_used
 
 

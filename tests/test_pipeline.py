@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from c2r.models.backend import Cancelled, GBuffers, RealifyConfig
+from c2r.models.backend import Cancelled, GBuffers, RealifyConfig, WindowRequest
 from c2r.models.backends import available_models, create_backend
 from c2r.models.preprocess import frames_to_model, grid_for, model_to_frames
 from c2r.models.sampler import expert_for, flow_sigmas, guided
@@ -45,12 +45,12 @@ def test_sequences_come_back_one_to_one(tiny, frames):
     plan = plan_windows(frames, FAST.window, FAST.overlap)
     last = plan[-1]
     prefix = out[last.start : last.emit_start] if last.prefix_length else None
-    again = tiny.realify_window(clip.slice(last.start, last.end), FAST, prefix, window=last)
+    again = tiny.realify_window(WindowRequest(clip.slice(last.start, last.end), FAST, prefix, window=last))
     np.testing.assert_array_equal(out[last.emit_start :], again[last.prefix_length :])
 
 
 def test_odd_frame_size_comes_back_at_the_input_size(tiny):
-    out = tiny.realify_window(moving_square(6, size=40).slice(0, 6), FAST)
+    out = tiny.realify_window(WindowRequest(moving_square(6, size=40).slice(0, 6), FAST))
     assert out.shape == (6, 40, 40, 3)
 
 
@@ -67,15 +67,15 @@ def test_same_seed_same_frames_other_seed_other_frames(tiny):
 def test_prefix_frames_are_pinned_to_the_previous_windows_output(tiny):
     """The first j+1 latent frames end as the encoded prefix: decoded, they are its VAE round trip."""
     clip = moving_square(13)
-    prefix = tiny.realify_window(clip.slice(0, 5), FAST)
-    out = tiny.realify_window(clip, FAST, prefix=prefix)
+    prefix = tiny.realify_window(WindowRequest(clip.slice(0, 5), FAST))
+    out = tiny.realify_window(WindowRequest(clip, FAST, prefix=prefix))
     pipe = tiny.pipeline
     grid = grid_for(32, 32, "native")
     with torch.no_grad():
         round_trip = model_to_frames(pipe.decode(pipe.encode(frames_to_model(prefix, grid))), grid)
     assert np.abs(out[:5].astype(int) - round_trip.astype(int)).max() <= 1
     # while without the prefix the same frames come out otherwise
-    free = tiny.realify_window(clip, FAST)
+    free = tiny.realify_window(WindowRequest(clip, FAST))
     assert np.abs(free[:5].astype(int) - round_trip.astype(int)).mean() > 1
 
 
@@ -102,15 +102,15 @@ def test_references_and_guidance_choose_the_model_calls(tiny):
     handle = block.register_forward_pre_hook(lambda m, args: lengths.append(args[0].shape[1]))
     clip = moving_square(5)  # 2 latent frames x 2 x 2 patches = 8 tokens per clip
     try:
-        tiny.realify_window(clip, RealifyConfig(steps=3, guidance=1.0, resolution="native"))
+        tiny.realify_window(WindowRequest(clip, RealifyConfig(steps=3, guidance=1.0, resolution="native")))
         assert lengths == [16] * 3
         lengths.clear()
-        tiny.realify_window(clip, RealifyConfig(steps=3, guidance=4.0, resolution="native"))
+        tiny.realify_window(WindowRequest(clip, RealifyConfig(steps=3, guidance=4.0, resolution="native")))
         assert lengths == [16] * 6
         lengths.clear()
         config = RealifyConfig(steps=3, guidance=4.0, resolution="native", attention_mode="causal-ref",
                                reference=("color", "depth"))
-        tiny.realify_window(clip, config)
+        tiny.realify_window(WindowRequest(clip, config))
         assert lengths == [16] + [8] * 6  # both references once, then only the noisy tokens
     finally:
         handle.remove()
@@ -123,7 +123,7 @@ def test_a14b_switches_experts_at_the_boundary():
     for name, expert in backend.pipeline.experts.items():
         expert.transformer.blocks[0].register_forward_pre_hook(lambda m, a, name=name: calls.__setitem__(name, calls[name] + 1))
     config = RealifyConfig(steps=8, guidance=1.0, shift=5.0, resolution="native")
-    backend.realify_window(moving_square(5), config)
+    backend.realify_window(WindowRequest(moving_square(5), config))
     sigmas = flow_sigmas(8, 5.0)[:-1]
     high = int((sigmas >= 0.875).sum())
     assert 0 < high < 8
@@ -133,23 +133,29 @@ def test_a14b_switches_experts_at_the_boundary():
 def test_progress_and_cancel(tiny):
     events = []
     config = RealifyConfig(steps=3, guidance=1.0, resolution="native", preview_every=1)
-    tiny.realify(moving_square(5), config, progress=events.append)
+    tiny.realify(moving_square(5), config, on_step=events.append)
     kinds = [e.kind for e in events]
     assert kinds == ["window_started", "step", "preview", "step", "preview", "step", "window_done"]
     assert [e.step for e in events if e.kind == "step"] == [1, 2, 3]
     assert events[2].preview.shape == (5, 32, 32, 3)
-    steps_seen = []
-    with pytest.raises(Cancelled):
-        tiny.realify(moving_square(5), config, progress=lambda e: steps_seen.append(e.step),
-                     cancel=lambda: len(steps_seen) >= 3)
+    seen = []
+
+    def stop_after_step_two(event):  # the one step-callback convention: raising Cancelled stops the window
+        seen.append(event.kind)
+        if event.kind == "step" and event.step == 2:
+            raise Cancelled("stopped by the test after step 2")
+
+    with pytest.raises(Cancelled, match="after step 2"):
+        tiny.realify(moving_square(5), config, on_step=stop_after_step_two)
+    assert seen == ["window_started", "step", "preview", "step"]  # step 3 never ran
 
 
 def test_reference_errors_say_what_to_send(tiny):
     clip = GBuffers(moving_square(5).color)
     with pytest.raises(ValueError, match=r"\['depth'\].*send depth"):
-        tiny.realify_window(clip, RealifyConfig(steps=1, resolution="native", reference=("color", "depth")))
+        tiny.realify_window(WindowRequest(clip, RealifyConfig(steps=1, resolution="native", reference=("color", "depth"))))
     with pytest.raises(ValueError, match=r"colour is always the first reference"):
-        tiny.realify_window(moving_square(5), RealifyConfig(steps=1, resolution="native", reference=("depth",)))
+        tiny.realify_window(WindowRequest(moving_square(5), RealifyConfig(steps=1, resolution="native", reference=("depth",))))
 
 
 def test_flow_sigmas_shift_strength_and_guidance():
@@ -180,7 +186,7 @@ def test_strength_below_one_starts_from_the_noised_input(tiny):
             config = RealifyConfig(steps=4, guidance=1.0, resolution="native", strength=strength)
             for name, c in (("clip", clip), ("inverted", inverted)):
                 seen.clear()
-                tiny.realify_window(c, config)
+                tiny.realify_window(WindowRequest(c, config))
                 starts[strength, name] = seen[0]  # the noisy latents of the first step
     finally:
         handle.remove()
@@ -212,4 +218,4 @@ def test_offloaded_backend_gives_the_same_frames_and_estimates_less_memory(offlo
     offloaded.load("cpu", offload=offload)
     assert offloaded.memory_estimate(17, 64, 64, config) < resident.memory_estimate(17, 64, 64, config)
     clip = moving_square(5)
-    np.testing.assert_array_equal(offloaded.realify_window(clip, config), resident.realify_window(clip, config))
+    np.testing.assert_array_equal(offloaded.realify_window(WindowRequest(clip, config)), resident.realify_window(WindowRequest(clip, config)))

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from c2r.models.backend import QUALITY_PRESETS, GBuffers, RealifyConfig, apply_quality
+from c2r.models.backend import QUALITY_PRESETS, GBuffers, RealifyConfig, apply_quality, WindowRequest
 from c2r.models.backend import preview_model_for
 from c2r.models.backends import create_backend
 from c2r.models.iclora import ICLoRAWan, rope_at
@@ -152,7 +152,7 @@ def test_pipeline_with_downscaled_references_returns_frames_one_to_one():
     clip = moving_square(9, size=64)
     for strength in (1.0, 0.5):
         config = RealifyConfig(steps=2, guidance=1.0, resolution="native", reference_downscale=2, strength=strength)
-        assert backend.realify_window(clip, config).shape == (9, 64, 64, 3)
+        assert backend.realify_window(WindowRequest(clip, config)).shape == (9, 64, 64, 3)
     assert lengths == [48 + 12] * 3  # strength 0.5 runs one of the two steps
     with pytest.raises(ValueError, match="reference_downscale=3"):
         RealifyConfig(reference_downscale=3).validate()

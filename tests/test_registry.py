@@ -124,7 +124,7 @@ def save_as_diffusers_folder(components: dict, folder) -> None:
 def test_real_preset_loads_from_a_local_diffusers_folder(tmp_path):
     import numpy as np
 
-    from c2r.models.backend import GBuffers, RealifyConfig
+    from c2r.models.backend import GBuffers, RealifyConfig, WindowRequest
     from c2r.models.backends import create_backend
 
     tiny = build_tiny("a14b", seed=4)
@@ -136,6 +136,6 @@ def test_real_preset_loads_from_a_local_diffusers_folder(tmp_path):
     backend = create_backend("wan2.2-t2v-a14b", model_path=str(tmp_path))
     backend.load("cpu")
     frames = np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
-    out = backend.realify_window(GBuffers(frames), RealifyConfig(prompt="a red car", steps=2, guidance=2.0,
-                                                                 resolution="native"))
+    out = backend.realify_window(WindowRequest(GBuffers(frames), RealifyConfig(prompt="a red car", steps=2, guidance=2.0,
+                                                                 resolution="native")))
     assert out.shape == (5, 32, 32, 3)

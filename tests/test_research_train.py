@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from c2r.models.backend import GBuffers, RealifyConfig
+from c2r.models.backend import GBuffers, RealifyConfig, WindowRequest
 from c2r.models.backends import create_backend
 from c2r.models.lora import read_lora_info
 from c2r.models.research import clips
@@ -90,7 +90,7 @@ def test_train_a_few_steps_save_and_load_into_backend(dataset, tmp_path):
     for name, path in (("base", None), ("trained", str(lora))):
         backend = create_backend("tiny", lora=path)
         backend.load("cpu")
-        outputs[name] = backend.realify_window(clip, config)
+        outputs[name] = backend.realify_window(WindowRequest(clip, config))
     assert outputs["trained"].shape == flat.shape
     assert np.abs(outputs["trained"].astype(int) - outputs["base"].astype(int)).mean() > 0.5
 

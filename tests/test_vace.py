@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from c2r.models.backend import Cancelled, GBuffers, RealifyConfig
+from c2r.models.backend import Cancelled, GBuffers, RealifyConfig, WindowRequest
 from c2r.models.preprocess import frames_to_model, grid_for, model_to_frames
 from c2r.models.vace import VACEBackend
 
@@ -54,8 +54,8 @@ def test_prefix_frames_are_kept_and_continued(backend):
         encoded = vae.encode(frames_to_model(prefix, grid)).latent_dist.mode()
         reproduced = model_to_frames(vae.decode(encoded, return_dict=False)[0].clamp(-1, 1), grid).astype(int)
 
-    with_prefix = backend.realify_window(clip, CONFIG, prefix=prefix)
-    without = backend.realify_window(clip, CONFIG)
+    with_prefix = backend.realify_window(WindowRequest(clip, CONFIG, prefix=prefix))
+    without = backend.realify_window(WindowRequest(clip, CONFIG))
     kept = np.abs(with_prefix[:5] - reproduced).mean()
     unrelated = np.abs(without[:5] - reproduced).mean()
     assert kept <= 1.0 and unrelated > 10 * max(kept, 0.5)
@@ -79,13 +79,19 @@ def test_edge_control_needs_no_depth_and_depth_control_says_so(backend):
 
 def test_progress_is_reported_and_cancel_stops_the_window(backend):
     events = []
-    backend.realify(make_clip(5), RealifyConfig(**{**CONFIG.__dict__, "preview_every": 1}), progress=events.append)
+    backend.realify(make_clip(5), RealifyConfig(**{**CONFIG.__dict__, "preview_every": 1}), on_step=events.append)
     kinds = [e.kind for e in events]
     assert kinds == ["window_started", "step", "preview", "step", "window_done"]
     assert events[2].preview.shape == (5, HEIGHT, WIDTH, 3) and events[2].preview.dtype == np.uint8
     steps = []
-    with pytest.raises(Cancelled):
-        backend.realify(make_clip(5), CONFIG, progress=steps.append, cancel=lambda: len(steps) >= 2)
+
+    def stop_after_first_step(event):  # the one step-callback convention: raising Cancelled stops the window
+        steps.append(event)
+        if event.kind == "step":
+            raise Cancelled("stopped by the test after step 1")
+
+    with pytest.raises(Cancelled, match="after step 1"):
+        backend.realify(make_clip(5), CONFIG, on_step=stop_after_first_step)
     assert [e.kind for e in steps] == ["window_started", "step"]
 
 

@@ -93,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
     writer = None
     bar = ProgressBar(clip.num_frames)
     try:
-        with client, client.realify(buffers=buffers, **realify_options(args)) as session:
+        options = realify_options(args)
+        if options.get("input_fps") is None:  # the model resamples to its own rate (C2R: 16 fps) and back
+            options["input_fps"] = clip.fps
+        with client, client.realify(buffers=buffers, **options) as session:
             for warning in session.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
             writer = media.open_writer(args.output, fps=clip.fps)

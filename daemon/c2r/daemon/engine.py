@@ -6,9 +6,12 @@ end's relay) to the front end. A heartbeat thread speaks on its own socket from 
 torch is even imported, so the front end can tell a slow start from a hang; it also exits
 the process when the front end is gone, so a killed daemon never leaves an engine behind.
 
-Busy loop: take a request, run its window through ``Backend.realify_window`` (progress ->
-events, cancel check -> polls the request socket for a cancel of this request), send the
-frames back, publish them for preview. A CUDA out-of-memory reloads the model with the
+An input thread reads the request socket into a queue the moment anything arrives (the
+vLLM v1 engine-core shape): windows queue in order, a ``CancelWindow`` marks its window
+cancelled and a ``Stop`` cancels the running one, so neither waits behind a running window
+nor is consumed and dropped. Busy loop: take a window, run it through
+``Backend.realify_window`` (step callback -> events, and raises ``Cancelled`` once its window
+is cancelled), send the frames back, publish them for preview. Messages: ``engine_messages``. A CUDA out-of-memory reloads the model with the
 next lower-memory strategy and retries once before reporting "oom".
 
 Preview framing (viewers SUBscribe to the relay's address, GetInfo.preview_address): three frames per message:
@@ -22,6 +25,7 @@ import argparse
 import json
 import logging
 import os
+import queue
 import resource
 import sys
 import threading
@@ -29,6 +33,7 @@ import time
 
 import zmq
 
+from c2r.daemon.engine_messages import CancelWindow, Fatal, Heartbeat, Hello, Loaded, RunWindow, Stop, WindowError, WindowEvent, WindowResult
 from c2r.daemon.ipc import pack, unpack
 
 log = logging.getLogger("c2r.engine")
@@ -42,7 +47,7 @@ def heartbeat(ctx: zmq.Context, events: str, interval: float, parent: int) -> No
     while True:
         if os.getppid() != parent:
             os._exit(0)
-        sock.send_multipart(pack({"kind": "heartbeat", "pid": os.getpid()}))
+        sock.send_multipart(pack(Heartbeat(os.getpid())))
         time.sleep(interval)
 
 
@@ -70,7 +75,7 @@ def peak_memory_bytes(device: str) -> int:
 class Engine:
     def __init__(self, args: argparse.Namespace, ctx: zmq.Context):
         self.args = args
-        self.requests = ctx.socket(zmq.PULL)
+        self.requests = ctx.socket(zmq.PULL)  # read only by the input thread
         self.requests.connect(args.requests)
         self.events = ctx.socket(zmq.PUSH)
         self.events.setsockopt(zmq.LINGER, 1000)
@@ -79,6 +84,9 @@ class Engine:
         self.preview.setsockopt(zmq.SNDHWM, 256)
         self.preview.setsockopt(zmq.LINGER, 0)
         self.preview.connect(args.preview)  # the front end's relay (preview.py), which viewers subscribe to
+        self.inbox: queue.Queue[RunWindow | Stop] = queue.Queue()  # windows to run, in order, and the final Stop
+        self.cancelled: set[int] = set()  # window ids cancelled (maybe before they started); read by the step callback
+        self.stopping = threading.Event()
         self.backend = None
         self.backend_key: tuple[str, str] | None = None
         self.offload = "none"
@@ -92,14 +100,26 @@ class Engine:
             return "cuda:0" if torch.cuda.is_available() else "cpu"
         return wanted
 
-    def send(self, message: dict) -> None:
-        self.events.send_multipart(pack({**message, "pid": os.getpid()}), copy=False)
+    def read_requests(self) -> None:
+        """The input thread: every request off the socket at once, so none waits behind a running window."""
+        while True:
+            message = unpack(self.requests.recv_multipart(copy=False), writable=True)
+            if isinstance(message, CancelWindow):
+                self.cancelled.add(message.id)
+            elif isinstance(message, Stop):
+                self.stopping.set()
+                self.inbox.put(message)
+                return
+            else:
+                self.inbox.put(message)
+
+    def send(self, message) -> None:
+        self.events.send_multipart(pack(message), copy=False)
 
     def hello(self) -> None:
         from c2r.models.backends import available_models
 
-        self.send({"kind": "hello", "device": self.device, "models": list(available_models()),
-                   "loaded_model": self.backend_key[0] if self.backend_key else ""})
+        self.send(Hello(os.getpid(), self.device, list(available_models()), self.backend_key[0] if self.backend_key else ""))
 
     def backend_for(self, model: str, lora: str, offload: str | None = None):
         key = (model, lora)
@@ -115,7 +135,7 @@ class Engine:
             self.offload = offload or levers.offload
             backend.load(self.device, "bfloat16" if self.device.startswith("cuda") else "float32", self.offload)
             self.backend, self.backend_key = backend, key
-            self.send({"kind": "loaded", "model": model})
+            self.send(Loaded(os.getpid(), model))
         return self.backend
 
     def start(self) -> None:
@@ -128,18 +148,15 @@ class Engine:
             self.backend_for(self.args.model, "")
         except Exception as e:
             log.exception("the engine cannot start")
-            self.send({"kind": "fatal", "message": f"{type(e).__name__}: {e}"})
+            self.send(Fatal(os.getpid(), f"{type(e).__name__}: {e}"))
             raise SystemExit(1) from None
         self.hello()
 
     def serve(self) -> None:
+        threading.Thread(target=self.read_requests, name="engine-input", daemon=True).start()
         self.start()
-        while True:
-            message = unpack(self.requests.recv_multipart(copy=False), writable=True)
-            if message["op"] == "stop":
-                return
-            if message["op"] == "run":
-                self.run_request(message)
+        while not isinstance(message := self.inbox.get(), Stop):
+            self.run_request(message)
 
     def publish(self, session: str, first: int, frames, preview: bool, step: int = 0) -> None:
         for i, frame in enumerate(frames):
@@ -147,77 +164,74 @@ class Engine:
                       "width": int(frame.shape[1]), "preview": preview, "step": step}
             self.preview.send_multipart([session.encode(), json.dumps(header).encode(), frame.tobytes()])
 
-    def run_request(self, req: dict) -> None:
+    def run_request(self, run: RunWindow) -> None:
         from c2r.models.backend import Cancelled
 
-        rid, window, clip = req["id"], req["window"], req["clip"]
+        rid, request, pid = run.id, run.request, os.getpid()
+        window, clip = request.window, request.clip
 
-        def progress(event) -> None:
+        def on_step(event) -> None:  # the backends' one step callback: events out, a cancel raised in
+            if rid in self.cancelled or self.stopping.is_set():
+                raise Cancelled(f"window {request.index} of {run.session} cancelled at step {event.step}")
             if event.kind in ("window_started", "window_done"):
                 return  # the engine reports those itself, whatever the backend does
-            out = {"kind": event.kind, "step": event.step, "num_steps": event.num_steps}
             if event.preview is not None:
-                out["preview"] = event.preview
-                self.publish(req["session"], window.start, event.preview[window.prefix_length :], True, event.step)
-            self.send({"kind": "event", "id": rid, "event": out})
-
-        def cancel() -> bool:
-            while self.requests.poll(0):
-                message = unpack(self.requests.recv_multipart())
-                if message["op"] == "cancel" and message["id"] == rid:
-                    return True
-            return False
+                self.publish(run.session, window.start, event.preview[window.prefix_length :], True, event.step)
+            self.send(WindowEvent(pid, rid, event.kind, event.step, event.num_steps, event.preview))
 
         started = time.perf_counter()
         if self.device.startswith("cuda"):
             import torch
 
             torch.cuda.reset_peak_memory_stats()
-        self.send({"kind": "event", "id": rid, "event": {"kind": "window_started"}})
+        self.send(WindowEvent(pid, rid, "window_started"))
         try:
-            frames = self._run_with_oom_retry(req, progress, cancel)
-        except Cancelled:
-            self.send({"kind": "error", "id": rid, "code": "cancelled", "message": "cancelled"})
+            frames = self._run_with_oom_retry(run, on_step)
+        except Cancelled as e:
+            self.send(WindowError(pid, rid, "cancelled", str(e)))
             return
         except ValueError as e:
-            self.send({"kind": "error", "id": rid, "code": "invalid", "message": str(e)})
+            self.send(WindowError(pid, rid, "invalid", str(e)))
             return
         except FileNotFoundError as e:  # a model or LoRA whose weights are not on this machine
-            self.send({"kind": "error", "id": rid, "code": "missing", "message": str(e)})
+            self.send(WindowError(pid, rid, "missing", str(e)))
             return
         except MemoryError as e:  # torch.OutOfMemoryError twice, see _run_with_oom_retry
-            self.send({"kind": "error", "id": rid, "code": "oom", "message": str(e)})
+            self.send(WindowError(pid, rid, "oom", str(e)))
             return
         except Exception as e:  # a model bug must not kill the engine: report it, keep serving
-            log.exception("window %s of %s failed", window.index, req["session"])
-            self.send({"kind": "error", "id": rid, "code": "internal", "message": f"{type(e).__name__}: {e}"})
+            log.exception("window %s of %s failed", request.index, run.session)
+            self.send(WindowError(pid, rid, "internal", f"{type(e).__name__}: {e}"))
             return
+        finally:
+            self.cancelled.discard(rid)
         seconds = time.perf_counter() - started
         peak = peak_memory_bytes(self.device)
-        log.info("window %s of %s: %dx%dx%d frames in %.2f s, peak memory %.0f MiB, offload %s", window.index,
-                 req["session"], clip.num_frames, *clip.size, seconds, peak / 2**20, self.offload)
-        self.send({"kind": "result", "id": rid, "frames": frames, "seconds": seconds, "peak_bytes": peak})
-        self.publish(req["session"], window.emit_start, frames[window.prefix_length :], False)
+        log.info("window %s of %s: %dx%dx%d frames in %.2f s, peak memory %.0f MiB, offload %s", request.index,
+                 run.session, clip.num_frames, *clip.size, seconds, peak / 2**20, self.offload)
+        self.send(WindowResult(pid, rid, frames, seconds, peak))
+        self.publish(run.session, window.emit_start, frames[window.prefix_length :], False)
 
-    def _run_with_oom_retry(self, req: dict, progress, cancel):
+    def _run_with_oom_retry(self, run: RunWindow, on_step):
         import torch
 
-        clip, config = req["clip"], req["config"]
-        backend = self.backend_for(req["model"], req["lora"])
+        request = run.request
+        backend = self.backend_for(run.model, run.lora)
         if self.offload == "none":
-            wanted = choose_offload(backend, self.device, clip, config)
+            wanted = choose_offload(backend, self.device, request.clip, request.config)
             if wanted != "none":
-                backend = self.backend_for(req["model"], req["lora"], wanted)
+                backend = self.backend_for(run.model, run.lora, wanted)
         try:
-            return backend.realify_window(clip, config, req["prefix"], progress, cancel, window=req["window"])
+            return backend.realify_window(request, on_step)
         except torch.OutOfMemoryError as first:
             lower = OFFLOAD_STRATEGIES[min(OFFLOAD_STRATEGIES.index(self.offload) + 1, len(OFFLOAD_STRATEGIES) - 1)]
             log.warning("out of GPU memory with offload %s (%s); retrying once with offload %s", self.offload, first, lower)
             torch.cuda.empty_cache()
-            backend = self.backend_for(req["model"], req["lora"], lower)
+            backend = self.backend_for(run.model, run.lora, lower)
             try:
-                return backend.realify_window(clip, config, req["prefix"], progress, cancel, window=req["window"])
+                return backend.realify_window(request, on_step)
             except torch.OutOfMemoryError as second:
+                clip = request.clip
                 raise MemoryError(
                     f"out of GPU memory for a {clip.num_frames}-frame {clip.size[0]}x{clip.size[1]} window even with "
                     f"offload {lower} ({second}); lower the resolution, the window or use quality 'preview'"

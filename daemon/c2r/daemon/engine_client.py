@@ -22,6 +22,8 @@ from pathlib import Path
 import zmq
 import zmq.asyncio
 
+from .engine_messages import (CancelWindow, Event, Fatal, Hello, Loaded, RunWindow, Stop, WindowError, WindowEvent,
+                              WindowResult)
 from .errors import ClientError, EngineUnavailable, InvalidInput, OutOfGpuMemory, SessionCancelled, WeightsMissing
 from .ipc import pack, unpack
 from .scheduler import WindowScheduler, WindowTask
@@ -49,7 +51,7 @@ class EngineClient:
         self.events.setsockopt(zmq.LINGER, 0)
         self.events_address = f"tcp://127.0.0.1:{self.events.bind_to_random_port('tcp://127.0.0.1')}"
         self.proc: subprocess.Popen | None = None
-        self.info: dict = {}  # the engine's hello: pid, device, models, loaded_model
+        self.info: dict = {}  # from the engine's Hello: pid, device, models, loaded_model
         self.ready = asyncio.Event()
         self.broken: str | None = None
         self._start_failures = 0
@@ -96,7 +98,7 @@ class EngineClient:
         if self._reader:
             self._reader.cancel()
         if self.proc and self.proc.poll() is None:
-            await self.requests.send_multipart(pack({"op": "stop"}))
+            await self.requests.send_multipart(pack(Stop()))
             try:
                 await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 5)
             except asyncio.TimeoutError:
@@ -123,7 +125,7 @@ class EngineClient:
             try:
                 if await self.events.poll(200):
                     message = unpack(await self.events.recv_multipart(copy=False))
-                    if self.proc is not None and message.get("pid") == self.proc.pid:  # else: a replaced engine's
+                    if self.proc is not None and message.pid == self.proc.pid:  # else: a replaced engine's
                         self._last_seen = time.monotonic()
                         self._route(message)
                 elif reason := self._failure():
@@ -133,19 +135,19 @@ class EngineClient:
             except Exception:  # the watchdog must outlive any bad message
                 log.exception("engine %d: error handling an engine message", self.index)
 
-    def _route(self, message: dict) -> None:
-        kind = message["kind"]
-        if kind == "fatal":
-            self._give_up(f"the engine cannot start: {message['message']}")
-        elif kind == "hello":
-            self.info = message
+    def _route(self, message: Event) -> None:
+        if isinstance(message, Fatal):
+            self._give_up(f"the engine cannot start: {message.message}")
+        elif isinstance(message, Hello):
+            self.info = {"pid": message.pid, "device": message.device, "models": message.models,
+                         "loaded_model": message.loaded_model}
             self._start_failures = 0
             self.ready.set()
-            log.info("engine %d ready (pid %d) on %s with model %s", self.index, message["pid"], message["device"],
-                     message["loaded_model"])
-        elif kind == "loaded":
-            self.info["loaded_model"] = message["model"]
-        elif self._current and message.get("id") == self._current[0]:
+            log.info("engine %d ready (pid %d) on %s with model %s", self.index, message.pid, message.device,
+                     message.loaded_model)
+        elif isinstance(message, Loaded):
+            self.info["loaded_model"] = message.model
+        elif isinstance(message, WindowEvent | WindowResult | WindowError) and self._current and message.id == self._current[0]:
             self._current[2].put_nowait(message)
 
     def _recover(self, reason: str) -> None:
@@ -196,31 +198,32 @@ class EngineClient:
             except EngineDied as e:
                 if attempt == 2:
                     raise EngineUnavailable(
-                        f"the engine failed twice on window {task.request['window'].index} of {task.owner} ({e}); "
+                        f"the engine failed twice on window {task.request.index} of {task.owner} ({e}); "
                         "the daemon restarted it and is still serving: retry, or lower the resolution or window"
                     ) from None
-                log.warning("retrying window %s of %s once on a fresh engine", task.request["window"].index, task.owner)
+                log.warning("retrying window %s of %s once on a fresh engine", task.request.index, task.owner)
 
-    async def _run_once(self, task: WindowTask):
+    async def _run_once(self, task: WindowTask) -> WindowResult:
         rid = next(self._rids)
         queue: asyncio.Queue = asyncio.Queue()
         self._current = (rid, task, queue)
         try:
-            await self.requests.send_multipart(pack({"op": "run", "id": rid, **task.request}), copy=False)
+            await self.requests.send_multipart(pack(RunWindow(rid, task.owner, task.model, task.lora, task.request)), copy=False)
             while True:
                 message = await queue.get()
                 if isinstance(message, EngineDied):
                     raise message
-                if message["kind"] == "event":
-                    task.on_event(message["event"])
-                elif message["kind"] == "result":
+                if isinstance(message, WindowEvent):
+                    task.on_event({"kind": message.kind, "step": message.step, "num_steps": message.num_steps,
+                                   "preview": message.preview})
+                elif isinstance(message, WindowResult):
                     return message
-                elif message["kind"] == "error":
-                    raise ERROR_CODES.get(message["code"], ClientError)(message["message"])
+                else:
+                    raise ERROR_CODES.get(message.code, ClientError)(message.message)
         finally:
             self._current = None
 
     async def cancel(self, owner: str) -> None:
         """Stop the window ``owner`` has on the engine now, if any (queued ones are the scheduler's)."""
         if self._current and self._current[1].owner == owner:
-            await self.requests.send_multipart(pack({"op": "cancel", "id": self._current[0]}))
+            await self.requests.send_multipart(pack(CancelWindow(self._current[0])))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -104,6 +105,8 @@ class JobManager:
         try:
             resolved = resolve(spec.config, self.models, self.settings)
             job_input = await asyncio.to_thread(JobInput, *self._inputs(spec), spec.fps)
+            if not spec.config.HasField("input_fps"):  # the model resamples to its own rate and back
+                resolved.config = replace(resolved.config, input_fps=job_input.clip.fps)
             first = len(self.store.windows(job_id))
             self.publish(self.store.update(job_id, state=pb.RUNNING, frames_total=job_input.clip.num_frames))
             source = JobSource(job_input, resolved.config.window, resolved.config.overlap, store, first)

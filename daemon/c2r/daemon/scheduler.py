@@ -1,4 +1,6 @@
-"""One queue of windows from every session and job, feeding the single engine.
+"""One queue of windows from every session and job, feeding every engine of the pool.
+
+Each engine (one per GPU, ``engine_pool``) takes the best-ranked window whenever it is free.
 
 Order: interactive sessions before batch jobs; among those, a window with the same
 shape (frames, height, width, model) as the one that just ran goes first, because the
@@ -15,6 +17,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from c2r.models.backend import WindowRequest
+
 EventFn = Callable[[dict], None]
 
 
@@ -22,12 +26,18 @@ EventFn = Callable[[dict], None]
 class WindowTask:
     owner: str  # session or job id
     interactive: bool
-    shape: tuple  # (frames, height, width, model, lora): windows of one shape batch well
-    request: dict  # what the engine runs (see engine.run_request)
+    model: str
+    lora: str  # a path on the daemon's disk, or ""
+    request: WindowRequest  # what the engine runs, unchanged
     on_event: EventFn  # progress from the engine while the window runs
     result: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     seq: int = 0
-    attempts: int = 0
+
+    @property
+    def shape(self) -> tuple:
+        """(frames, height, width, model, lora): windows of one shape run back to back warm."""
+        clip = self.request.clip
+        return (clip.num_frames, *clip.size, self.model, self.lora)
 
 
 class WindowScheduler:

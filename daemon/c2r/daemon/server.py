@@ -1,7 +1,7 @@
 """The front end: the asyncio gRPC service c2r.v1.Coarse2Real, health and reflection.
 
 It owns sessions and jobs and never runs the model: windows go through the scheduler to
-the engine processes (``engines``, ``engine_client``), so an engine crash, hang or OOM
+the engine processes (``engine_pool``, ``engine_client``), so an engine crash, hang or OOM
 costs a window, not the daemon. Every client-caused failure is a ``ClientError`` mapped to its status here.
 """
 
@@ -26,7 +26,7 @@ from c2r.v1 import coarse2real_pb2_grpc as pb_grpc
 
 from . import telemetry
 from .auth import TokenAuth
-from .engines import EnginePool
+from .engine_pool import EnginePool
 from .errors import ClientError, InvalidInput, SessionCancelled, TooLarge
 from .frame_check import FrameChecker
 from .jobs import JobManager

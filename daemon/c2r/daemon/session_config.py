@@ -83,7 +83,7 @@ def resolve(cfg: pb.SessionConfig, models: list[str], settings: DaemonSettings) 
     overrides = {name: getattr(cfg, name) for name in MODEL_KNOBS if is_set(cfg, name)}
     overrides.setdefault("seed", secrets.randbelow(2**31))
     try:
-        config = replace(apply_quality(RealifyConfig(), quality), **overrides).validate()
+        config = replace(apply_quality(RealifyConfig(), quality, model), **overrides).validate()
     except ValueError as e:
         raise InvalidInput(f"session config: {e}") from None
     buffers = _buffers(cfg)

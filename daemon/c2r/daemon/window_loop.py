@@ -14,7 +14,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from c2r.models.backend import GBuffers
+from c2r.models.backend import GBuffers, WindowRequest
 from c2r.models.windows import Window
 
 from .scheduler import WindowScheduler, WindowTask
@@ -42,12 +42,11 @@ async def run_windows(owner: str, interactive: bool, resolved: ResolvedSession, 
     index = first
     while (window := await source.window(index)) is not None:
         clip = await asyncio.to_thread(source.clip, window)  # may read spilled frames from disk
-        request = {"session": owner, "model": resolved.model, "lora": resolved.lora, "config": resolved.config,
-                   "clip": clip, "prefix": sink.prefix(window) if window.prefix_length else None, "window": window}
-        task = WindowTask(owner, interactive, (clip.num_frames, *clip.size, resolved.model, resolved.lora), request,
+        request = WindowRequest(clip, resolved.config, sink.prefix(window) if window.prefix_length else None, window)
+        task = WindowTask(owner, interactive, resolved.model, resolved.lora, request,
                           on_event=lambda event, w=window: on_event(w, event))
         on_event(window, {"kind": "queued", "position": scheduler.submit(task)})
         result = await task.result
-        await sink.emit(window, result["frames"][window.prefix_length :], result["seconds"])
+        await sink.emit(window, result.frames[window.prefix_length :], result.seconds)
         index += 1
     return index

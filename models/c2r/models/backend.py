@@ -1,9 +1,21 @@
-"""The one interface the daemon calls for every backend (IC-LoRA on Wan, VACE zero-shot).
+"""The one interface the daemon calls for every backend (IC-LoRA on Wan, VACE zero-shot, C2R).
 
 Everything crosses it as numpy in the engine's own size and colour space; resizing to the
 model grid, colour conversion and windowing happen behind it. ``realify`` runs a whole clip
 window by window through ``realify_window``; the daemon calls ``realify_window`` itself
 because frames arrive as a stream.
+
+Typed windows: a window is one ``WindowRequest`` (its planes as ``GBuffers``, the config,
+the prefix and where it sits in the stream). The daemon's window loop builds it, the engine
+client sends it, the engine hands it to ``Backend.realify_window`` unchanged.
+
+One step-callback convention for every backend (``StepFn``): the backend calls
+``on_step(ProgressEvent)`` once when the window starts ("window_started"), after every
+denoising step ("step"), with every progressive estimate ("preview", ``event.preview`` set)
+and at the end ("window_done"). A caller stops a window by raising ``Cancelled`` from the
+callback; the backend lets it propagate and holds no state from the cancelled window.
+
+numpy only (no torch): the daemon's front end imports this module.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ COLOR_SPACES = ("srgb", "linear")
 DEPTH_KINDS = ("distance", "inverse")
 ATTENTION_MODES = ("full", "causal-ref")
 REFERENCE_CONDITIONS = ("color", "depth", "normals", "edges")
+GUIDANCE_MODES = ("apg", "cfg")
 # Model grids: about these pixel areas (Wan's 832x480 and 1280x720 training sizes) with the
 # input's aspect ratio, or "native" (the input's size, only padded to the grid)
 RESOLUTION_AREAS = {"480p": 832 * 480, "720p": 1280 * 720}
@@ -87,6 +100,10 @@ class RealifyConfig:
     reference_downscale: int = 1  # >1: reference clips at 1/n size each side (n^2 fewer tokens), positions rescaled
     attention_mode: str = "full"  # or "causal-ref"; a trained LoRA's metadata overrides it
     preview_every: int = 0  # >0: decode an x0 estimate every k steps and report it as a preview
+    # C2R (``guidance`` is its text scale): "apg" (adaptive projected guidance, released) or "cfg"
+    guidance_mode: str = "apg"
+    control_scale: float = 1.0  # C2R: weight of the control (DINO features) term
+    input_fps: float = 0.0  # the frames' rate; C2R resamples to its 16 fps and back (0: already 16 fps)
 
     def validate(self) -> "RealifyConfig":
         from .windows import validate_window
@@ -102,6 +119,12 @@ class RealifyConfig:
             raise ValueError(f"attention_mode={self.attention_mode!r}: choose one of {ATTENTION_MODES}")
         if self.reference_downscale not in (1, 2, 4):
             raise ValueError(f"reference_downscale={self.reference_downscale}: use 1 (full size), 2 or 4")
+        if self.guidance_mode not in GUIDANCE_MODES:
+            raise ValueError(f"guidance_mode={self.guidance_mode!r}: choose one of {GUIDANCE_MODES}")
+        if self.control_scale < 0:
+            raise ValueError(f"control_scale={self.control_scale}: use a value >= 0 (1.0 as released; 0 ignores the render)")
+        if self.input_fps < 0:
+            raise ValueError(f"input_fps={self.input_fps}: give the frames' rate in frames per second (0: the model's own)")
         bad = [r for r in self.reference if r not in REFERENCE_CONDITIONS]
         if bad or not self.reference:
             raise ValueError(f"reference={self.reference}: choose one or more of {REFERENCE_CONDITIONS}")
@@ -119,6 +142,18 @@ QUALITY_PRESETS: dict[str, dict] = {
 }
 
 
+# Models with their own presets (replacing the ones above). C2R as released: 50 steps, shift 5,
+# 832x480, APG (control 1, text 10), 81-frame windows; its preview: 16 steps of CFG at control 1 and
+# text 1, i.e. one pass per step (prompt + control) instead of two, and no text guidance.
+_C2R_QUALITY = {
+    "final": {"steps": 50, "shift": 5.0, "resolution": "480p", "window": 81, "guidance_mode": "apg",
+              "guidance": 10.0, "control_scale": 1.0},
+    "preview": {"steps": 16, "shift": 5.0, "resolution": "480p", "window": 81, "guidance_mode": "cfg",
+                "guidance": 1.0, "control_scale": 1.0},
+}
+MODEL_QUALITY_PRESETS: dict[str, dict[str, dict]] = {"c2r": _C2R_QUALITY, "tiny-c2r": _C2R_QUALITY}
+
+
 # Final model -> preview backbone (same VAE: Wan2.1's 16-channel one). Others preview on themselves
 # (Wan2.2 TI2V-5B has its own 48-channel VAE and is already the fast one of its family).
 PREVIEW_MODELS = {"wan2.2-t2v-a14b": "wan2.1-t2v-1.3b", "wan2.1-vace-14b": "wan2.1-vace-1.3b", "tiny-a14b": "tiny"}
@@ -134,25 +169,56 @@ def preview_model_for(model: str) -> str:
     return PREVIEW_MODELS.get(model, model)
 
 
-def apply_quality(config: RealifyConfig, quality: str) -> RealifyConfig:
-    if quality not in QUALITY_PRESETS:
-        raise ValueError(f"unknown quality preset {quality!r}: choose one of {sorted(QUALITY_PRESETS)}")
-    return replace(config, **QUALITY_PRESETS[quality])
+def apply_quality(config: RealifyConfig, quality: str, model: str = "") -> RealifyConfig:
+    """``config`` with quality preset ``quality`` applied (``model``'s own presets where it has them)."""
+    presets = MODEL_QUALITY_PRESETS.get(model, QUALITY_PRESETS)
+    if quality not in presets:
+        raise ValueError(f"unknown quality preset {quality!r}: choose one of {sorted(presets)}")
+    return replace(config, **presets[quality])
+
+
+@dataclass
+class WindowRequest:
+    """One window to realify, as the daemon's window loop, engine client, engine and backends all see it.
+
+    clip:   the window's frames (at most ``config.window``; a shorter last window is padded internally)
+    prefix: (P, H, W, 3) uint8 frames already generated for the first P frames of this window by
+            the previous one (P == window.prefix_length), or None
+    window: where the window sits in the stream (``plan_windows``); None for a standalone clip
+            (index 0, frames [0, T))
+    """
+
+    clip: GBuffers
+    config: RealifyConfig
+    prefix: np.ndarray | None = None
+    window: Window | None = None
+
+    @property
+    def index(self) -> int:
+        return self.window.index if self.window else 0
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """[start, end) input frames of this window in its stream."""
+        return (self.window.start, self.window.end) if self.window else (0, self.clip.num_frames)
 
 
 @dataclass
 class ProgressEvent:
     kind: str  # "window_started" | "step" | "preview" | "window_done"
     window: int
-    num_windows: int
     step: int = 0
     num_steps: int = 0
     frames: tuple[int, int] = (0, 0)  # [start, end) input frames of this window
     preview: np.ndarray | None = field(default=None, repr=False)  # (T, H, W, 3) uint8 at the input size
 
+    @classmethod
+    def of(cls, request: WindowRequest, kind: str, step: int = 0, preview: np.ndarray | None = None) -> "ProgressEvent":
+        return cls(kind, request.index, step, request.config.steps, request.span, preview)
 
-ProgressFn = Callable[[ProgressEvent], None]
-CancelFn = Callable[[], bool]
+
+# The one step callback of every backend: called with each ProgressEvent; raise Cancelled to stop the window.
+StepFn = Callable[[ProgressEvent], None]
 
 
 class Backend(ABC):
@@ -173,35 +239,21 @@ class Backend(ABC):
         """Peak device bytes to run one window of this shape (weights included)."""
 
     @abstractmethod
-    def realify_window(
-        self,
-        clip: GBuffers,
-        config: RealifyConfig,
-        prefix: np.ndarray | None = None,
-        progress: ProgressFn | None = None,
-        cancel: CancelFn | None = None,
-        window: Window | None = None,
-    ) -> np.ndarray:
-        """Realify one window of at most ``config.window`` frames (any count; padded internally).
+    def realify_window(self, request: WindowRequest, on_step: StepFn | None = None) -> np.ndarray:
+        """Realify one window of at most ``request.config.window`` frames (any count; padded internally).
 
-        prefix: (P, H, W, 3) uint8 frames already generated for the first P frames of this
-        window by the previous one (P == config.overlap); the new frames continue them without a seam.
-        Returns (T, H, W, 3) uint8 sRGB at the input size, one frame per input frame.
+        The new frames continue ``request.prefix`` without a seam. ``on_step`` follows the one
+        step-callback convention (module docstring). Returns (T, H, W, 3) uint8 sRGB at the
+        input size, one frame per input frame.
         """
 
-    def realify(
-        self,
-        clip: GBuffers,
-        config: RealifyConfig,
-        progress: ProgressFn | None = None,
-        cancel: CancelFn | None = None,
-    ) -> np.ndarray:
+    def realify(self, clip: GBuffers, config: RealifyConfig, on_step: StepFn | None = None) -> np.ndarray:
         """Realify a clip of any length: windows in order, each continuing the last."""
         config.validate()
         height, width = clip.size
         out = np.empty((clip.num_frames, height, width, 3), np.uint8)
         for w in plan_windows(clip.num_frames, config.window, config.overlap):
             prefix = out[w.start : w.emit_start] if w.prefix_length else None
-            frames = self.realify_window(clip.slice(w.start, w.end), config, prefix, progress, cancel, window=w)
+            frames = self.realify_window(WindowRequest(clip.slice(w.start, w.end), config, prefix, w), on_step)
             out[w.emit_start : w.end] = frames[w.prefix_length :]
         return out

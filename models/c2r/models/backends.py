@@ -21,14 +21,14 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .backend import Backend, CancelFn, GBuffers, ProgressEvent, ProgressFn, RealifyConfig
+from .backend import Backend, ProgressEvent, RealifyConfig, StepFn, WindowRequest
 from .levers import Levers, apply_to_transformer, apply_to_vae, stream_blocks
 from .lora import load_lora
 from .pipeline import ModelPlacement, RealifyPipeline
 from .preprocess import grid_for
 from .sampler import uses_cfg
 from .registry import PRESETS, get_preset, load_components
-from .windows import Window, padded_length
+from .windows import padded_length
 
 log = logging.getLogger(__name__)
 
@@ -176,33 +176,29 @@ class ICLoRABackend(Backend):
         return sum(experts) + text + vae
 
     # --- realify ---------------------------------------------------------------------------
-    def realify_window(self, clip: GBuffers, config: RealifyConfig, prefix: np.ndarray | None = None,
-                       progress: ProgressFn | None = None, cancel: CancelFn | None = None,
-                       window: Window | None = None) -> np.ndarray:
+    def realify_window(self, request: WindowRequest, on_step: StepFn | None = None) -> np.ndarray:
         if self.pipeline is None:
             raise RuntimeError(f"the {self.name} backend is not loaded: call load(device) first")
+        clip, config = request.clip, request.config
         if clip.num_frames > config.window:
             raise ValueError(f"a window of {clip.num_frames} frames is longer than config.window={config.window}: "
                              "use realify() for whole clips")
         if self.lora_info:
             config = self._as_trained(config)
-        index = window.index if window else 0
-        frames = (window.start, window.end) if window else (0, clip.num_frames)
 
         def report(kind: str, step: int = 0, preview=None) -> None:
-            if progress is not None:
-                progress(ProgressEvent(kind, index, 0, step, config.steps, frames, preview))
+            if on_step is not None:
+                on_step(ProgressEvent.of(request, kind, step, preview))
 
-        def on_step(step: int, num_steps: int, preview) -> None:
+        def pipeline_step(step: int, num_steps: int, preview) -> None:
             report("step", step)
             if preview is not None:
                 report("preview", step, preview)
 
-        report("window_started")
-        out = self.pipeline(clip, config, prefix, seed=config.seed + index, on_step=on_step, cancel=cancel)
+        report("window_started")  # a Cancelled raised here stops the window before its first step
+        out = self.pipeline(clip, config, request.prefix, seed=config.seed + request.index, on_step=pipeline_step)
         report("window_done", config.steps)
         return out
-
 
     def _as_trained(self, config: RealifyConfig) -> RealifyConfig:
         """The reference conditions and sizes the LoRA was trained with win over the request.
@@ -230,12 +226,18 @@ def available_models() -> list[str]:
 
 
 def create_backend(model: str = "tiny", lora: str | None = None, **kw) -> Backend:
-    """A backend for preset ``model``: VACE presets get the VACE backend, the rest IC-LoRA.
+    """A backend for preset ``model``: C2R and VACE presets get their own backends, the rest IC-LoRA.
 
     ``levers=Levers(...)`` sets the speed levers an IC-LoRA backend loads with; the VACE
     backend runs diffusers' own VACE pipeline and takes none (they are dropped for it).
     """
     preset = get_preset(model)
+    if preset.kind == "c2r":
+        if lora:
+            raise ValueError(f"model {model!r} is C2R, which takes no IC-LoRA (lora={lora!r})")
+        from .coarse_to_real.backend import C2RBackend
+
+        return C2RBackend(model, **kw)
     if preset.is_vace:
         if lora:
             raise ValueError(f"model {model!r} is a zero-shot VACE model and takes no IC-LoRA (lora={lora!r})")

@@ -23,7 +23,9 @@ def list_models(args) -> int:
     print(f"{'name':18} {'kind':5} {'params':>9}  {'local':24} description")
     for p in PRESETS.values():
         folder = None if p.is_tiny else local_path(p)
-        if p.is_tiny:
+        if p.kind == "c2r" and not p.is_tiny:
+            where = _c2r_status()
+        elif p.is_tiny:
             where = "built in-process"
         elif folder is None:
             where = "no (c2r models pull)"
@@ -48,6 +50,8 @@ def pull_model(args) -> int:
     if preset.is_tiny:
         print(f"{preset.name} is built in-process with random weights; nothing to download")
         return 0
+    if preset.kind == "c2r":
+        return _pull_c2r(args)
     from huggingface_hub import snapshot_download
 
     print(f"downloading {preset.repo_id} ({preset.params_billion:g}B parameters per expert) ...", file=sys.stderr)
@@ -62,4 +66,52 @@ def pull_model(args) -> int:
         )
         return 1
     print(folder)
+    return 0
+
+
+def _c2r_status() -> str:
+    from .coarse_to_real.weights import locate
+
+    missing = locate().missing()
+    return "yes" if not missing else f"missing {len(missing)} of 4 (pull)"
+
+
+def _refused(err: Exception) -> bool:
+    """The Hub refused access (a gated repo whose licence is not accepted, or no/invalid token)."""
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    return isinstance(err, GatedRepoError) or (isinstance(err, HfHubHTTPError) and status in (401, 403))
+
+
+def _pull_c2r(args) -> int:
+    """Fetch C2R's four parts: the released files, Wan2.1's VAE/text encoder/tokenizer, DINOv3."""
+    from pathlib import Path
+
+    from huggingface_hub import snapshot_download
+
+    from .coarse_to_real.weights import C2R_LICENCE, C2R_REPO, SOURCES
+
+    print(f"c2r: the C2R weights are licensed {C2R_LICENCE}", file=sys.stderr)
+    for source in SOURCES:
+        target = str(Path(args.dir) / source.repo.split("/")[-1]) if args.dir else None
+        print(f"downloading {source.name} ({source.repo}) ...", file=sys.stderr)
+        try:
+            folder = snapshot_download(source.repo, local_dir=target,
+                                       allow_patterns=list(source.patterns) if source.patterns else None)
+        except Exception as err:  # the hub raises many error types; a refusal gets its own advice
+            if _refused(err):
+                licence = C2R_LICENCE if source.repo == C2R_REPO else "its licence"
+                print(
+                    f"error: the Hugging Face Hub refused {source.repo} ({type(err).__name__}): it is a gated repository.\n"
+                    f"Fix: sign in at https://huggingface.co/{source.repo}, read and accept {licence} there, then log in "
+                    "on this machine (`hf auth login`, or set HF_TOKEN to a token of that account) and rerun "
+                    "`c2r models pull c2r`.",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"error: could not download {source.repo}: {type(err).__name__}: {err}\n"
+                      "Check the internet connection, then rerun `c2r models pull c2r`.", file=sys.stderr)
+            return 1
+        print(folder)
     return 0

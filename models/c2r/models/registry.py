@@ -36,7 +36,7 @@ _TINY_VAE = dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, 
 @dataclass(frozen=True)
 class ModelPreset:
     name: str
-    kind: str  # "t2v" (IC-LoRA backbone) or "vace" (zero-shot control)
+    kind: str  # "t2v" (IC-LoRA backbone), "vace" (zero-shot control) or "c2r" (C2R, coarse_to_real/)
     repo_id: str | None  # None: built in-process (tiny)
     transformer_config: dict = field(default_factory=dict)
     experts: tuple[str, ...] = ("transformer",)  # A14B: high-noise "transformer", low-noise "transformer_2"
@@ -69,12 +69,16 @@ PRESETS: dict[str, ModelPreset] = {
                     description="VACE control (depth/edges) on Wan2.1 1.3B, zero-shot"),
         ModelPreset("wan2.1-vace-14b", "vace", "Wan-AI/Wan2.1-VACE-14B-diffusers", _WAN_14B, params_billion=14.0,
                     description="VACE control (depth/edges) on Wan2.1 14B, zero-shot"),
+        ModelPreset("c2r", "c2r", "gonsaBRK/coarse2real", _WAN_14B, params_billion=14.0,
+                    description="C2R (Coarse-to-Real): DINOv3-controlled Wan2.1-T2V-14B; weights CC BY-NC-ND 4.0, gated"),
         ModelPreset("tiny", "t2v", None, _TINY, max_sequence_length=32,
                     description="real Wan classes at toy size, random weights (tests, offline demos)"),
         ModelPreset("tiny-a14b", "t2v", None, _TINY, experts=("transformer", "transformer_2"), boundary_ratio=0.875,
                     max_sequence_length=32, description="two tiny experts with the A14B switch"),
         ModelPreset("tiny-vace", "vace", None, {**_TINY, "vace_layers": [0], "vace_in_channels": 96},
                     max_sequence_length=32, description="tiny VACE transformer, random weights"),
+        ModelPreset("tiny-c2r", "c2r", None, {**_TINY, "num_layers": 14}, max_sequence_length=32,
+                    description="tiny C2R (14-block Wan + 1-layer DINOv3), random weights"),
     ]
 }
 

@@ -23,14 +23,14 @@ import logging
 import numpy as np
 import torch
 
-from .backend import Backend, CancelFn, Cancelled, GBuffers, ProgressEvent, ProgressFn, RealifyConfig
+from .backend import Backend, GBuffers, ProgressEvent, RealifyConfig, StepFn, WindowRequest
 from .backends import DTYPES, OFFLOADS, UMT5_XXL_ENCODER_PARAMS, resolve_device
 from .preprocess import Grid, frames_to_model, grid_for, model_to_frames, prepare_conditions
 from .registry import ModelPreset, get_preset, load_components
 from .sampler import add_noise, predicted_clean, uses_cfg
 from .latents import LatentCodec
 from .text_encoder import PromptEncoder
-from .windows import Window, padded_length
+from .windows import padded_length
 
 logger = logging.getLogger(__name__)
 
@@ -195,16 +195,9 @@ class VACEBackend(Backend):
         return control, generate, self._latents.encode(prefix_video)
 
     @torch.no_grad()
-    def realify_window(
-        self,
-        clip: GBuffers,
-        config: RealifyConfig,
-        prefix: np.ndarray | None = None,
-        progress: ProgressFn | None = None,
-        cancel: CancelFn | None = None,
-        window: Window | None = None,
-    ) -> np.ndarray:
+    def realify_window(self, request: WindowRequest, on_step: StepFn | None = None) -> np.ndarray:
         pipe = self._require_loaded()
+        clip, config, prefix = request.clip, request.config, request.prefix
         config.validate()
         count = clip.num_frames
         if count > config.window:
@@ -213,23 +206,22 @@ class VACEBackend(Backend):
             logger.warning("VACE generates from noise under its control video; strength=%s is ignored", config.strength)
         grid = grid_for(*clip.size, config.resolution)
         frames = padded_length(count)
-        span = (window.start, window.end) if window else (0, count)
-        report = _Reporter(progress, window, span, config.steps)
+
+        def report(kind: str, step: int = 0, preview: np.ndarray | None = None) -> None:
+            if on_step is not None:
+                on_step(ProgressEvent.of(request, kind, step, preview))
 
         control, generate, pinned = self._vace_inputs(clip, grid, frames, prefix)
         # each window its own noise draw, as the IC-LoRA backend does, so no pattern repeats window after window
-        noise = self._initial_noise(grid, frames, config.seed + (window.index if window else 0))
+        noise = self._initial_noise(grid, frames, config.seed + request.index)
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, shift=config.shift)
         embeds = self._prompts.encode(config.prompt, self._device, pipe.transformer.dtype)
         negative = None
         if uses_cfg(config.guidance):
             negative = self._prompts.encode(config.negative_prompt, self._device, pipe.transformer.dtype)
-        report("window_started")
         state = {"previous": noise}
 
-        def on_step_end(pipe, step, timestep, tensors):
-            if cancel is not None and cancel():
-                raise Cancelled(f"cancelled at step {step + 1} of {config.steps} in frames {span[0]}-{span[1] - 1}")
+        def on_step_end(pipe, step, timestep, tensors):  # diffusers' callback_on_step_end, adapted to StepFn
             latents = tensors["latents"]
             sigma = float(pipe.scheduler.sigmas[step + 1])
             if pinned is not None:
@@ -243,8 +235,7 @@ class VACEBackend(Backend):
                 state["previous"] = latents.clone()
             return {"latents": latents}
 
-        if cancel is not None and cancel():
-            raise Cancelled(f"cancelled before frames {span[0]}-{span[1] - 1} started")
+        report("window_started")  # a Cancelled raised here stops the window before its first step
         latents = pipe(
             video=_as_pipeline_video(control),
             mask=_as_pipeline_video(generate),
@@ -290,21 +281,6 @@ class VACEBackend(Backend):
                 "shorter than the window"
             )
         return frames_to_model(prefix, grid, self._device)
-
-
-class _Reporter:
-    """Fills in the window fields every ProgressEvent of one window shares."""
-
-    def __init__(self, progress: ProgressFn | None, window: Window | None, span: tuple[int, int], steps: int):
-        self.progress = progress
-        self.index = window.index if window else 0
-        self.span = span
-        self.steps = steps
-
-    def __call__(self, kind: str, step: int = 0, preview: np.ndarray | None = None) -> None:
-        if self.progress is not None:
-            # num_windows=0: a streamed window does not know how many follow it
-            self.progress(ProgressEvent(kind, self.index, 0, step, self.steps, self.span, preview))
 
 
 def _pad_frames(video: torch.Tensor, frames: int) -> torch.Tensor:

@@ -32,7 +32,7 @@ namespace C2R.V1 {
             "b3JTcGFjZRIcCgVkZXB0aBgEIAEoCzINLmMyci52MS5QbGFuZRIlCgpkZXB0",
             "aF9raW5kGAUgASgOMhEuYzJyLnYxLkRlcHRoS2luZBIeCgdub3JtYWxzGAYg",
             "ASgLMg0uYzJyLnYxLlBsYW5lEhwKBWVkZ2VzGAcgASgLMg0uYzJyLnYxLlBs",
-            "YW5lIsIKCg1TZXNzaW9uQ29uZmlnEhYKDnByb3RvY29sX21ham9yGAEgASgN",
+            "YW5lIu4NCg1TZXNzaW9uQ29uZmlnEhYKDnByb3RvY29sX21ham9yGAEgASgN",
             "EhYKDnByb3RvY29sX21pbm9yGAIgASgNEhMKC2NsaWVudF9uYW1lGAMgASgJ",
             "EkoKBnByb21wdBgEIAEoCUI6orsYNndoYXQgdGhlIHJlYWxpc3RpYyB2aWRl",
             "byBzaG93cyAoZGVmYXVsdDogdGhlIGRhZW1vbidzKRJCCg9uZWdhdGl2ZV9w",
@@ -43,102 +43,111 @@ namespace C2R.V1 {
             "J3ByZXZpZXcnIGlzIGZhc3QgKGZldyBzdGVwcywgNDgwcCksICdmaW5hbCcg",
             "aXMgZnVsbCBxdWFsaXR5IChkZWZhdWx0KRJKCgVzdGVwcxgIIAEoDUI2orsY",
             "MmRlbm9pc2luZyBzdGVwcyAoZGVmYXVsdDogZnJvbSB0aGUgcXVhbGl0eSBw",
-            "cmVzZXQpSACIAQESTAoIZ3VpZGFuY2UYCSABKAJCNaK7GDFjbGFzc2lmaWVy",
-            "LWZyZWUgZ3VpZGFuY2Ugc2NhbGU7IDw9IDEgdHVybnMgaXQgb2ZmSAGIAQES",
-            "UAoEc2VlZBgKIAEoBEI9orsYOXJhbmRvbSBzZWVkIChkZWZhdWx0OiBkcmF3",
-            "biBieSB0aGUgZGFlbW9uLCByZXBvcnRlZCBiYWNrKUgCiAEBEkMKBndpbmRv",
-            "dxgLIAEoDUIuorsYKmZyYW1lcyBwZXIgbW9kZWwgd2luZG93LCA0aysxIChk",
-            "ZWZhdWx0IDgxKUgDiAEBEkkKB292ZXJsYXAYDCABKA1CM6K7GC9mcmFtZXMg",
-            "c2hhcmVkIGJ5IGNvbnNlY3V0aXZlIHdpbmRvd3MsIDAgb3IgNGorMUgEiAEB",
-            "ElUKCHN0cmVuZ3RoGA0gASgCQj6iuxg6KDAsIDFdOiAxIHN0YXJ0cyBmcm9t",
-            "IG5vaXNlLCBsb3dlciBrZWVwcyBtb3JlIG9mIHRoZSBpbnB1dEgFiAEBEh8K",
-            "B2J1ZmZlcnMYDiADKA4yDi5jMnIudjEuQnVmZmVyEi8KD3Jlc3VsdF9lbmNv",
-            "ZGluZxgPIAEoDjIWLmMyci52MS5SZXN1bHRFbmNvZGluZxJbCgpyZXNvbHV0",
-            "aW9uGBAgASgJQkeiuxhDbW9kZWwgZ3JpZDogNDgwcCwgNzIwcCBvciBuYXRp",
-            "dmUgKGRlZmF1bHQ6IGZyb20gdGhlIHF1YWxpdHkgcHJlc2V0KRJvCg1wcmV2",
-            "aWV3X2V2ZXJ5GBEgASgNQliiuxhUPiAwOiBwcm9ncmVzc2l2ZSBwcmV2aWV3",
-            "cyBldmVyeSBrIGRlbm9pc2luZyBzdGVwcyAoZGVmYXVsdDogZnJvbSB0aGUg",
-            "cXVhbGl0eSBwcmVzZXQpEmEKBGxvcmEYEiABKAlCU6K7GE9uYW1lIG9mIGEg",
-            "TG9SQSBpbiB0aGUgZGFlbW9uJ3MgTG9SQSBmb2xkZXIgKGRlZmF1bHQ6IHRo",
-            "ZSBtb2RlbCdzKTsgbmV2ZXIgYSBwYXRoQggKBl9zdGVwc0ILCglfZ3VpZGFu",
-            "Y2VCBwoFX3NlZWRCCQoHX3dpbmRvd0IKCghfb3ZlcmxhcEILCglfc3RyZW5n",
-            "dGgiDQoLRW5kT2ZTdHJlYW0iCAoGQ2FuY2VsIqYBCg1DbGllbnRNZXNzYWdl",
-            "EicKBmNvbmZpZxgBIAEoCzIVLmMyci52MS5TZXNzaW9uQ29uZmlnSAASHgoF",
-            "ZnJhbWUYAiABKAsyDS5jMnIudjEuRnJhbWVIABIiCgNlbmQYAyABKAsyEy5j",
-            "MnIudjEuRW5kT2ZTdHJlYW1IABIgCgZjYW5jZWwYBCABKAsyDi5jMnIudjEu",
-            "Q2FuY2VsSABCBgoEa2luZCJgCg5TZXNzaW9uU3RhcnRlZBISCgpzZXNzaW9u",
-            "X2lkGAEgASgJEigKCWVmZmVjdGl2ZRgCIAEoCzIVLmMyci52MS5TZXNzaW9u",
-            "Q29uZmlnEhAKCHdhcm5pbmdzGAMgAygJIrkCCghQcm9ncmVzcxIjCgRraW5k",
-            "GAEgASgOMhUuYzJyLnYxLlByb2dyZXNzLktpbmQSDgoGd2luZG93GAIgASgN",
-            "EgwKBHN0ZXAYAyABKA0SEQoJbnVtX3N0ZXBzGAQgASgNEhMKC2ZpcnN0X2Zy",
-            "YW1lGAUgASgEEhEKCWVuZF9mcmFtZRgGIAEoBBITCgtldGFfc2Vjb25kcxgH",
-            "IAEoAhIWCg5xdWV1ZV9wb3NpdGlvbhgIIAEoDRIXCg9mcmFtZXNfcmVjZWl2",
-            "ZWQYCSABKAQSFwoPZnJhbWVzX3JldHVybmVkGAogASgEIlAKBEtpbmQSFAoQ",
-            "S0lORF9VTlNQRUNJRklFRBAAEgoKBlFVRVVFRBABEgsKB1NUQVJURUQQAhII",
-            "CgRTVEVQEAMSDwoLV0lORE9XX0RPTkUQBCJYCgtSZXN1bHRGcmFtZRINCgVp",
-            "bmRleBgBIAEoBBIcCgVjb2xvchgCIAEoCzINLmMyci52MS5QbGFuZRILCgNw",
-            "bmcYAyABKAwSDwoHcHJldmlldxgEIAEoCCIaCgdXYXJuaW5nEg8KB21lc3Nh",
-            "Z2UYASABKAkiSQoERG9uZRIXCg9mcmFtZXNfcmVjZWl2ZWQYASABKAQSFwoP",
-            "ZnJhbWVzX3JldHVybmVkGAIgASgEEg8KB3NlY29uZHMYAyABKAEi0QEKDVNl",
-            "cnZlck1lc3NhZ2USKQoHc3RhcnRlZBgBIAEoCzIWLmMyci52MS5TZXNzaW9u",
-            "U3RhcnRlZEgAEiQKCHByb2dyZXNzGAIgASgLMhAuYzJyLnYxLlByb2dyZXNz",
-            "SAASJQoGcmVzdWx0GAMgASgLMhMuYzJyLnYxLlJlc3VsdEZyYW1lSAASIgoH",
-            "d2FybmluZxgEIAEoCzIPLmMyci52MS5XYXJuaW5nSAASHAoEZG9uZRgFIAEo",
-            "CzIMLmMyci52MS5Eb25lSABCBgoEa2luZCJSCgtJbmZvUmVxdWVzdBIWCg5w",
-            "cm90b2NvbF9tYWpvchgBIAEoDRIWCg5wcm90b2NvbF9taW5vchgCIAEoDRIT",
-            "CgtjbGllbnRfbmFtZRgDIAEoCSJLCgNHcHUSDQoFaW5kZXgYASABKA0SDAoE",
-            "bmFtZRgCIAEoCRITCgt0b3RhbF9ieXRlcxgDIAEoBBISCgpmcmVlX2J5dGVz",
-            "GAQgASgEInYKDENhcGFiaWxpdGllcxIbChNwcm9ncmVzc2l2ZV9wcmV2aWV3",
-            "GAEgASgIEgwKBGpvYnMYAiABKAgSEgoKZXhyX291dHB1dBgDIAEoCBISCgpj",
-            "YXVzYWxfcmVmGAQgASgIEhMKC3BuZ19yZXN1bHRzGAUgASgIIr4CCglJbmZv",
-            "UmVwbHkSFgoOZGFlbW9uX3ZlcnNpb24YASABKAkSFgoOcHJvdG9jb2xfbWFq",
-            "b3IYAiABKA0SFgoOcHJvdG9jb2xfbWlub3IYAyABKA0SGQoEZ3B1cxgEIAMo",
-            "CzILLmMyci52MS5HcHUSFAoMbG9hZGVkX21vZGVsGAUgASgJEg4KBm1vZGVs",
-            "cxgGIAMoCRIRCglxdWFsaXRpZXMYByADKAkSKgoMY2FwYWJpbGl0aWVzGAgg",
-            "ASgLMhQuYzJyLnYxLkNhcGFiaWxpdGllcxIZChFtYXhfbWVzc2FnZV9ieXRl",
-            "cxgJIAEoBBIQCgh3YXJuaW5ncxgKIAMoCRIXCg9wcmV2aWV3X2FkZHJlc3MY",
-            "CyABKAkSEwoLb3V0cHV0X3Jvb3QYDCABKAkSDgoGZGV2aWNlGA0gASgJIqIB",
-            "CgdKb2JTcGVjEg0KBWlucHV0GAEgASgJEg0KBWRlcHRoGAIgASgJEg8KB25v",
-            "cm1hbHMYAyABKAkSDgoGb3V0cHV0GAQgASgJEiQKBmZvcm1hdBgFIAEoDjIU",
-            "LmMyci52MS5PdXRwdXRGb3JtYXQSJQoGY29uZmlnGAYgASgLMhUuYzJyLnYx",
-            "LlNlc3Npb25Db25maWcSCwoDZnBzGAcgASgBIr0BCgNKb2ISCgoCaWQYASAB",
-            "KAkSHwoFc3RhdGUYAiABKA4yEC5jMnIudjEuSm9iU3RhdGUSFAoMZnJhbWVz",
-            "X3RvdGFsGAMgASgEEhMKC2ZyYW1lc19kb25lGAQgASgEEg4KBm91dHB1dBgF",
-            "IAEoCRINCgVlcnJvchgGIAEoCRIPCgdjcmVhdGVkGAcgASgBEg8KB3VwZGF0",
-            "ZWQYCCABKAESHQoEc3BlYxgJIAEoCzIPLmMyci52MS5Kb2JTcGVjIhQKBkpv",
-            "YlJlZhIKCgJpZBgBIAEoCSJICghKb2JFdmVudBIYCgNqb2IYASABKAsyCy5j",
-            "MnIudjEuSm9iEiIKCHByb2dyZXNzGAIgASgLMhAuYzJyLnYxLlByb2dyZXNz",
-            "IhEKD0xpc3RKb2JzUmVxdWVzdCIqCg1MaXN0Sm9ic1JlcGx5EhkKBGpvYnMY",
-            "ASADKAsyCy5jMnIudjEuSm9iKl8KD1Byb3RvY29sVmVyc2lvbhIgChxQUk9U",
-            "T0NPTF9WRVJTSU9OX1VOU1BFQ0lGSUVEEAASEgoOUFJPVE9DT0xfTUFKT1IQ",
-            "ARISCg5QUk9UT0NPTF9NSU5PUhAAGgIQASpDCgVEVHlwZRIVChFEVFlQRV9V",
-            "TlNQRUNJRklFRBAAEgkKBVVJTlQ4EAESCwoHRkxPQVQxNhACEgsKB0ZMT0FU",
-            "MzIQAyo/CgpDb2xvclNwYWNlEhsKF0NPTE9SX1NQQUNFX1VOU1BFQ0lGSUVE",
-            "EAASCAoEU1JHQhABEgoKBkxJTkVBUhACKkIKCURlcHRoS2luZBIaChZERVBU",
-            "SF9LSU5EX1VOU1BFQ0lGSUVEEAASDAoIRElTVEFOQ0UQARILCgdJTlZFUlNF",
-            "EAIqTgoGQnVmZmVyEhYKEkJVRkZFUl9VTlNQRUNJRklFRBAAEgkKBUNPTE9S",
-            "EAESCQoFREVQVEgQAhILCgdOT1JNQUxTEAMSCQoFRURHRVMQBCpICg5SZXN1",
-            "bHRFbmNvZGluZxIfChtSRVNVTFRfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIM",
-            "CghSQVdfUkdCOBABEgcKA1BORxACKloKDE91dHB1dEZvcm1hdBIdChlPVVRQ",
-            "VVRfRk9STUFUX1VOU1BFQ0lGSUVEEAASBwoDTVA0EAESEAoMUE5HX1NFUVVF",
-            "TkNFEAISEAoMRVhSX1NFUVVFTkNFEAMqaQoISm9iU3RhdGUSGQoVSk9CX1NU",
-            "QVRFX1VOU1BFQ0lGSUVEEAASCwoHUEVORElORxABEgsKB1JVTk5JTkcQAhIN",
-            "CglTVUNDRUVERUQQAxIKCgZGQUlMRUQQBBINCglDQU5DRUxMRUQQBTK+AgoL",
-            "Q29hcnNlMlJlYWwSMQoHR2V0SW5mbxITLmMyci52MS5JbmZvUmVxdWVzdBoR",
-            "LmMyci52MS5JbmZvUmVwbHkSOwoHUmVhbGlmeRIVLmMyci52MS5DbGllbnRN",
-            "ZXNzYWdlGhUuYzJyLnYxLlNlcnZlck1lc3NhZ2UoATABEikKCVN1Ym1pdEpv",
-            "YhIPLmMyci52MS5Kb2JTcGVjGgsuYzJyLnYxLkpvYhIuCghXYXRjaEpvYhIO",
-            "LmMyci52MS5Kb2JSZWYaEC5jMnIudjEuSm9iRXZlbnQwARIoCglDYW5jZWxK",
-            "b2ISDi5jMnIudjEuSm9iUmVmGgsuYzJyLnYxLkpvYhI6CghMaXN0Sm9icxIX",
-            "LmMyci52MS5MaXN0Sm9ic1JlcXVlc3QaFS5jMnIudjEuTGlzdEpvYnNSZXBs",
-            "eTotCgRrbm9iEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxi0hwMg",
-            "ASgJYgZwcm90bzM="));
+            "cmVzZXQpSACIAQESaAoIZ3VpZGFuY2UYCSABKAJCUaK7GE1ndWlkYW5jZSBz",
+            "Y2FsZSAoQzJSOiB0aGUgdGV4dCBzY2FsZSk7IDw9IDEgdHVybnMgY2xhc3Np",
+            "Zmllci1mcmVlIGd1aWRhbmNlIG9mZkgBiAEBElAKBHNlZWQYCiABKARCPaK7",
+            "GDlyYW5kb20gc2VlZCAoZGVmYXVsdDogZHJhd24gYnkgdGhlIGRhZW1vbiwg",
+            "cmVwb3J0ZWQgYmFjaylIAogBARJDCgZ3aW5kb3cYCyABKA1CLqK7GCpmcmFt",
+            "ZXMgcGVyIG1vZGVsIHdpbmRvdywgNGsrMSAoZGVmYXVsdCA4MSlIA4gBARJJ",
+            "CgdvdmVybGFwGAwgASgNQjOiuxgvZnJhbWVzIHNoYXJlZCBieSBjb25zZWN1",
+            "dGl2ZSB3aW5kb3dzLCAwIG9yIDRqKzFIBIgBARJVCghzdHJlbmd0aBgNIAEo",
+            "AkI+orsYOigwLCAxXTogMSBzdGFydHMgZnJvbSBub2lzZSwgbG93ZXIga2Vl",
+            "cHMgbW9yZSBvZiB0aGUgaW5wdXRIBYgBARIfCgdidWZmZXJzGA4gAygOMg4u",
+            "YzJyLnYxLkJ1ZmZlchIvCg9yZXN1bHRfZW5jb2RpbmcYDyABKA4yFi5jMnIu",
+            "djEuUmVzdWx0RW5jb2RpbmcSWwoKcmVzb2x1dGlvbhgQIAEoCUJHorsYQ21v",
+            "ZGVsIGdyaWQ6IDQ4MHAsIDcyMHAgb3IgbmF0aXZlIChkZWZhdWx0OiBmcm9t",
+            "IHRoZSBxdWFsaXR5IHByZXNldCkSbwoNcHJldmlld19ldmVyeRgRIAEoDUJY",
+            "orsYVD4gMDogcHJvZ3Jlc3NpdmUgcHJldmlld3MgZXZlcnkgayBkZW5vaXNp",
+            "bmcgc3RlcHMgKGRlZmF1bHQ6IGZyb20gdGhlIHF1YWxpdHkgcHJlc2V0KRJh",
+            "CgRsb3JhGBIgASgJQlOiuxhPbmFtZSBvZiBhIExvUkEgaW4gdGhlIGRhZW1v",
+            "bidzIExvUkEgZm9sZGVyIChkZWZhdWx0OiB0aGUgbW9kZWwncyk7IG5ldmVy",
+            "IGEgcGF0aBJ4Cg1ndWlkYW5jZV9tb2RlGBMgASgJQmGiuxhdQzJSIGd1aWRh",
+            "bmNlOiBhcGcgKGFkYXB0aXZlIHByb2plY3RlZCwgYXMgcmVsZWFzZWQpIG9y",
+            "IGNmZyAoZGVmYXVsdDogZnJvbSB0aGUgcXVhbGl0eSBwcmVzZXQpEncKDWNv",
+            "bnRyb2xfc2NhbGUYFCABKAJCW6K7GFdDMlIgY29udHJvbCBzdHJlbmd0aCwg",
+            "dGhlIERJTk8tZmVhdHVyZSB0ZXJtIChkZWZhdWx0IDEuMCk7IHRoZSB0ZXh0",
+            "IHNjYWxlIGlzIC0tZ3VpZGFuY2VIBogBARJ7CglpbnB1dF9mcHMYFSABKAJC",
+            "Y6K7GF9mcmFtZSByYXRlIG9mIHRoZSBmcmFtZXMgc2VudCAoQzJSIHJlc2Ft",
+            "cGxlcyB0byBpdHMgMTYgZnBzIGFuZCBiYWNrOyBkZWZhdWx0OiB0aGUgaW5w",
+            "dXQgZmlsZSdzKUgHiAEBQggKBl9zdGVwc0ILCglfZ3VpZGFuY2VCBwoFX3Nl",
+            "ZWRCCQoHX3dpbmRvd0IKCghfb3ZlcmxhcEILCglfc3RyZW5ndGhCEAoOX2Nv",
+            "bnRyb2xfc2NhbGVCDAoKX2lucHV0X2ZwcyINCgtFbmRPZlN0cmVhbSIICgZD",
+            "YW5jZWwipgEKDUNsaWVudE1lc3NhZ2USJwoGY29uZmlnGAEgASgLMhUuYzJy",
+            "LnYxLlNlc3Npb25Db25maWdIABIeCgVmcmFtZRgCIAEoCzINLmMyci52MS5G",
+            "cmFtZUgAEiIKA2VuZBgDIAEoCzITLmMyci52MS5FbmRPZlN0cmVhbUgAEiAK",
+            "BmNhbmNlbBgEIAEoCzIOLmMyci52MS5DYW5jZWxIAEIGCgRraW5kImAKDlNl",
+            "c3Npb25TdGFydGVkEhIKCnNlc3Npb25faWQYASABKAkSKAoJZWZmZWN0aXZl",
+            "GAIgASgLMhUuYzJyLnYxLlNlc3Npb25Db25maWcSEAoId2FybmluZ3MYAyAD",
+            "KAkiuQIKCFByb2dyZXNzEiMKBGtpbmQYASABKA4yFS5jMnIudjEuUHJvZ3Jl",
+            "c3MuS2luZBIOCgZ3aW5kb3cYAiABKA0SDAoEc3RlcBgDIAEoDRIRCgludW1f",
+            "c3RlcHMYBCABKA0SEwoLZmlyc3RfZnJhbWUYBSABKAQSEQoJZW5kX2ZyYW1l",
+            "GAYgASgEEhMKC2V0YV9zZWNvbmRzGAcgASgCEhYKDnF1ZXVlX3Bvc2l0aW9u",
+            "GAggASgNEhcKD2ZyYW1lc19yZWNlaXZlZBgJIAEoBBIXCg9mcmFtZXNfcmV0",
+            "dXJuZWQYCiABKAQiUAoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASCgoG",
+            "UVVFVUVEEAESCwoHU1RBUlRFRBACEggKBFNURVAQAxIPCgtXSU5ET1dfRE9O",
+            "RRAEIlgKC1Jlc3VsdEZyYW1lEg0KBWluZGV4GAEgASgEEhwKBWNvbG9yGAIg",
+            "ASgLMg0uYzJyLnYxLlBsYW5lEgsKA3BuZxgDIAEoDBIPCgdwcmV2aWV3GAQg",
+            "ASgIIhoKB1dhcm5pbmcSDwoHbWVzc2FnZRgBIAEoCSJJCgREb25lEhcKD2Zy",
+            "YW1lc19yZWNlaXZlZBgBIAEoBBIXCg9mcmFtZXNfcmV0dXJuZWQYAiABKAQS",
+            "DwoHc2Vjb25kcxgDIAEoASLRAQoNU2VydmVyTWVzc2FnZRIpCgdzdGFydGVk",
+            "GAEgASgLMhYuYzJyLnYxLlNlc3Npb25TdGFydGVkSAASJAoIcHJvZ3Jlc3MY",
+            "AiABKAsyEC5jMnIudjEuUHJvZ3Jlc3NIABIlCgZyZXN1bHQYAyABKAsyEy5j",
+            "MnIudjEuUmVzdWx0RnJhbWVIABIiCgd3YXJuaW5nGAQgASgLMg8uYzJyLnYx",
+            "Lldhcm5pbmdIABIcCgRkb25lGAUgASgLMgwuYzJyLnYxLkRvbmVIAEIGCgRr",
+            "aW5kIlIKC0luZm9SZXF1ZXN0EhYKDnByb3RvY29sX21ham9yGAEgASgNEhYK",
+            "DnByb3RvY29sX21pbm9yGAIgASgNEhMKC2NsaWVudF9uYW1lGAMgASgJIksK",
+            "A0dwdRINCgVpbmRleBgBIAEoDRIMCgRuYW1lGAIgASgJEhMKC3RvdGFsX2J5",
+            "dGVzGAMgASgEEhIKCmZyZWVfYnl0ZXMYBCABKAQidgoMQ2FwYWJpbGl0aWVz",
+            "EhsKE3Byb2dyZXNzaXZlX3ByZXZpZXcYASABKAgSDAoEam9icxgCIAEoCBIS",
+            "CgpleHJfb3V0cHV0GAMgASgIEhIKCmNhdXNhbF9yZWYYBCABKAgSEwoLcG5n",
+            "X3Jlc3VsdHMYBSABKAgivgIKCUluZm9SZXBseRIWCg5kYWVtb25fdmVyc2lv",
+            "bhgBIAEoCRIWCg5wcm90b2NvbF9tYWpvchgCIAEoDRIWCg5wcm90b2NvbF9t",
+            "aW5vchgDIAEoDRIZCgRncHVzGAQgAygLMgsuYzJyLnYxLkdwdRIUCgxsb2Fk",
+            "ZWRfbW9kZWwYBSABKAkSDgoGbW9kZWxzGAYgAygJEhEKCXF1YWxpdGllcxgH",
+            "IAMoCRIqCgxjYXBhYmlsaXRpZXMYCCABKAsyFC5jMnIudjEuQ2FwYWJpbGl0",
+            "aWVzEhkKEW1heF9tZXNzYWdlX2J5dGVzGAkgASgEEhAKCHdhcm5pbmdzGAog",
+            "AygJEhcKD3ByZXZpZXdfYWRkcmVzcxgLIAEoCRITCgtvdXRwdXRfcm9vdBgM",
+            "IAEoCRIOCgZkZXZpY2UYDSABKAkiogEKB0pvYlNwZWMSDQoFaW5wdXQYASAB",
+            "KAkSDQoFZGVwdGgYAiABKAkSDwoHbm9ybWFscxgDIAEoCRIOCgZvdXRwdXQY",
+            "BCABKAkSJAoGZm9ybWF0GAUgASgOMhQuYzJyLnYxLk91dHB1dEZvcm1hdBIl",
+            "CgZjb25maWcYBiABKAsyFS5jMnIudjEuU2Vzc2lvbkNvbmZpZxILCgNmcHMY",
+            "ByABKAEivQEKA0pvYhIKCgJpZBgBIAEoCRIfCgVzdGF0ZRgCIAEoDjIQLmMy",
+            "ci52MS5Kb2JTdGF0ZRIUCgxmcmFtZXNfdG90YWwYAyABKAQSEwoLZnJhbWVz",
+            "X2RvbmUYBCABKAQSDgoGb3V0cHV0GAUgASgJEg0KBWVycm9yGAYgASgJEg8K",
+            "B2NyZWF0ZWQYByABKAESDwoHdXBkYXRlZBgIIAEoARIdCgRzcGVjGAkgASgL",
+            "Mg8uYzJyLnYxLkpvYlNwZWMiFAoGSm9iUmVmEgoKAmlkGAEgASgJIkgKCEpv",
+            "YkV2ZW50EhgKA2pvYhgBIAEoCzILLmMyci52MS5Kb2ISIgoIcHJvZ3Jlc3MY",
+            "AiABKAsyEC5jMnIudjEuUHJvZ3Jlc3MiEQoPTGlzdEpvYnNSZXF1ZXN0IioK",
+            "DUxpc3RKb2JzUmVwbHkSGQoEam9icxgBIAMoCzILLmMyci52MS5Kb2IqXwoP",
+            "UHJvdG9jb2xWZXJzaW9uEiAKHFBST1RPQ09MX1ZFUlNJT05fVU5TUEVDSUZJ",
+            "RUQQABISCg5QUk9UT0NPTF9NQUpPUhABEhIKDlBST1RPQ09MX01JTk9SEAAa",
+            "AhABKkMKBURUeXBlEhUKEURUWVBFX1VOU1BFQ0lGSUVEEAASCQoFVUlOVDgQ",
+            "ARILCgdGTE9BVDE2EAISCwoHRkxPQVQzMhADKj8KCkNvbG9yU3BhY2USGwoX",
+            "Q09MT1JfU1BBQ0VfVU5TUEVDSUZJRUQQABIICgRTUkdCEAESCgoGTElORUFS",
+            "EAIqQgoJRGVwdGhLaW5kEhoKFkRFUFRIX0tJTkRfVU5TUEVDSUZJRUQQABIM",
+            "CghESVNUQU5DRRABEgsKB0lOVkVSU0UQAipOCgZCdWZmZXISFgoSQlVGRkVS",
+            "X1VOU1BFQ0lGSUVEEAASCQoFQ09MT1IQARIJCgVERVBUSBACEgsKB05PUk1B",
+            "TFMQAxIJCgVFREdFUxAEKkgKDlJlc3VsdEVuY29kaW5nEh8KG1JFU1VMVF9F",
+            "TkNPRElOR19VTlNQRUNJRklFRBAAEgwKCFJBV19SR0I4EAESBwoDUE5HEAIq",
+            "WgoMT3V0cHV0Rm9ybWF0Eh0KGU9VVFBVVF9GT1JNQVRfVU5TUEVDSUZJRUQQ",
+            "ABIHCgNNUDQQARIQCgxQTkdfU0VRVUVOQ0UQAhIQCgxFWFJfU0VRVUVOQ0UQ",
+            "AyppCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABILCgdQ",
+            "RU5ESU5HEAESCwoHUlVOTklORxACEg0KCVNVQ0NFRURFRBADEgoKBkZBSUxF",
+            "RBAEEg0KCUNBTkNFTExFRBAFMr4CCgtDb2Fyc2UyUmVhbBIxCgdHZXRJbmZv",
+            "EhMuYzJyLnYxLkluZm9SZXF1ZXN0GhEuYzJyLnYxLkluZm9SZXBseRI7CgdS",
+            "ZWFsaWZ5EhUuYzJyLnYxLkNsaWVudE1lc3NhZ2UaFS5jMnIudjEuU2VydmVy",
+            "TWVzc2FnZSgBMAESKQoJU3VibWl0Sm9iEg8uYzJyLnYxLkpvYlNwZWMaCy5j",
+            "MnIudjEuSm9iEi4KCFdhdGNoSm9iEg4uYzJyLnYxLkpvYlJlZhoQLmMyci52",
+            "MS5Kb2JFdmVudDABEigKCUNhbmNlbEpvYhIOLmMyci52MS5Kb2JSZWYaCy5j",
+            "MnIudjEuSm9iEjoKCExpc3RKb2JzEhcuYzJyLnYxLkxpc3RKb2JzUmVxdWVz",
+            "dBoVLmMyci52MS5MaXN0Sm9ic1JlcGx5Oi0KBGtub2ISHS5nb29nbGUucHJv",
+            "dG9idWYuRmllbGRPcHRpb25zGLSHAyABKAliBnByb3RvMw=="));
       descriptor = pbr::FileDescriptor.FromGeneratedCode(descriptorData,
           new pbr::FileDescriptor[] { global::Google.Protobuf.Reflection.DescriptorReflection.Descriptor, },
           new pbr::GeneratedClrTypeInfo(new[] {typeof(global::C2R.V1.ProtocolVersion), typeof(global::C2R.V1.DType), typeof(global::C2R.V1.ColorSpace), typeof(global::C2R.V1.DepthKind), typeof(global::C2R.V1.Buffer), typeof(global::C2R.V1.ResultEncoding), typeof(global::C2R.V1.OutputFormat), typeof(global::C2R.V1.JobState), }, new pb::Extension[] { Coarse2RealExtensions.Knob }, new pbr::GeneratedClrTypeInfo[] {
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Plane), global::C2R.V1.Plane.Parser, new[]{ "Dtype", "Shape", "Data" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Frame), global::C2R.V1.Frame.Parser, new[]{ "Index", "Color", "ColorSpace", "Depth", "DepthKind", "Normals", "Edges" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionConfig), global::C2R.V1.SessionConfig.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName", "Prompt", "NegativePrompt", "Model", "Quality", "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "Buffers", "ResultEncoding", "Resolution", "PreviewEvery", "Lora" }, new[]{ "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength" }, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionConfig), global::C2R.V1.SessionConfig.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName", "Prompt", "NegativePrompt", "Model", "Quality", "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "Buffers", "ResultEncoding", "Resolution", "PreviewEvery", "Lora", "GuidanceMode", "ControlScale", "InputFps" }, new[]{ "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "ControlScale", "InputFps" }, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.EndOfStream), global::C2R.V1.EndOfStream.Parser, null, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Cancel), global::C2R.V1.Cancel.Parser, null, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ClientMessage), global::C2R.V1.ClientMessage.Parser, new[]{ "Config", "Frame", "End", "Cancel" }, new[]{ "Kind" }, null, null, null),
@@ -1040,6 +1049,9 @@ namespace C2R.V1 {
       resolution_ = other.resolution_;
       previewEvery_ = other.previewEvery_;
       lora_ = other.lora_;
+      guidanceMode_ = other.guidanceMode_;
+      controlScale_ = other.controlScale_;
+      inputFps_ = other.inputFps_;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -1348,6 +1360,68 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "guidance_mode" field.</summary>
+    public const int GuidanceModeFieldNumber = 19;
+    private string guidanceMode_ = "";
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string GuidanceMode {
+      get { return guidanceMode_; }
+      set {
+        guidanceMode_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "control_scale" field.</summary>
+    public const int ControlScaleFieldNumber = 20;
+    private float controlScale_;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public float ControlScale {
+      get { if ((_hasBits0 & 64) != 0) { return controlScale_; } else { return 0F; } }
+      set {
+        _hasBits0 |= 64;
+        controlScale_ = value;
+      }
+    }
+    /// <summary>Gets whether the "control_scale" field is set</summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool HasControlScale {
+      get { return (_hasBits0 & 64) != 0; }
+    }
+    /// <summary>Clears the value of the "control_scale" field</summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void ClearControlScale() {
+      _hasBits0 &= ~64;
+    }
+
+    /// <summary>Field number for the "input_fps" field.</summary>
+    public const int InputFpsFieldNumber = 21;
+    private float inputFps_;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public float InputFps {
+      get { if ((_hasBits0 & 128) != 0) { return inputFps_; } else { return 0F; } }
+      set {
+        _hasBits0 |= 128;
+        inputFps_ = value;
+      }
+    }
+    /// <summary>Gets whether the "input_fps" field is set</summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool HasInputFps {
+      get { return (_hasBits0 & 128) != 0; }
+    }
+    /// <summary>Clears the value of the "input_fps" field</summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void ClearInputFps() {
+      _hasBits0 &= ~128;
+    }
+
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public override bool Equals(object other) {
@@ -1381,6 +1455,9 @@ namespace C2R.V1 {
       if (Resolution != other.Resolution) return false;
       if (PreviewEvery != other.PreviewEvery) return false;
       if (Lora != other.Lora) return false;
+      if (GuidanceMode != other.GuidanceMode) return false;
+      if (!pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.Equals(ControlScale, other.ControlScale)) return false;
+      if (!pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.Equals(InputFps, other.InputFps)) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -1406,6 +1483,9 @@ namespace C2R.V1 {
       if (Resolution.Length != 0) hash ^= Resolution.GetHashCode();
       if (PreviewEvery != 0) hash ^= PreviewEvery.GetHashCode();
       if (Lora.Length != 0) hash ^= Lora.GetHashCode();
+      if (GuidanceMode.Length != 0) hash ^= GuidanceMode.GetHashCode();
+      if (HasControlScale) hash ^= pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.GetHashCode(ControlScale);
+      if (HasInputFps) hash ^= pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.GetHashCode(InputFps);
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -1493,6 +1573,18 @@ namespace C2R.V1 {
         output.WriteRawTag(146, 1);
         output.WriteString(Lora);
       }
+      if (GuidanceMode.Length != 0) {
+        output.WriteRawTag(154, 1);
+        output.WriteString(GuidanceMode);
+      }
+      if (HasControlScale) {
+        output.WriteRawTag(165, 1);
+        output.WriteFloat(ControlScale);
+      }
+      if (HasInputFps) {
+        output.WriteRawTag(173, 1);
+        output.WriteFloat(InputFps);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -1572,6 +1664,18 @@ namespace C2R.V1 {
         output.WriteRawTag(146, 1);
         output.WriteString(Lora);
       }
+      if (GuidanceMode.Length != 0) {
+        output.WriteRawTag(154, 1);
+        output.WriteString(GuidanceMode);
+      }
+      if (HasControlScale) {
+        output.WriteRawTag(165, 1);
+        output.WriteFloat(ControlScale);
+      }
+      if (HasInputFps) {
+        output.WriteRawTag(173, 1);
+        output.WriteFloat(InputFps);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -1633,6 +1737,15 @@ namespace C2R.V1 {
       }
       if (Lora.Length != 0) {
         size += 2 + pb::CodedOutputStream.ComputeStringSize(Lora);
+      }
+      if (GuidanceMode.Length != 0) {
+        size += 2 + pb::CodedOutputStream.ComputeStringSize(GuidanceMode);
+      }
+      if (HasControlScale) {
+        size += 2 + 4;
+      }
+      if (HasInputFps) {
+        size += 2 + 4;
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -1697,6 +1810,15 @@ namespace C2R.V1 {
       }
       if (other.Lora.Length != 0) {
         Lora = other.Lora;
+      }
+      if (other.GuidanceMode.Length != 0) {
+        GuidanceMode = other.GuidanceMode;
+      }
+      if (other.HasControlScale) {
+        ControlScale = other.ControlScale;
+      }
+      if (other.HasInputFps) {
+        InputFps = other.InputFps;
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -1786,6 +1908,18 @@ namespace C2R.V1 {
             Lora = input.ReadString();
             break;
           }
+          case 154: {
+            GuidanceMode = input.ReadString();
+            break;
+          }
+          case 165: {
+            ControlScale = input.ReadFloat();
+            break;
+          }
+          case 173: {
+            InputFps = input.ReadFloat();
+            break;
+          }
         }
       }
     #endif
@@ -1872,6 +2006,18 @@ namespace C2R.V1 {
           }
           case 146: {
             Lora = input.ReadString();
+            break;
+          }
+          case 154: {
+            GuidanceMode = input.ReadString();
+            break;
+          }
+          case 165: {
+            ControlScale = input.ReadFloat();
+            break;
+          }
+          case 173: {
+            InputFps = input.ReadFloat();
             break;
           }
         }
