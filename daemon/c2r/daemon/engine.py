@@ -179,7 +179,7 @@ class Engine:
                 self.publish(run.session, window.start, event.preview[window.prefix_length :], True, event.step)
             self.send(WindowEvent(pid, rid, event.kind, event.step, event.num_steps, event.preview))
 
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         if self.device.startswith("cuda"):
             import torch
 
@@ -207,8 +207,9 @@ class Engine:
             self.cancelled.discard(rid)
         seconds = time.perf_counter() - started
         peak = peak_memory_bytes(self.device)
-        log.info("window %s of %s: %dx%dx%d frames in %.2f s, peak memory %.0f MiB, offload %s", request.index,
-                 run.session, clip.num_frames, *clip.size, seconds, peak / 2**20, self.offload)
+        log.info("window %s of %s: %dx%dx%d frames in %.2f s, peak memory %.0f MiB, offload %s (ran %.3f-%.3f)",
+                 request.index, run.session, clip.num_frames, *clip.size, seconds, peak / 2**20, self.offload,
+                 started_at, time.time())  # the engine's own wall clock: when windows of several engines overlapped
         self.send(WindowResult(pid, rid, frames, seconds, peak))
         self.publish(run.session, window.emit_start, frames[window.prefix_length :], False)
 

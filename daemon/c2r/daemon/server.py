@@ -186,7 +186,12 @@ async def serve(settings: DaemonSettings) -> int:
     except RuntimeError as e:
         print(f"c2r serve: {e}", file=sys.stderr)
         return 1
-    engines = EnginePool(settings, relay.engines_address)
+    try:
+        engines = EnginePool(settings, relay.engines_address)
+    except ValueError as e:  # --engines / --gpus-per-window that the GPUs cannot make
+        print(f"c2r serve: {e}", file=sys.stderr)
+        relay.close()
+        return 1
     jobs = JobManager(settings, scheduler, engines.cancel)
     pb_grpc.add_Coarse2RealServicer_to_server(Coarse2RealService(settings, engines, scheduler, jobs, relay.address), server)
     reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
