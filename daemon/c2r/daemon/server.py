@@ -87,6 +87,9 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
                 raise InvalidInput(f"the first message of a Realify stream must be a SessionConfig, got {got}; send the config first")
             check_size(first)
             resolved = resolve(first.config, self.engines.info.get("models", []), self.settings)
+            if resolved.config.chaining != "sequential":
+                raise InvalidInput(f"chaining={resolved.config.chaining!r} in a live session: a stream cannot wait for "
+                                   "its later anchors; use chaining 'sequential', or submit the clip as a job")
             session_id = f"s-{uuid.uuid4().hex[:12]}"
             session = Session(session_id, resolved, self.scheduler, self.settings.state_dir / "spill" / session_id,
                               self.settings.session_memory_mb * 2**20)

@@ -32,7 +32,7 @@ namespace C2R.V1 {
             "b3JTcGFjZRIcCgVkZXB0aBgEIAEoCzINLmMyci52MS5QbGFuZRIlCgpkZXB0",
             "aF9raW5kGAUgASgOMhEuYzJyLnYxLkRlcHRoS2luZBIeCgdub3JtYWxzGAYg",
             "ASgLMg0uYzJyLnYxLlBsYW5lEhwKBWVkZ2VzGAcgASgLMg0uYzJyLnYxLlBs",
-            "YW5lIu4NCg1TZXNzaW9uQ29uZmlnEhYKDnByb3RvY29sX21ham9yGAEgASgN",
+            "YW5lIp8QCg1TZXNzaW9uQ29uZmlnEhYKDnByb3RvY29sX21ham9yGAEgASgN",
             "EhYKDnByb3RvY29sX21pbm9yGAIgASgNEhMKC2NsaWVudF9uYW1lGAMgASgJ",
             "EkoKBnByb21wdBgEIAEoCUI6orsYNndoYXQgdGhlIHJlYWxpc3RpYyB2aWRl",
             "byBzaG93cyAoZGVmYXVsdDogdGhlIGRhZW1vbidzKRJCCg9uZWdhdGl2ZV9w",
@@ -69,85 +69,92 @@ namespace C2R.V1 {
             "IHNjYWxlIGlzIC0tZ3VpZGFuY2VIBogBARJ7CglpbnB1dF9mcHMYFSABKAJC",
             "Y6K7GF9mcmFtZSByYXRlIG9mIHRoZSBmcmFtZXMgc2VudCAoQzJSIHJlc2Ft",
             "cGxlcyB0byBpdHMgMTYgZnBzIGFuZCBiYWNrOyBkZWZhdWx0OiB0aGUgaW5w",
-            "dXQgZmlsZSdzKUgHiAEBQggKBl9zdGVwc0ILCglfZ3VpZGFuY2VCBwoFX3Nl",
-            "ZWRCCQoHX3dpbmRvd0IKCghfb3ZlcmxhcEILCglfc3RyZW5ndGhCEAoOX2Nv",
-            "bnRyb2xfc2NhbGVCDAoKX2lucHV0X2ZwcyINCgtFbmRPZlN0cmVhbSIICgZD",
-            "YW5jZWwipgEKDUNsaWVudE1lc3NhZ2USJwoGY29uZmlnGAEgASgLMhUuYzJy",
-            "LnYxLlNlc3Npb25Db25maWdIABIeCgVmcmFtZRgCIAEoCzINLmMyci52MS5G",
-            "cmFtZUgAEiIKA2VuZBgDIAEoCzITLmMyci52MS5FbmRPZlN0cmVhbUgAEiAK",
-            "BmNhbmNlbBgEIAEoCzIOLmMyci52MS5DYW5jZWxIAEIGCgRraW5kImAKDlNl",
-            "c3Npb25TdGFydGVkEhIKCnNlc3Npb25faWQYASABKAkSKAoJZWZmZWN0aXZl",
-            "GAIgASgLMhUuYzJyLnYxLlNlc3Npb25Db25maWcSEAoId2FybmluZ3MYAyAD",
-            "KAkiuQIKCFByb2dyZXNzEiMKBGtpbmQYASABKA4yFS5jMnIudjEuUHJvZ3Jl",
-            "c3MuS2luZBIOCgZ3aW5kb3cYAiABKA0SDAoEc3RlcBgDIAEoDRIRCgludW1f",
-            "c3RlcHMYBCABKA0SEwoLZmlyc3RfZnJhbWUYBSABKAQSEQoJZW5kX2ZyYW1l",
-            "GAYgASgEEhMKC2V0YV9zZWNvbmRzGAcgASgCEhYKDnF1ZXVlX3Bvc2l0aW9u",
-            "GAggASgNEhcKD2ZyYW1lc19yZWNlaXZlZBgJIAEoBBIXCg9mcmFtZXNfcmV0",
-            "dXJuZWQYCiABKAQiUAoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASCgoG",
-            "UVVFVUVEEAESCwoHU1RBUlRFRBACEggKBFNURVAQAxIPCgtXSU5ET1dfRE9O",
-            "RRAEIlgKC1Jlc3VsdEZyYW1lEg0KBWluZGV4GAEgASgEEhwKBWNvbG9yGAIg",
-            "ASgLMg0uYzJyLnYxLlBsYW5lEgsKA3BuZxgDIAEoDBIPCgdwcmV2aWV3GAQg",
-            "ASgIIhoKB1dhcm5pbmcSDwoHbWVzc2FnZRgBIAEoCSJJCgREb25lEhcKD2Zy",
-            "YW1lc19yZWNlaXZlZBgBIAEoBBIXCg9mcmFtZXNfcmV0dXJuZWQYAiABKAQS",
-            "DwoHc2Vjb25kcxgDIAEoASLRAQoNU2VydmVyTWVzc2FnZRIpCgdzdGFydGVk",
-            "GAEgASgLMhYuYzJyLnYxLlNlc3Npb25TdGFydGVkSAASJAoIcHJvZ3Jlc3MY",
-            "AiABKAsyEC5jMnIudjEuUHJvZ3Jlc3NIABIlCgZyZXN1bHQYAyABKAsyEy5j",
-            "MnIudjEuUmVzdWx0RnJhbWVIABIiCgd3YXJuaW5nGAQgASgLMg8uYzJyLnYx",
-            "Lldhcm5pbmdIABIcCgRkb25lGAUgASgLMgwuYzJyLnYxLkRvbmVIAEIGCgRr",
-            "aW5kIlIKC0luZm9SZXF1ZXN0EhYKDnByb3RvY29sX21ham9yGAEgASgNEhYK",
-            "DnByb3RvY29sX21pbm9yGAIgASgNEhMKC2NsaWVudF9uYW1lGAMgASgJIksK",
-            "A0dwdRINCgVpbmRleBgBIAEoDRIMCgRuYW1lGAIgASgJEhMKC3RvdGFsX2J5",
-            "dGVzGAMgASgEEhIKCmZyZWVfYnl0ZXMYBCABKAQidgoMQ2FwYWJpbGl0aWVz",
-            "EhsKE3Byb2dyZXNzaXZlX3ByZXZpZXcYASABKAgSDAoEam9icxgCIAEoCBIS",
-            "CgpleHJfb3V0cHV0GAMgASgIEhIKCmNhdXNhbF9yZWYYBCABKAgSEwoLcG5n",
-            "X3Jlc3VsdHMYBSABKAgivgIKCUluZm9SZXBseRIWCg5kYWVtb25fdmVyc2lv",
-            "bhgBIAEoCRIWCg5wcm90b2NvbF9tYWpvchgCIAEoDRIWCg5wcm90b2NvbF9t",
-            "aW5vchgDIAEoDRIZCgRncHVzGAQgAygLMgsuYzJyLnYxLkdwdRIUCgxsb2Fk",
-            "ZWRfbW9kZWwYBSABKAkSDgoGbW9kZWxzGAYgAygJEhEKCXF1YWxpdGllcxgH",
-            "IAMoCRIqCgxjYXBhYmlsaXRpZXMYCCABKAsyFC5jMnIudjEuQ2FwYWJpbGl0",
-            "aWVzEhkKEW1heF9tZXNzYWdlX2J5dGVzGAkgASgEEhAKCHdhcm5pbmdzGAog",
-            "AygJEhcKD3ByZXZpZXdfYWRkcmVzcxgLIAEoCRITCgtvdXRwdXRfcm9vdBgM",
-            "IAEoCRIOCgZkZXZpY2UYDSABKAkiogEKB0pvYlNwZWMSDQoFaW5wdXQYASAB",
-            "KAkSDQoFZGVwdGgYAiABKAkSDwoHbm9ybWFscxgDIAEoCRIOCgZvdXRwdXQY",
-            "BCABKAkSJAoGZm9ybWF0GAUgASgOMhQuYzJyLnYxLk91dHB1dEZvcm1hdBIl",
-            "CgZjb25maWcYBiABKAsyFS5jMnIudjEuU2Vzc2lvbkNvbmZpZxILCgNmcHMY",
-            "ByABKAEivQEKA0pvYhIKCgJpZBgBIAEoCRIfCgVzdGF0ZRgCIAEoDjIQLmMy",
-            "ci52MS5Kb2JTdGF0ZRIUCgxmcmFtZXNfdG90YWwYAyABKAQSEwoLZnJhbWVz",
-            "X2RvbmUYBCABKAQSDgoGb3V0cHV0GAUgASgJEg0KBWVycm9yGAYgASgJEg8K",
-            "B2NyZWF0ZWQYByABKAESDwoHdXBkYXRlZBgIIAEoARIdCgRzcGVjGAkgASgL",
-            "Mg8uYzJyLnYxLkpvYlNwZWMiFAoGSm9iUmVmEgoKAmlkGAEgASgJIkgKCEpv",
-            "YkV2ZW50EhgKA2pvYhgBIAEoCzILLmMyci52MS5Kb2ISIgoIcHJvZ3Jlc3MY",
-            "AiABKAsyEC5jMnIudjEuUHJvZ3Jlc3MiEQoPTGlzdEpvYnNSZXF1ZXN0IioK",
-            "DUxpc3RKb2JzUmVwbHkSGQoEam9icxgBIAMoCzILLmMyci52MS5Kb2IqXwoP",
-            "UHJvdG9jb2xWZXJzaW9uEiAKHFBST1RPQ09MX1ZFUlNJT05fVU5TUEVDSUZJ",
-            "RUQQABISCg5QUk9UT0NPTF9NQUpPUhABEhIKDlBST1RPQ09MX01JTk9SEAAa",
-            "AhABKkMKBURUeXBlEhUKEURUWVBFX1VOU1BFQ0lGSUVEEAASCQoFVUlOVDgQ",
-            "ARILCgdGTE9BVDE2EAISCwoHRkxPQVQzMhADKj8KCkNvbG9yU3BhY2USGwoX",
-            "Q09MT1JfU1BBQ0VfVU5TUEVDSUZJRUQQABIICgRTUkdCEAESCgoGTElORUFS",
-            "EAIqQgoJRGVwdGhLaW5kEhoKFkRFUFRIX0tJTkRfVU5TUEVDSUZJRUQQABIM",
-            "CghESVNUQU5DRRABEgsKB0lOVkVSU0UQAipOCgZCdWZmZXISFgoSQlVGRkVS",
-            "X1VOU1BFQ0lGSUVEEAASCQoFQ09MT1IQARIJCgVERVBUSBACEgsKB05PUk1B",
-            "TFMQAxIJCgVFREdFUxAEKkgKDlJlc3VsdEVuY29kaW5nEh8KG1JFU1VMVF9F",
-            "TkNPRElOR19VTlNQRUNJRklFRBAAEgwKCFJBV19SR0I4EAESBwoDUE5HEAIq",
-            "WgoMT3V0cHV0Rm9ybWF0Eh0KGU9VVFBVVF9GT1JNQVRfVU5TUEVDSUZJRUQQ",
-            "ABIHCgNNUDQQARIQCgxQTkdfU0VRVUVOQ0UQAhIQCgxFWFJfU0VRVUVOQ0UQ",
-            "AyppCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABILCgdQ",
-            "RU5ESU5HEAESCwoHUlVOTklORxACEg0KCVNVQ0NFRURFRBADEgoKBkZBSUxF",
-            "RBAEEg0KCUNBTkNFTExFRBAFMr4CCgtDb2Fyc2UyUmVhbBIxCgdHZXRJbmZv",
-            "EhMuYzJyLnYxLkluZm9SZXF1ZXN0GhEuYzJyLnYxLkluZm9SZXBseRI7CgdS",
-            "ZWFsaWZ5EhUuYzJyLnYxLkNsaWVudE1lc3NhZ2UaFS5jMnIudjEuU2VydmVy",
-            "TWVzc2FnZSgBMAESKQoJU3VibWl0Sm9iEg8uYzJyLnYxLkpvYlNwZWMaCy5j",
-            "MnIudjEuSm9iEi4KCFdhdGNoSm9iEg4uYzJyLnYxLkpvYlJlZhoQLmMyci52",
-            "MS5Kb2JFdmVudDABEigKCUNhbmNlbEpvYhIOLmMyci52MS5Kb2JSZWYaCy5j",
-            "MnIudjEuSm9iEjoKCExpc3RKb2JzEhcuYzJyLnYxLkxpc3RKb2JzUmVxdWVz",
-            "dBoVLmMyci52MS5MaXN0Sm9ic1JlcGx5Oi0KBGtub2ISHS5nb29nbGUucHJv",
-            "dG9idWYuRmllbGRPcHRpb25zGLSHAyABKAliBnByb3RvMw=="));
+            "dXQgZmlsZSdzKUgHiAEBErABCghjaGFpbmluZxgeIAEoCUKdAaK7GJgBaG93",
+            "IHdpbmRvd3MgZGVwZW5kIG9uIGVhY2ggb3RoZXI6IHNlcXVlbnRpYWwgKGRl",
+            "ZmF1bHQ7IHN0cmVhbXMpIG9yIGFuY2hvcnMgKGpvYnM6IGFuY2hvciBmcmFt",
+            "ZXMgZmlyc3QsIHRoZW4gZXZlcnkgY2h1bmsgYmV0d2VlbiB0d28gYW5jaG9y",
+            "cyBpbiBwYXJhbGxlbCkSfAoMYW5jaG9yX2V2ZXJ5GB8gASgNQmaiuxhiY2hh",
+            "aW5pbmcgYW5jaG9yczogZnJhbWVzIGJldHdlZW4gYW5jaG9ycywgYSBtdWx0",
+            "aXBsZSBvZiA0IGJlbG93IHRoZSB3aW5kb3cgKGRlZmF1bHQgMDogd2luZG93",
+            "IC0gMSlCCAoGX3N0ZXBzQgsKCV9ndWlkYW5jZUIHCgVfc2VlZEIJCgdfd2lu",
+            "ZG93QgoKCF9vdmVybGFwQgsKCV9zdHJlbmd0aEIQCg5fY29udHJvbF9zY2Fs",
+            "ZUIMCgpfaW5wdXRfZnBzIg0KC0VuZE9mU3RyZWFtIggKBkNhbmNlbCKmAQoN",
+            "Q2xpZW50TWVzc2FnZRInCgZjb25maWcYASABKAsyFS5jMnIudjEuU2Vzc2lv",
+            "bkNvbmZpZ0gAEh4KBWZyYW1lGAIgASgLMg0uYzJyLnYxLkZyYW1lSAASIgoD",
+            "ZW5kGAMgASgLMhMuYzJyLnYxLkVuZE9mU3RyZWFtSAASIAoGY2FuY2VsGAQg",
+            "ASgLMg4uYzJyLnYxLkNhbmNlbEgAQgYKBGtpbmQiYAoOU2Vzc2lvblN0YXJ0",
+            "ZWQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIoCgllZmZlY3RpdmUYAiABKAsyFS5j",
+            "MnIudjEuU2Vzc2lvbkNvbmZpZxIQCgh3YXJuaW5ncxgDIAMoCSK5AgoIUHJv",
+            "Z3Jlc3MSIwoEa2luZBgBIAEoDjIVLmMyci52MS5Qcm9ncmVzcy5LaW5kEg4K",
+            "BndpbmRvdxgCIAEoDRIMCgRzdGVwGAMgASgNEhEKCW51bV9zdGVwcxgEIAEo",
+            "DRITCgtmaXJzdF9mcmFtZRgFIAEoBBIRCgllbmRfZnJhbWUYBiABKAQSEwoL",
+            "ZXRhX3NlY29uZHMYByABKAISFgoOcXVldWVfcG9zaXRpb24YCCABKA0SFwoP",
+            "ZnJhbWVzX3JlY2VpdmVkGAkgASgEEhcKD2ZyYW1lc19yZXR1cm5lZBgKIAEo",
+            "BCJQCgRLaW5kEhQKEEtJTkRfVU5TUEVDSUZJRUQQABIKCgZRVUVVRUQQARIL",
+            "CgdTVEFSVEVEEAISCAoEU1RFUBADEg8KC1dJTkRPV19ET05FEAQiWAoLUmVz",
+            "dWx0RnJhbWUSDQoFaW5kZXgYASABKAQSHAoFY29sb3IYAiABKAsyDS5jMnIu",
+            "djEuUGxhbmUSCwoDcG5nGAMgASgMEg8KB3ByZXZpZXcYBCABKAgiGgoHV2Fy",
+            "bmluZxIPCgdtZXNzYWdlGAEgASgJIkkKBERvbmUSFwoPZnJhbWVzX3JlY2Vp",
+            "dmVkGAEgASgEEhcKD2ZyYW1lc19yZXR1cm5lZBgCIAEoBBIPCgdzZWNvbmRz",
+            "GAMgASgBItEBCg1TZXJ2ZXJNZXNzYWdlEikKB3N0YXJ0ZWQYASABKAsyFi5j",
+            "MnIudjEuU2Vzc2lvblN0YXJ0ZWRIABIkCghwcm9ncmVzcxgCIAEoCzIQLmMy",
+            "ci52MS5Qcm9ncmVzc0gAEiUKBnJlc3VsdBgDIAEoCzITLmMyci52MS5SZXN1",
+            "bHRGcmFtZUgAEiIKB3dhcm5pbmcYBCABKAsyDy5jMnIudjEuV2FybmluZ0gA",
+            "EhwKBGRvbmUYBSABKAsyDC5jMnIudjEuRG9uZUgAQgYKBGtpbmQiUgoLSW5m",
+            "b1JlcXVlc3QSFgoOcHJvdG9jb2xfbWFqb3IYASABKA0SFgoOcHJvdG9jb2xf",
+            "bWlub3IYAiABKA0SEwoLY2xpZW50X25hbWUYAyABKAkiSwoDR3B1Eg0KBWlu",
+            "ZGV4GAEgASgNEgwKBG5hbWUYAiABKAkSEwoLdG90YWxfYnl0ZXMYAyABKAQS",
+            "EgoKZnJlZV9ieXRlcxgEIAEoBCJ2CgxDYXBhYmlsaXRpZXMSGwoTcHJvZ3Jl",
+            "c3NpdmVfcHJldmlldxgBIAEoCBIMCgRqb2JzGAIgASgIEhIKCmV4cl9vdXRw",
+            "dXQYAyABKAgSEgoKY2F1c2FsX3JlZhgEIAEoCBITCgtwbmdfcmVzdWx0cxgF",
+            "IAEoCCK+AgoJSW5mb1JlcGx5EhYKDmRhZW1vbl92ZXJzaW9uGAEgASgJEhYK",
+            "DnByb3RvY29sX21ham9yGAIgASgNEhYKDnByb3RvY29sX21pbm9yGAMgASgN",
+            "EhkKBGdwdXMYBCADKAsyCy5jMnIudjEuR3B1EhQKDGxvYWRlZF9tb2RlbBgF",
+            "IAEoCRIOCgZtb2RlbHMYBiADKAkSEQoJcXVhbGl0aWVzGAcgAygJEioKDGNh",
+            "cGFiaWxpdGllcxgIIAEoCzIULmMyci52MS5DYXBhYmlsaXRpZXMSGQoRbWF4",
+            "X21lc3NhZ2VfYnl0ZXMYCSABKAQSEAoId2FybmluZ3MYCiADKAkSFwoPcHJl",
+            "dmlld19hZGRyZXNzGAsgASgJEhMKC291dHB1dF9yb290GAwgASgJEg4KBmRl",
+            "dmljZRgNIAEoCSKiAQoHSm9iU3BlYxINCgVpbnB1dBgBIAEoCRINCgVkZXB0",
+            "aBgCIAEoCRIPCgdub3JtYWxzGAMgASgJEg4KBm91dHB1dBgEIAEoCRIkCgZm",
+            "b3JtYXQYBSABKA4yFC5jMnIudjEuT3V0cHV0Rm9ybWF0EiUKBmNvbmZpZxgG",
+            "IAEoCzIVLmMyci52MS5TZXNzaW9uQ29uZmlnEgsKA2ZwcxgHIAEoASK9AQoD",
+            "Sm9iEgoKAmlkGAEgASgJEh8KBXN0YXRlGAIgASgOMhAuYzJyLnYxLkpvYlN0",
+            "YXRlEhQKDGZyYW1lc190b3RhbBgDIAEoBBITCgtmcmFtZXNfZG9uZRgEIAEo",
+            "BBIOCgZvdXRwdXQYBSABKAkSDQoFZXJyb3IYBiABKAkSDwoHY3JlYXRlZBgH",
+            "IAEoARIPCgd1cGRhdGVkGAggASgBEh0KBHNwZWMYCSABKAsyDy5jMnIudjEu",
+            "Sm9iU3BlYyIUCgZKb2JSZWYSCgoCaWQYASABKAkiSAoISm9iRXZlbnQSGAoD",
+            "am9iGAEgASgLMgsuYzJyLnYxLkpvYhIiCghwcm9ncmVzcxgCIAEoCzIQLmMy",
+            "ci52MS5Qcm9ncmVzcyIRCg9MaXN0Sm9ic1JlcXVlc3QiKgoNTGlzdEpvYnNS",
+            "ZXBseRIZCgRqb2JzGAEgAygLMgsuYzJyLnYxLkpvYipfCg9Qcm90b2NvbFZl",
+            "cnNpb24SIAocUFJPVE9DT0xfVkVSU0lPTl9VTlNQRUNJRklFRBAAEhIKDlBS",
+            "T1RPQ09MX01BSk9SEAESEgoOUFJPVE9DT0xfTUlOT1IQABoCEAEqQwoFRFR5",
+            "cGUSFQoRRFRZUEVfVU5TUEVDSUZJRUQQABIJCgVVSU5UOBABEgsKB0ZMT0FU",
+            "MTYQAhILCgdGTE9BVDMyEAMqPwoKQ29sb3JTcGFjZRIbChdDT0xPUl9TUEFD",
+            "RV9VTlNQRUNJRklFRBAAEggKBFNSR0IQARIKCgZMSU5FQVIQAipCCglEZXB0",
+            "aEtpbmQSGgoWREVQVEhfS0lORF9VTlNQRUNJRklFRBAAEgwKCERJU1RBTkNF",
+            "EAESCwoHSU5WRVJTRRACKk4KBkJ1ZmZlchIWChJCVUZGRVJfVU5TUEVDSUZJ",
+            "RUQQABIJCgVDT0xPUhABEgkKBURFUFRIEAISCwoHTk9STUFMUxADEgkKBUVE",
+            "R0VTEAQqSAoOUmVzdWx0RW5jb2RpbmcSHwobUkVTVUxUX0VOQ09ESU5HX1VO",
+            "U1BFQ0lGSUVEEAASDAoIUkFXX1JHQjgQARIHCgNQTkcQAipaCgxPdXRwdXRG",
+            "b3JtYXQSHQoZT1VUUFVUX0ZPUk1BVF9VTlNQRUNJRklFRBAAEgcKA01QNBAB",
+            "EhAKDFBOR19TRVFVRU5DRRACEhAKDEVYUl9TRVFVRU5DRRADKmkKCEpvYlN0",
+            "YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEgsKB1BFTkRJTkcQARIL",
+            "CgdSVU5OSU5HEAISDQoJU1VDQ0VFREVEEAMSCgoGRkFJTEVEEAQSDQoJQ0FO",
+            "Q0VMTEVEEAUyvgIKC0NvYXJzZTJSZWFsEjEKB0dldEluZm8SEy5jMnIudjEu",
+            "SW5mb1JlcXVlc3QaES5jMnIudjEuSW5mb1JlcGx5EjsKB1JlYWxpZnkSFS5j",
+            "MnIudjEuQ2xpZW50TWVzc2FnZRoVLmMyci52MS5TZXJ2ZXJNZXNzYWdlKAEw",
+            "ARIpCglTdWJtaXRKb2ISDy5jMnIudjEuSm9iU3BlYxoLLmMyci52MS5Kb2IS",
+            "LgoIV2F0Y2hKb2ISDi5jMnIudjEuSm9iUmVmGhAuYzJyLnYxLkpvYkV2ZW50",
+            "MAESKAoJQ2FuY2VsSm9iEg4uYzJyLnYxLkpvYlJlZhoLLmMyci52MS5Kb2IS",
+            "OgoITGlzdEpvYnMSFy5jMnIudjEuTGlzdEpvYnNSZXF1ZXN0GhUuYzJyLnYx",
+            "Lkxpc3RKb2JzUmVwbHk6LQoEa25vYhIdLmdvb2dsZS5wcm90b2J1Zi5GaWVs",
+            "ZE9wdGlvbnMYtIcDIAEoCWIGcHJvdG8z"));
       descriptor = pbr::FileDescriptor.FromGeneratedCode(descriptorData,
           new pbr::FileDescriptor[] { global::Google.Protobuf.Reflection.DescriptorReflection.Descriptor, },
           new pbr::GeneratedClrTypeInfo(new[] {typeof(global::C2R.V1.ProtocolVersion), typeof(global::C2R.V1.DType), typeof(global::C2R.V1.ColorSpace), typeof(global::C2R.V1.DepthKind), typeof(global::C2R.V1.Buffer), typeof(global::C2R.V1.ResultEncoding), typeof(global::C2R.V1.OutputFormat), typeof(global::C2R.V1.JobState), }, new pb::Extension[] { Coarse2RealExtensions.Knob }, new pbr::GeneratedClrTypeInfo[] {
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Plane), global::C2R.V1.Plane.Parser, new[]{ "Dtype", "Shape", "Data" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Frame), global::C2R.V1.Frame.Parser, new[]{ "Index", "Color", "ColorSpace", "Depth", "DepthKind", "Normals", "Edges" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionConfig), global::C2R.V1.SessionConfig.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName", "Prompt", "NegativePrompt", "Model", "Quality", "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "Buffers", "ResultEncoding", "Resolution", "PreviewEvery", "Lora", "GuidanceMode", "ControlScale", "InputFps" }, new[]{ "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "ControlScale", "InputFps" }, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionConfig), global::C2R.V1.SessionConfig.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName", "Prompt", "NegativePrompt", "Model", "Quality", "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "Buffers", "ResultEncoding", "Resolution", "PreviewEvery", "Lora", "GuidanceMode", "ControlScale", "InputFps", "Chaining", "AnchorEvery" }, new[]{ "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "ControlScale", "InputFps" }, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.EndOfStream), global::C2R.V1.EndOfStream.Parser, null, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Cancel), global::C2R.V1.Cancel.Parser, null, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ClientMessage), global::C2R.V1.ClientMessage.Parser, new[]{ "Config", "Frame", "End", "Cancel" }, new[]{ "Kind" }, null, null, null),
@@ -1052,6 +1059,8 @@ namespace C2R.V1 {
       guidanceMode_ = other.guidanceMode_;
       controlScale_ = other.controlScale_;
       inputFps_ = other.inputFps_;
+      chaining_ = other.chaining_;
+      anchorEvery_ = other.anchorEvery_;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -1422,6 +1431,33 @@ namespace C2R.V1 {
       _hasBits0 &= ~128;
     }
 
+    /// <summary>Field number for the "chaining" field.</summary>
+    public const int ChainingFieldNumber = 30;
+    private string chaining_ = "";
+    /// <summary>
+    /// 30+: scale-out (issue 16), numbered apart from other helpers' additions
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string Chaining {
+      get { return chaining_; }
+      set {
+        chaining_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "anchor_every" field.</summary>
+    public const int AnchorEveryFieldNumber = 31;
+    private uint anchorEvery_;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint AnchorEvery {
+      get { return anchorEvery_; }
+      set {
+        anchorEvery_ = value;
+      }
+    }
+
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public override bool Equals(object other) {
@@ -1458,6 +1494,8 @@ namespace C2R.V1 {
       if (GuidanceMode != other.GuidanceMode) return false;
       if (!pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.Equals(ControlScale, other.ControlScale)) return false;
       if (!pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.Equals(InputFps, other.InputFps)) return false;
+      if (Chaining != other.Chaining) return false;
+      if (AnchorEvery != other.AnchorEvery) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -1486,6 +1524,8 @@ namespace C2R.V1 {
       if (GuidanceMode.Length != 0) hash ^= GuidanceMode.GetHashCode();
       if (HasControlScale) hash ^= pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.GetHashCode(ControlScale);
       if (HasInputFps) hash ^= pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.GetHashCode(InputFps);
+      if (Chaining.Length != 0) hash ^= Chaining.GetHashCode();
+      if (AnchorEvery != 0) hash ^= AnchorEvery.GetHashCode();
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -1585,6 +1625,14 @@ namespace C2R.V1 {
         output.WriteRawTag(173, 1);
         output.WriteFloat(InputFps);
       }
+      if (Chaining.Length != 0) {
+        output.WriteRawTag(242, 1);
+        output.WriteString(Chaining);
+      }
+      if (AnchorEvery != 0) {
+        output.WriteRawTag(248, 1);
+        output.WriteUInt32(AnchorEvery);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -1676,6 +1724,14 @@ namespace C2R.V1 {
         output.WriteRawTag(173, 1);
         output.WriteFloat(InputFps);
       }
+      if (Chaining.Length != 0) {
+        output.WriteRawTag(242, 1);
+        output.WriteString(Chaining);
+      }
+      if (AnchorEvery != 0) {
+        output.WriteRawTag(248, 1);
+        output.WriteUInt32(AnchorEvery);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -1746,6 +1802,12 @@ namespace C2R.V1 {
       }
       if (HasInputFps) {
         size += 2 + 4;
+      }
+      if (Chaining.Length != 0) {
+        size += 2 + pb::CodedOutputStream.ComputeStringSize(Chaining);
+      }
+      if (AnchorEvery != 0) {
+        size += 2 + pb::CodedOutputStream.ComputeUInt32Size(AnchorEvery);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -1819,6 +1881,12 @@ namespace C2R.V1 {
       }
       if (other.HasInputFps) {
         InputFps = other.InputFps;
+      }
+      if (other.Chaining.Length != 0) {
+        Chaining = other.Chaining;
+      }
+      if (other.AnchorEvery != 0) {
+        AnchorEvery = other.AnchorEvery;
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -1920,6 +1988,14 @@ namespace C2R.V1 {
             InputFps = input.ReadFloat();
             break;
           }
+          case 242: {
+            Chaining = input.ReadString();
+            break;
+          }
+          case 248: {
+            AnchorEvery = input.ReadUInt32();
+            break;
+          }
         }
       }
     #endif
@@ -2018,6 +2094,14 @@ namespace C2R.V1 {
           }
           case 173: {
             InputFps = input.ReadFloat();
+            break;
+          }
+          case 242: {
+            Chaining = input.ReadString();
+            break;
+          }
+          case 248: {
+            AnchorEvery = input.ReadUInt32();
             break;
           }
         }
