@@ -26,6 +26,7 @@ from c2r.v1 import coarse2real_pb2_grpc as pb_grpc
 
 from . import telemetry
 from .auth import TokenAuth
+from .cluster import ClusterScheduler
 from .engine_pool import EnginePool
 from .errors import ClientError, InvalidInput, SessionCancelled, TooLarge
 from .frame_check import FrameChecker
@@ -195,7 +196,8 @@ async def serve(settings: DaemonSettings) -> int:
         print(f"c2r serve: {e}", file=sys.stderr)
         relay.close()
         return 1
-    jobs = JobManager(settings, scheduler, engines.cancel)
+    cluster = ClusterScheduler(settings) if settings.ray else None  # batch jobs on Ray, sessions on the local engines
+    jobs = JobManager(settings, cluster or scheduler, engines.cancel)
     pb_grpc.add_Coarse2RealServicer_to_server(Coarse2RealService(settings, engines, scheduler, jobs, relay.address), server)
     reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     await server.start()
@@ -207,6 +209,15 @@ async def serve(settings: DaemonSettings) -> int:
         await engines.stop()
         relay.close()
         return 1
+    if cluster is not None:
+        try:
+            cluster.start()
+        except Exception as e:  # Ray missing, or no cluster at that address
+            print(f"c2r serve: --ray {settings.ray}: {e}", file=sys.stderr)
+            await server.stop(0)
+            await engines.stop()
+            relay.close()
+            return 1
     dispatcher = asyncio.create_task(engines.dispatch(scheduler))
     jobs.start(info["models"])
     for name in ("", SERVICE):
@@ -222,6 +233,8 @@ async def serve(settings: DaemonSettings) -> int:
     await server.stop(2)
     await jobs.stop()
     dispatcher.cancel()
+    if cluster is not None:
+        await cluster.stop()
     await engines.stop()
     relay.close()
     return 0
