@@ -91,6 +91,11 @@ class Engine:
         self.backend_key: tuple[str, str] | None = None
         self.offload = "none"
         self.device = self._device(args.device)
+        self.group = None  # c2r.models.parallel.group.EngineGroup when this engine leads --ranks > 1 processes
+        if args.ranks > 1:
+            from c2r.models.parallel.group import EngineGroup
+
+            self.group = EngineGroup(args.ranks, cpu=not self.device.startswith("cuda"))
 
     @staticmethod
     def _device(wanted: str) -> str:
@@ -130,10 +135,13 @@ class Engine:
             if self.backend is not None:
                 self.backend.unload()
                 self.backend = None
-            levers = levers_for(self.device, model)  # kernels, compile, tiling, offload for this GPU and model
-            backend = create_backend(model, lora=lora or None, levers=levers)
-            self.offload = offload or levers.offload
-            backend.load(self.device, "bfloat16" if self.device.startswith("cuda") else "float32", self.offload)
+            if self.group is not None:  # every rank loads it, sequence parallel, no offload
+                backend = self.group.load(model, lora)
+            else:
+                levers = levers_for(self.device, model)  # kernels, compile, tiling, offload for this GPU and model
+                backend = create_backend(model, lora=lora or None, levers=levers)
+                self.offload = offload or levers.offload
+                backend.load(self.device, "bfloat16" if self.device.startswith("cuda") else "float32", self.offload)
             self.backend, self.backend_key = backend, key
             self.send(Loaded(os.getpid(), model))
         return self.backend
@@ -157,6 +165,8 @@ class Engine:
         self.start()
         while not isinstance(message := self.inbox.get(), Stop):
             self.run_request(message)
+        if self.group is not None:
+            self.group.stop()
 
     def publish(self, session: str, first: int, frames, preview: bool, step: int = 0) -> None:
         for i, frame in enumerate(frames):
@@ -218,6 +228,8 @@ class Engine:
 
         request = run.request
         backend = self.backend_for(run.model, run.lora)
+        if self.group is not None:
+            return self.group.realify_window(backend, request, on_step)
         if self.offload == "none":
             wanted = choose_offload(backend, self.device, request.clip, request.config)
             if wanted != "none":
@@ -248,6 +260,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--parent", type=int, required=True)
     p.add_argument("--heartbeat-interval", type=float, default=0.5)
+    p.add_argument("--ranks", type=int, default=1, help="processes one window runs over (an engine group)")
     return p.parse_args(argv)
 
 

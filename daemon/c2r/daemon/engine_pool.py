@@ -42,7 +42,8 @@ def engine_gpus(device: str, engines: int = 0, gpus_per_window: int = 1) -> list
 class EnginePool:
     def __init__(self, settings: DaemonSettings, preview_address: str):
         self.engines = [
-            EngineClient(i, settings.model, settings.device, gpu, preview_address, settings.state_dir, settings.heartbeat_timeout)
+            EngineClient(i, settings.model, settings.device, gpu, preview_address, settings.state_dir, settings.heartbeat_timeout,
+                         ranks=settings.gpus_per_window)
             for i, gpu in enumerate(engine_gpus(settings.device, settings.engines, settings.gpus_per_window))
         ]
 
