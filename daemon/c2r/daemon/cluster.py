@@ -68,16 +68,16 @@ class ClusterScheduler:
         resources = ray.cluster_resources()
         per = self.settings.gpus_per_window
         gpus = int(resources.get("GPU", 0)) // per if self.settings.device != "cpu" else 0
-        count = gpus or int(resources.get("CPU", 1))
-        options = {"num_gpus": per, "num_cpus": 1} if gpus else {"num_cpus": 1}
+        count = gpus or int(resources.get("CPU", 1)) // per
+        options = {"num_gpus": per, "num_cpus": 1} if gpus else {"num_cpus": per}
         actor = ray.remote(max_restarts=-1, max_task_retries=0, **options)(WindowWorker)
         device = "cuda" if gpus else "cpu"
-        self._workers = [actor.remote(device) for _ in range(count)]
+        self._workers = [actor.remote(device, per) for _ in range(count)]
         for i, pid in enumerate(ray.get([w.pid.remote() for w in self._workers], timeout=120)):  # all placed before serving
             log.info("ray worker %d is pid %d", i, pid)
         self._loops = [asyncio.create_task(self._serve(i, w)) for i, w in enumerate(self._workers)]
         log.info("ray cluster at %s: %d window worker(s) (%s)", self.settings.ray, count,
-                 f"{per} GPU(s) each" if gpus else "1 CPU each")
+                 f"{per} GPU(s) each" if gpus else f"{per} CPU each")
         return count
 
     # --- the scheduler interface jobs use -------------------------------------------------------
