@@ -1,6 +1,6 @@
 """One rank of the sequence-parallel equality test (tests/test_sequence_parallel.py); run as a script.
 
-Each rank builds the same tiny IC backend, runs the same passes once on its own (the
+Each rank builds the same tiny IC and VACE backends, runs the same passes once on its own (the
 single-process reference) and once sequence-parallel over the gloo group, and rank 0
 writes the largest differences as JSON.
 """
@@ -17,7 +17,8 @@ import torch.distributed as dist
 
 from c2r.models.backend import GBuffers, RealifyConfig, WindowRequest
 from c2r.models.backends import create_backend
-from c2r.models.parallel.sequence import SequenceParallel
+from c2r.models.parallel.sequence import SequenceParallel, enable_context_parallel, vace_plan
+from c2r.models.vace import VACEBackend
 
 
 def passes(backend) -> dict[str, torch.Tensor | np.ndarray]:
@@ -50,16 +51,35 @@ def passes(backend) -> dict[str, torch.Tensor | np.ndarray]:
     return out
 
 
+def vace_window(backend) -> dict[str, torch.Tensor | np.ndarray]:
+    """A whole VACE window (depth control, prefix kept), its final latents and frames."""
+    rng = np.random.default_rng(1)
+    clip = GBuffers(rng.integers(0, 256, (17, 32, 32, 3), dtype=np.uint8),
+                    depth=(1 + rng.random((17, 32, 32))).astype(np.float32))
+    prefix = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    codec, decoded = backend._latents, []
+    decode = codec.decode
+    codec.decode = lambda latents: decoded.append(latents.clone()) or decode(latents)
+    config = RealifyConfig(steps=2, guidance=3.0, window=17, overlap=5, resolution="native")
+    frames = backend.realify_window(WindowRequest(clip, config, prefix))
+    codec.decode = decode
+    return {"vace window": decoded[-1], "frames vace": frames}
+
+
 def main() -> int:
     rank, world, port, result = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
     torch.manual_seed(0)
     backend = create_backend("tiny")
     backend.load("cpu")
-    single = passes(backend)
+    vace = VACEBackend("tiny-vace", control="depth")
+    vace.load("cpu")
+    single = passes(backend) | vace_window(vace)
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    backend.pipeline.experts["transformer"].enable_sequence_parallel(SequenceParallel.from_process_group("cpu"))
-    parallel = passes(backend)
+    sp = SequenceParallel.from_process_group("cpu")
+    backend.pipeline.experts["transformer"].enable_sequence_parallel(sp)
+    enable_context_parallel(vace.pipeline.transformer, sp, vace_plan())  # diffusers' own hooks, our VACE plan
+    parallel = passes(backend) | vace_window(vace)
     dist.destroy_process_group()
     if rank == 0:
         diffs = {k: float(np.abs(np.asarray(single[k], np.float64) - np.asarray(parallel[k], np.float64)).max())

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 
 from ..backend import Cancelled, StepFn, WindowRequest
-from .sequence import SequenceParallel
+from .sequence import SequenceParallel, enable_context_parallel, vace_plan
 
 log = logging.getLogger("c2r.engine")
 
@@ -53,15 +53,19 @@ def load_parallel(model: str, lora: str, device: str, sp: SequenceParallel):
     """The backend every rank runs, with sequence parallelism on its transformers."""
     from ..backends import ICLoRABackend, create_backend
     from ..levers import levers_for
+    from ..vace import VACEBackend
 
     levers = levers_for(device, model)
     backend = create_backend(model, lora=lora or None, levers=levers)
-    if not isinstance(backend, ICLoRABackend):
+    if not isinstance(backend, ICLoRABackend | VACEBackend):
         raise ValueError(f"--gpus-per-window {sp.world} with model {model!r}: sequence parallelism covers the IC-LoRA "
-                         "backends; run VACE and C2R models one window per GPU (--gpus-per-window 1)")
+                         "and VACE backends; run C2R one window per GPU (--gpus-per-window 1)")
     backend.load(device, "bfloat16" if device.startswith("cuda") else "float32", "none")  # the group is the memory lever
-    for expert in backend.pipeline.experts.values():
-        expert.enable_sequence_parallel(sp)
+    if isinstance(backend, VACEBackend):
+        enable_context_parallel(backend.pipeline.transformer, sp, vace_plan())
+    else:
+        for expert in backend.pipeline.experts.values():
+            expert.enable_sequence_parallel(sp)
     return backend
 
 

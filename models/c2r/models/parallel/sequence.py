@@ -103,3 +103,38 @@ class SequenceParallel:
         if heads % self.world:
             raise ValueError(f"sequence parallel over {self.world} processes: the model's {heads} attention heads do "
                              f"not split evenly (Ulysses gives each process heads / {self.world}); use a divisor of {heads}")
+
+
+def vace_plan() -> dict:
+    """Where diffusers' context-parallel hooks split and gather ``WanVACETransformer3DModel`` (it ships none).
+
+    Wan's own plan (``WanTransformer3DModel._cp_plan``: RoPE, the first block's input, the output
+    projection) plus the first VACE block's inputs: the control tokens lie on the same token grid
+    as the noisy ones, so splitting both the same way keeps every hint on its tokens' process.
+    """
+    from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
+
+    split = ContextParallelInput(split_dim=1, expected_dims=3, split_output=False)
+    return {
+        "rope": {0: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
+                 1: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True)},
+        "vace_blocks.0": {"hidden_states": split, "control_hidden_states": split},
+        "blocks.0": {"hidden_states": split},
+        "proj_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
+    }
+
+
+def enable_context_parallel(transformer, sp: SequenceParallel, plan: dict) -> None:
+    """diffusers' context parallelism on a stock Wan transformer: its hooks shard, its processors attend.
+
+    What ``ModelMixin.enable_parallelism`` does, minus deriving the device from the accelerator
+    count (0 on a CPU, where gloo runs the tests).
+    """
+    from diffusers.hooks.context_parallel import apply_context_parallel
+
+    sp.check_heads(transformer.config.num_attention_heads)
+    for module in transformer.modules():
+        processor = getattr(module, "processor", None)
+        if processor is not None and hasattr(processor, "_parallel_config"):
+            processor._parallel_config = sp.attention_config
+    apply_context_parallel(transformer, sp.attention_config.context_parallel_config, plan)
