@@ -17,7 +17,8 @@ import torch.distributed as dist
 
 from c2r.models.backend import GBuffers, RealifyConfig, WindowRequest
 from c2r.models.backends import create_backend
-from c2r.models.parallel.sequence import SequenceParallel, enable_context_parallel, vace_plan
+from c2r.models.parallel.sequence import (SequenceParallel, enable_c2r_sequence_parallel, enable_context_parallel,
+                                          vace_plan)
 from c2r.models.vace import VACEBackend
 
 
@@ -66,6 +67,20 @@ def vace_window(backend) -> dict[str, torch.Tensor | np.ndarray]:
     return {"vace window": decoded[-1], "frames vace": frames}
 
 
+def c2r_window(backend) -> dict[str, torch.Tensor | np.ndarray]:
+    """A whole C2R window (APG guidance, prefix pinned), its final latents and frames."""
+    rng = np.random.default_rng(2)
+    clip = GBuffers(rng.integers(0, 256, (17, 32, 32, 3), dtype=np.uint8))
+    prefix = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    codec, decoded = backend.pipeline.latents, []
+    decode = codec.decode
+    codec.decode = lambda latents: decoded.append(latents.clone()) or decode(latents)
+    config = RealifyConfig(steps=2, guidance=3.0, window=17, overlap=5, resolution="native")
+    frames = backend.realify_window(WindowRequest(clip, config, prefix))
+    codec.decode = decode
+    return {"c2r window": decoded[-1], "frames c2r": frames}
+
+
 def main() -> int:
     rank, world, port, result = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
@@ -74,12 +89,15 @@ def main() -> int:
     backend.load("cpu")
     vace = VACEBackend("tiny-vace", control="depth")
     vace.load("cpu")
-    single = passes(backend) | vace_window(vace)
+    c2r = create_backend("tiny-c2r")
+    c2r.load("cpu")
+    single = passes(backend) | vace_window(vace) | c2r_window(c2r)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     sp = SequenceParallel.from_process_group("cpu")
     backend.pipeline.experts["transformer"].enable_sequence_parallel(sp)
     enable_context_parallel(vace.pipeline.transformer, sp, vace_plan())  # diffusers' own hooks, our VACE plan
-    parallel = passes(backend) | vace_window(vace)
+    enable_c2r_sequence_parallel(c2r.pipeline, sp)
+    parallel = passes(backend) | vace_window(vace) | c2r_window(c2r)
     dist.destroy_process_group()
     if rank == 0:
         diffs = {k: float(np.abs(np.asarray(single[k], np.float64) - np.asarray(parallel[k], np.float64)).max())

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="engine processes running windows concurrently (default 0: one per GPU or engine group, "
                              "one on the CPU; on the CPU any count, for testing)")
     parser.add_argument("--gpus-per-window", type=int, default=d.gpus_per_window,
-                        help="GPUs one window runs over (sequence parallel, IC-LoRA models): the GPUs form engine "
+                        help="GPUs one window runs over (sequence parallel): the GPUs form engine "
                              "groups of this size; with --device cpu, processes per engine on gloo (for testing)")
     parser.add_argument("--ray", default=None, metavar="ADDRESS",
                         help="run batch jobs (shots, anchor chunks) on this Ray cluster ('auto', 'HOST:PORT'); "

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 
 from ..backend import Cancelled, StepFn, WindowRequest
-from .sequence import SequenceParallel, enable_context_parallel, vace_plan
+from .sequence import SequenceParallel, enable_c2r_sequence_parallel, enable_context_parallel, vace_plan
 
 log = logging.getLogger("c2r.engine")
 
@@ -51,18 +51,18 @@ def _init(rank: int, world: int, port: int, cpu: bool) -> SequenceParallel:
 
 def load_parallel(model: str, lora: str, device: str, sp: SequenceParallel):
     """The backend every rank runs, with sequence parallelism on its transformers."""
-    from ..backends import ICLoRABackend, create_backend
+    from ..backends import create_backend
+    from ..coarse_to_real.backend import C2RBackend
     from ..levers import levers_for
     from ..vace import VACEBackend
 
     levers = levers_for(device, model)
     backend = create_backend(model, lora=lora or None, levers=levers)
-    if not isinstance(backend, ICLoRABackend | VACEBackend):
-        raise ValueError(f"--gpus-per-window {sp.world} with model {model!r}: sequence parallelism covers the IC-LoRA "
-                         "and VACE backends; run C2R one window per GPU (--gpus-per-window 1)")
     backend.load(device, "bfloat16" if device.startswith("cuda") else "float32", "none")  # the group is the memory lever
     if isinstance(backend, VACEBackend):
         enable_context_parallel(backend.pipeline.transformer, sp, vace_plan())
+    elif isinstance(backend, C2RBackend):
+        enable_c2r_sequence_parallel(backend.pipeline, sp)
     else:
         for expert in backend.pipeline.experts.values():
             expert.enable_sequence_parallel(sp)

@@ -1,4 +1,10 @@
-"""Sequence (context) parallelism for the IC-LoRA transformer: one window's tokens over N processes.
+"""Sequence (context) parallelism: one window's tokens over N processes, for IC-LoRA, VACE and C2R.
+
+VACE and C2R run stock diffusers transformers, so they use diffusers' context parallelism
+whole: its hooks split the tokens at the first block and gather them at the output
+(``enable_context_parallel``; Wan's own plan for C2R, whose control tokens are sharded alike,
+and a plan for the VACE transformer, which ships none). The IC-LoRA wrapper runs the blocks
+itself, so it shards as described next.
 
 Attention is diffusers' own Ulysses context parallelism: the self-attention processors get a
 diffusers ``ParallelConfig`` and ``dispatch_attention_fn`` exchanges heads for sequence with
@@ -138,3 +144,25 @@ def enable_context_parallel(transformer, sp: SequenceParallel, plan: dict) -> No
         if processor is not None and hasattr(processor, "_parallel_config"):
             processor._parallel_config = sp.attention_config
     apply_context_parallel(transformer, sp.attention_config.context_parallel_config, plan)
+
+
+def enable_c2r_sequence_parallel(pipeline, sp: SequenceParallel) -> None:
+    """C2R over the group: Wan's own context-parallel plan on its stock transformer, control tokens sharded alike.
+
+    diffusers splits the tokens in N equal contiguous parts at the first block's input (after the
+    bridge hook on the patch embedding, which still sees them whole); the injected block additions
+    from block 1 on see this rank's part, so the control injection is told the matching slice
+    (``ControlInjection.set_sequence_shard``) whenever a window's control tokens are made.
+    """
+    transformer = pipeline.transformer
+    plan = {name: entry for name, entry in type(transformer)._cp_plan.items() if name}  # timestep is (B,): not split
+    enable_context_parallel(transformer, sp, plan)
+    make_tokens = pipeline.control_tokens
+
+    def control_tokens(colour: torch.Tensor) -> torch.Tensor:
+        tokens = make_tokens(colour)
+        share = tokens.shape[1] // sp.world
+        pipeline.injection.set_sequence_shard(sp.rank * share, (sp.rank + 1) * share)
+        return tokens
+
+    pipeline.control_tokens = control_tokens
