@@ -51,7 +51,7 @@ def run_one_window(monkeypatch, failures: int) -> tuple[list[dict], list[str]]:
         args = argparse.Namespace(
             requests=f"tcp://127.0.0.1:{requests.bind_to_random_port('tcp://127.0.0.1')}",
             events=f"tcp://127.0.0.1:{events.bind_to_random_port('tcp://127.0.0.1')}",
-            preview="tcp://127.0.0.1:9", model="tiny", device="cpu")
+            preview="tcp://127.0.0.1:9", model="tiny", device="cpu", ranks=1)
         engine = engine_module.Engine(args, ctx)
         clip = GBuffers(color=np.zeros((5, 16, 16, 3), np.uint8))
         engine.run_request(RunWindow(1, "s-test", "tiny", "", WindowRequest(clip, RealifyConfig(steps=1), None, Window(0, 0, 5, 0))))
