@@ -52,6 +52,8 @@ def test_bad_spacing_is_refused_with_the_range():
         RealifyConfig(window=17, overlap=5, anchor_every=20).validate()
     with pytest.raises(ValueError, match="chaining='parallel'"):
         RealifyConfig(chaining="parallel").validate()
+    with pytest.raises(ValueError, match="use window >= 9"):
+        RealifyConfig(window=5, overlap=1, chaining="anchors").validate()
     assert RealifyConfig().chaining == "sequential"  # streams chain windows; anchors are asked for
 
 

@@ -133,6 +133,9 @@ class RealifyConfig:
             raise ValueError(f"input_fps={self.input_fps}: give the frames' rate in frames per second (0: the model's own)")
         if self.chaining not in CHAININGS:
             raise ValueError(f"chaining={self.chaining!r}: choose one of {CHAININGS}")
+        if self.chaining == "anchors" and self.window < 9:
+            raise ValueError(f"chaining='anchors' with window={self.window}: a chunk spans at least 9 frames "
+                             "(anchors 8 apart); use window >= 9, or chaining 'sequential'")
         if self.anchor_every and (self.anchor_every % 4 or not 8 <= self.anchor_every < self.window):
             raise ValueError(f"anchor_every={self.anchor_every} with window={self.window}: use 0 (window - 1) or a "
                              f"multiple of 4 from 8 to {self.window - 1} (a chunk spans anchor_every + 1 frames)")
