@@ -29,6 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds of engine silence before it counts as hung and is restarted")
     parser.add_argument("--session-memory-mb", type=int, default=d.session_memory_mb,
                         help="frames a session holds in memory before spilling to the state dir")
+    parser.add_argument("--engines", type=int, default=d.engines,
+                        help="engine processes running windows concurrently (default 0: one per GPU or engine group, "
+                             "one on the CPU; on the CPU any count, for testing)")
+    parser.add_argument("--gpus-per-window", type=int, default=d.gpus_per_window,
+                        help="GPUs one window runs over (sequence parallel): the GPUs form engine "
+                             "groups of this size; with --device cpu, processes per engine on gloo (for testing)")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS",
+                        help="run batch jobs (shots, anchor chunks) on this Ray cluster ('auto', 'HOST:PORT'); "
+                             "needs the [cluster] extra")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     settings = DaemonSettings(
         host=args.host, port=args.port, token=args.token, state_dir=args.state_dir, output_root=args.output_root,
         model=args.model, model_path=args.model_path, lora=args.lora, lora_dir=args.lora_dir, device=args.device, preview_port=args.preview_port, heartbeat_timeout=args.heartbeat_timeout,
-        session_memory_mb=args.session_memory_mb,
+        session_memory_mb=args.session_memory_mb, engines=args.engines, gpus_per_window=args.gpus_per_window,
+        ray=args.ray,
     )
     try:
         settings.validate()

@@ -81,6 +81,11 @@ class Engine:
         self.offload = "none"
         self.levers = None  # the speed levers the loaded backend was created with
         self.device = self._device(args.device)
+        self.group = None  # c2r.models.parallel.group.EngineGroup when this engine leads --ranks > 1 processes
+        if args.ranks > 1:
+            from c2r.models.parallel.group import EngineGroup
+
+            self.group = EngineGroup(args.ranks, cpu=not self.device.startswith("cuda"))
 
     @staticmethod
     def _device(wanted: str) -> str:
@@ -119,12 +124,15 @@ class Engine:
             if self.backend is not None:
                 self.backend.unload()
                 self.backend = None
-            levers = levers_for(self.device, model)  # kernels, compile, tiling, offload for this GPU and model
-            path = self.args.model_path if model == self.args.model else None  # the folder holds --model only
-            backend = create_backend(model, lora=lora or None, levers=levers, model_path=path)
-            self.levers = levers
-            self.offload = offload or levers.offload
-            backend.load(self.device, "bfloat16" if self.device.startswith("cuda") else "float32", self.offload)
+            if self.group is not None:  # every rank loads it, sequence parallel, no offload
+                backend = self.group.load(model, lora)
+            else:
+                levers = levers_for(self.device, model)  # kernels, compile, tiling, offload for this GPU and model
+                path = self.args.model_path if model == self.args.model else None  # the folder holds --model only
+                backend = create_backend(model, lora=lora or None, levers=levers, model_path=path)
+                self.levers = levers
+                self.offload = offload or levers.offload
+                backend.load(self.device, "bfloat16" if self.device.startswith("cuda") else "float32", self.offload)
             self.backend, self.backend_key = backend, key
             self.send(Loaded(os.getpid(), model))
         return self.backend
@@ -149,13 +157,15 @@ class Engine:
         while True:
             message, mapped = self.inbox.get()
             if isinstance(message, Stop):
-                return
+                break
             if mapped.missing:  # the front end dropped the window before it ran (its session went away)
                 self.send(WindowError(os.getpid(), message.id, "cancelled", f"window buffers gone: {mapped.missing}"))
             else:
                 self.run_request(message)
             del message  # the last reference to the window's views: the mapping can go
             mapped.close()
+        if self.group is not None:
+            self.group.stop()
 
     def publish(self, session: str, first: int, frames, preview: bool, step: int = 0) -> None:
         for i, frame in enumerate(frames):
@@ -178,7 +188,7 @@ class Engine:
                 self.publish(run.session, window.start, event.preview[window.prefix_length :], True, event.step)
             self.send(WindowEvent(pid, rid, event.kind, event.step, event.num_steps, event.preview))
 
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         if self.device.startswith("cuda"):
             import torch
 
@@ -206,8 +216,9 @@ class Engine:
             self.cancelled.discard(rid)
         seconds = time.perf_counter() - started
         peak = peak_memory_bytes(self.device)
-        log.info("window %s of %s: %dx%dx%d frames in %.2f s, peak memory %.0f MiB, offload %s", request.index,
-                 run.session, clip.num_frames, *clip.size, seconds, peak / 2**20, self.offload)
+        log.info("window %s of %s: %dx%dx%d frames in %.2f s, peak memory %.0f MiB, offload %s (ran %.3f-%.3f)",
+                 request.index, run.session, clip.num_frames, *clip.size, seconds, peak / 2**20, self.offload,
+                 started_at, time.time())  # the engine's own wall clock: when windows of several engines overlapped
         self.send_result(rid, frames, seconds, peak)
         self.publish(run.session, window.emit_start, frames[window.prefix_length :], False)
 
@@ -245,6 +256,8 @@ class Engine:
         from c2r.models.levers import OFFLOADS
 
         request = run.request
+        if self.group is not None:  # every rank runs the window in lockstep, sequence parallel
+            return self.group.realify_window(self.backend_for(run.model, run.lora), request, on_step)
         backend = self.plan_window(run.model, run.lora, request.clip, request.config)
         try:
             return backend.realify_window(request, on_step)
@@ -273,6 +286,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--parent", type=int, required=True)
     p.add_argument("--heartbeat-interval", type=float, default=0.5)
+    p.add_argument("--ranks", type=int, default=1, help="processes one window runs over (an engine group)")
     return p.parse_args(argv)
 
 

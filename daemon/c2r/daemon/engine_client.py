@@ -40,9 +40,10 @@ class EngineDied(Exception):
 class EngineClient:
     def __init__(self, index: int, model: str, device: str, visible_gpu: str | None, preview_address: str, state_dir: Path,
                  heartbeat_timeout: float, buffers: SharedArrays, startup_timeout: float = 600.0,
-                 model_path: Path | None = None):
+                 model_path: Path | None = None, ranks: int = 1):
         self.index, self.model, self.device_wanted, self.visible_gpu = index, model, device, visible_gpu
         self.model_path = model_path
+        self.ranks = ranks  # > 1: an engine group running each window over that many GPUs (processes on the CPU)
         self.preview, self.state_dir = preview_address, state_dir
         self.buffers = buffers  # the front end's window buffers: windows go to the engine as their handles
         self.heartbeat_timeout, self.startup_timeout = heartbeat_timeout, startup_timeout
@@ -81,7 +82,7 @@ class EngineClient:
     def _spawn(self) -> None:
         cmd = [sys.executable, "-m", "c2r.daemon.engine", "--requests", self.requests_address, "--events",
                self.events_address, "--preview", self.preview, "--model", self.model, "--device", self.device_wanted,
-               "--parent", str(os.getpid())] + (["--model-path", str(self.model_path)] if self.model_path else [])
+               "--parent", str(os.getpid()), "--ranks", str(self.ranks)] + (["--model-path", str(self.model_path)] if self.model_path else [])
         env = dict(os.environ)
         if self.visible_gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.visible_gpu  # the engine sees its one GPU as cuda:0

@@ -22,6 +22,7 @@ from c2r.models.backend import fit_window_to_rate
 from c2r.models.windows import Window
 from c2r.v1 import coarse2real_pb2 as pb
 
+from .anchor_jobs import AnchoredJob
 from .errors import ClientError, InvalidInput
 from .frame_store import FrameStore
 from .job_io import JobInput, JobSource, Stage, output_target, write_output
@@ -70,8 +71,8 @@ class JobManager:
             log.info("resuming job %s after %d finished windows", job_id, len(self.store.windows(job_id)))
             self._launch(job_id)
 
-    def _stage(self, job_id: str) -> Stage:
-        return Stage(self.settings.state_dir / "jobs" / job_id / "frames")
+    def _stage(self, job_id: str, name: str = "frames") -> Stage:
+        return Stage(self.settings.state_dir / "jobs" / job_id / name)
 
     def _inputs(self, spec: pb.JobSpec) -> tuple[Path, Path | None, Path | None]:
         root, confined = self.settings.output_root, self.settings.host not in LOCAL_HOSTS
@@ -116,9 +117,13 @@ class JobManager:
                                resolved.config.window, resolved.config.overlap, first_window=first,
                                allocate=self.buffers.allocate, free=self.buffers.free)
             self.publish(self.store.update(job_id, state=pb.RUNNING, frames_total=job_input.clip.num_frames))
-            source = JobSource(job_input, resolved.config.window, resolved.config.overlap, store, first)
-            await run_windows(job_id, False, resolved, self.scheduler, source, StageSink(self, job_id, stage),
-                              lambda w, e: self._on_event(job_id, w, e), first=first)
+            if resolved.config.chaining == "anchors":
+                await AnchoredJob(job_id, resolved, self.scheduler, self.store, stage, self._stage(job_id, "anchors"),
+                                  self.publish, lambda p, e: self._on_event(job_id, p.window, e)).run(job_input, store)
+            else:
+                source = JobSource(job_input, resolved.config.window, resolved.config.overlap, store, first)
+                await run_windows(job_id, False, resolved, self.scheduler, source, StageSink(self, job_id, stage),
+                                  lambda w, e: self._on_event(job_id, w, e), first=first)
             await asyncio.to_thread(write_output, stage, job_input.clip.num_frames, Path(job.output), spec.fps)
             stage.remove()
             self.publish(self.store.update(job_id, state=pb.SUCCEEDED))
@@ -128,6 +133,7 @@ class JobManager:
                 raise  # the daemon is shutting down: the job stays RUNNING and resumes at the next start
             self.publish(self.store.update(job_id, state=pb.CANCELLED, error="cancelled by a client"))
             stage.remove()
+            self._stage(job_id, "anchors").remove()
         except ClientError as e:
             log.error("job %s failed: %s", job_id, e)
             self.publish(self.store.update(job_id, state=pb.FAILED, error=str(e)))

@@ -5,9 +5,11 @@ Each engine (one per GPU, ``engine_pool``) takes the best-ranked window whenever
 Order: interactive sessions before batch jobs; among those, a window with the same
 shape (frames, height, width, model) as the one that just ran goes first, because the
 engine keeps its compiled/allocated state warm for it; otherwise first come, first served.
-A session or job never has more than one window queued: window k+1 needs window k's
+A session or sequential job never has more than one window queued: window k+1 needs window k's
 output frames as its prefix, so its owner submits it only after k's result arrived,
 which keeps each owner's windows in order without the queue having to know about it.
+An anchor-parallel job (``anchor_jobs``) queues all pieces of a stage at once: they are
+independent, and every free engine takes one.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from c2r.models.backend import WindowRequest
 EventFn = Callable[[dict], None]
 
 
-@dataclass
+@dataclass(eq=False)  # a task is itself: field-wise equality would compare frame arrays (an owner may queue several)
 class WindowTask:
     owner: str  # session or job id
     interactive: bool

@@ -29,6 +29,7 @@ from c2r.v1 import coarse2real_pb2_grpc as pb_grpc
 
 from . import telemetry
 from .auth import TokenAuth
+from .cluster import ClusterScheduler
 from .engine_pool import EnginePool
 from .ipc import sweep_stale_segments
 from .errors import ClientError, InvalidInput, SessionCancelled, TooLarge
@@ -130,6 +131,9 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
             resolved = resolve(first.config, self.engines.info.get("models", []), self.settings)
             shared = first.config.transport == pb.SHARED_MEMORY and is_loopback_peer(context.peer())
             resolved.effective.transport = pb.SHARED_MEMORY if shared else pb.BYTES
+            if resolved.config.chaining != "sequential":
+                raise InvalidInput(f"chaining={resolved.config.chaining!r} in a live session: a stream cannot wait for "
+                                   "its later anchors; use chaining 'sequential', or submit the clip as a job")
             session_id = f"s-{uuid.uuid4().hex[:12]}"
             session = Session(session_id, resolved, self.scheduler, self.settings.state_dir / "spill" / session_id,
                               self.settings.session_memory_mb * 2**20, FrameChecker(resolved.buffers, limits=LIMITS.frames),
@@ -255,8 +259,14 @@ async def serve(settings: DaemonSettings) -> int:
     except RuntimeError as e:
         print(f"c2r serve: {e}", file=sys.stderr)
         return 1
-    engines = EnginePool(settings, relay.engines_address)
-    jobs = JobManager(settings, scheduler, engines.cancel, engines.buffers)
+    try:
+        engines = EnginePool(settings, relay.engines_address)
+    except ValueError as e:  # --engines / --gpus-per-window that the GPUs cannot make
+        print(f"c2r serve: {e}", file=sys.stderr)
+        relay.close()
+        return 1
+    cluster = ClusterScheduler(settings) if settings.ray else None  # batch jobs on Ray, sessions on the local engines
+    jobs = JobManager(settings, cluster or scheduler, engines.cancel, engines.buffers)
     pb_grpc.add_Coarse2RealServicer_to_server(Coarse2RealService(settings, engines, scheduler, jobs, relay.address), server)
     reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     await server.start()
@@ -268,6 +278,15 @@ async def serve(settings: DaemonSettings) -> int:
         await engines.stop()
         relay.close()
         return 1
+    if cluster is not None:
+        try:
+            cluster.start()
+        except Exception as e:  # Ray missing, or no cluster at that address
+            print(f"c2r serve: --ray {settings.ray}: {e}", file=sys.stderr)
+            await server.stop(0)
+            await engines.stop()
+            relay.close()
+            return 1
     dispatcher = asyncio.create_task(engines.dispatch(scheduler))
     jobs.start(info["models"])
     for name in ("", SERVICE):
@@ -283,6 +302,8 @@ async def serve(settings: DaemonSettings) -> int:
     await server.stop(2)
     await jobs.stop()
     dispatcher.cancel()
+    if cluster is not None:
+        await cluster.stop()
     await engines.stop()
     relay.close()
     return 0

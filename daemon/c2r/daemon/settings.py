@@ -75,6 +75,9 @@ class DaemonSettings:
     preview_port: int = 50052
     heartbeat_timeout: float = 30.0  # seconds without a word from the engine before it counts as hung
     session_memory_mb: int = 1024  # per-session frame memory before spilling to disk
+    engines: int = 0  # engine processes; 0: one per GPU (engine group), one on a CPU machine
+    gpus_per_window: int = 1  # GPUs one window runs over (sequence parallel): an engine group per N GPUs
+    ray: str | None = None  # Ray cluster address: batch jobs run there (c2r.daemon.cluster)
 
     def validate(self) -> "DaemonSettings":
         if self.host not in LOCAL_HOSTS and not self.token:
@@ -86,6 +89,10 @@ class DaemonSettings:
             raise ValueError(f"--heartbeat-timeout {self.heartbeat_timeout}: use more than 1 second (heartbeats come every 0.5 s)")
         if self.session_memory_mb < 0:
             raise ValueError(f"--session-memory-mb {self.session_memory_mb}: use 0 or more (0 spills every frame to disk)")
+        if self.engines < 0:
+            raise ValueError(f"--engines {self.engines}: use 0 (one per GPU or engine group) or a positive count")
+        if self.gpus_per_window < 1:
+            raise ValueError(f"--gpus-per-window {self.gpus_per_window}: use 1 or more GPUs per window")
         self.state_dir = Path(self.state_dir).expanduser().resolve()
         self.output_root = Path(self.output_root).expanduser().resolve()
         self.lora_dir = Path(self.lora_dir).expanduser().resolve()

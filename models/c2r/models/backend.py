@@ -36,6 +36,10 @@ DEPTH_KINDS = ("distance", "inverse")
 ATTENTION_MODES = ("full", "causal-ref")
 REFERENCE_CONDITIONS = ("color", "depth", "normals", "edges")
 GUIDANCE_MODES = ("apg", "cfg")
+# How a long clip's windows depend on each other: "sequential" (window k+1 continues window k's
+# last frames; the only choice for a live stream) or "anchors" (anchor frames first, then every
+# chunk between two anchors independently, pinned to both: ``c2r.models.anchors``; batch jobs)
+CHAININGS = ("sequential", "anchors")
 
 
 class Cancelled(Exception):
@@ -102,6 +106,8 @@ class RealifyConfig:
     guidance_mode: str = "apg"
     control_scale: float = 1.0  # C2R: weight of the control (DINO features) term
     input_fps: float = 0.0  # the frames' rate; C2R resamples to its 16 fps and back (0: already 16 fps)
+    chaining: str = "sequential"  # or "anchors" (jobs only), see CHAININGS
+    anchor_every: int = 0  # "anchors": frames between anchors, a multiple of 4 (0: window - 1)
 
     def validate(self) -> "RealifyConfig":
         from .windows import validate_window
@@ -125,6 +131,14 @@ class RealifyConfig:
             raise ValueError(f"control_scale={self.control_scale}: use a value >= 0 (1.0 as released; 0 ignores the render)")
         if self.input_fps < 0:
             raise ValueError(f"input_fps={self.input_fps}: give the frames' rate in frames per second (0: the model's own)")
+        if self.chaining not in CHAININGS:
+            raise ValueError(f"chaining={self.chaining!r}: choose one of {CHAININGS}")
+        if self.chaining == "anchors" and self.window < 9:
+            raise ValueError(f"chaining='anchors' with window={self.window}: a chunk spans at least 9 frames "
+                             "(anchors 8 apart); use window >= 9, or chaining 'sequential'")
+        if self.anchor_every and (self.anchor_every % 4 or not 8 <= self.anchor_every < self.window):
+            raise ValueError(f"anchor_every={self.anchor_every} with window={self.window}: use 0 (window - 1) or a "
+                             f"multiple of 4 from 8 to {self.window - 1} (a chunk spans anchor_every + 1 frames)")
         bad = [r for r in self.reference if r not in REFERENCE_CONDITIONS]
         if bad or not self.reference:
             raise ValueError(f"reference={self.reference}: choose one or more of {REFERENCE_CONDITIONS}")
@@ -214,12 +228,17 @@ class WindowRequest:
             the previous one (P == window.prefix_length), or None
     window: where the window sits in the stream (``plan_windows``); None for a standalone clip
             (index 0, frames [0, T))
+    suffix: (S, H, W, 3) uint8 frames already generated for the last S frames of this window
+            (S = 4j+1; its last j latent frames are pinned, the first frame only gives them
+            context), or None. Anchor-parallel chunks (``c2r.models.anchors``) end on their next
+            anchor this way; the clip must then have 4k+1 frames (no padding at the end).
     """
 
     clip: GBuffers
     config: RealifyConfig
     prefix: np.ndarray | None = None
     window: Window | None = None
+    suffix: np.ndarray | None = None
 
     @property
     def index(self) -> int:

@@ -158,7 +158,8 @@ class ICLoRABackend(Backend):
                 report("preview", step, preview)
 
         report("window_started")  # a Cancelled raised here stops the window before its first step
-        out = self.pipeline(clip, config, request.prefix, seed=config.seed + request.index, on_step=pipeline_step)
+        out = self.pipeline(clip, config, request.prefix, seed=config.seed + request.index, on_step=pipeline_step,
+                            suffix=request.suffix)
         report("window_done", config.steps)
         return out
 

@@ -191,7 +191,8 @@ class ICSelfAttnProcessor:
         elif state.phase == "joint" and state.mode == "causal-ref":
             mask = causal_ref_mask(key.shape[1], state.num_noisy, key.device)
 
-        out = dispatch_attention_fn(query, key, value, attn_mask=mask, backend=self._attention_backend)
+        out = dispatch_attention_fn(query, key, value, attn_mask=mask, backend=self._attention_backend,
+                                    parallel_config=self._parallel_config)  # sequence parallel: parallel.sequence
         out = out.flatten(2, 3).type_as(query)
         return attn.to_out[1](attn.to_out[0](out))
 
@@ -226,6 +227,7 @@ class ICLoRAWan(nn.Module):
         self.transformer = transformer
         self._state = _PassState()
         self.attention_mode = attention_mode
+        self.sequence_parallel = None  # parallel.sequence.SequenceParallel, set by enable_sequence_parallel
         for i, block in enumerate(transformer.blocks):
             block.attn1.set_processor(ICSelfAttnProcessor(self._state, i))
             block.attn2.set_processor(ICCrossAttnProcessor(self._state))
@@ -275,8 +277,27 @@ class ICLoRAWan(nn.Module):
         text = embedder.text_embedder(text) if text is not None else None
         return temb, proj, text
 
+    def enable_sequence_parallel(self, sp) -> None:
+        """Run every pass over ``sp``'s processes (``parallel.sequence``): each holds 1/N of the tokens."""
+        sp.check_heads(self.transformer.config.num_attention_heads)
+        self.sequence_parallel = sp
+        for block in self.transformer.blocks:
+            block.attn1.processor._parallel_config = sp.attention_config
+
     def _blocks(self, hidden, text, temb, rope, phase: str, num_noisy: int = 0, cache=None) -> torch.Tensor:
-        """Run every block; ``temb``: one (B, 6, D) modulation, or a ``SegmentModulation`` in a joint pass."""
+        """Run every block; ``temb``: one (B, 6, D) modulation, or a ``SegmentModulation`` in a joint pass.
+
+        With sequence parallelism each rank runs its shard: 1/N of the noisy tokens, then 1/N of the
+        reference tokens, so a ``SegmentModulation`` only needs its split moved to the local count."""
+        sp, total = self.sequence_parallel, hidden.shape[1]
+        if sp is not None:
+            if phase == "joint" and self.attention_mode == "causal-ref":
+                raise ValueError("sequence parallel runs inference passes; the masked causal-ref joint pass "
+                                 "(training) runs on one process")
+            hidden, rope = sp.shard(hidden, total, num_noisy), tuple(sp.shard(r, total, num_noisy) for r in rope)
+            num_noisy = sp.local_noisy(num_noisy)
+            if isinstance(temb, SegmentModulation):
+                temb = SegmentModulation(temb.noisy, temb.reference, num_noisy)
         self._state.phase, self._state.num_noisy, self._state.cache = phase, num_noisy, cache
         transformer = self.transformer
         for block in transformer.blocks:
@@ -284,6 +305,8 @@ class ICLoRAWan(nn.Module):
                 hidden = transformer._gradient_checkpointing_func(block, hidden, text, temb, rope)
             else:
                 hidden = block(hidden, text, temb, rope)
+        if sp is not None and phase != "reference":  # the reference pass leaves only its (sharded) cache
+            hidden = sp.gather(hidden, total, self._state.num_noisy * sp.world)
         return hidden
 
     def _head(self, hidden: torch.Tensor, temb: torch.Tensor, shape: torch.Size) -> torch.Tensor:

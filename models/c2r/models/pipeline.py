@@ -34,6 +34,7 @@ from .latents import LatentCodec
 from .iclora import ICLoRAWan, ReferenceKVCache
 from .latent_preview import LatentToRGB
 from .levers import Levers
+from .pinning import check_suffix, pin_ends, suffix_latents
 from .preprocess import Grid, frames_to_model, grid_for, model_to_frames, prepare_conditions
 from .sampler import add_noise, euler_step, expert_for, flow_sigmas, guided, predicted_clean, timestep_of, uses_cfg
 from .text_encoder import PromptEncoder
@@ -96,6 +97,7 @@ class _Window:
     references: list[torch.Tensor]  # normalised float32 latents, one per reference condition (maybe downscaled)
     colour: torch.Tensor  # the rendered colour's latents at full size, where strength < 1 starts
     prefix_latents: torch.Tensor | None  # clean latents of the already-generated frames
+    suffix_latents: torch.Tensor | None  # clean latents the window must end on (an anchor-parallel chunk)
     noise: torch.Tensor
     latent_to_rgb: LatentToRGB | None = None  # the cheap preview decoder, fitted on this window
 
@@ -138,7 +140,8 @@ class RealifyPipeline:
     # --- the window -------------------------------------------------------------------------
     @torch.no_grad()
     def __call__(self, clip: GBuffers, config: RealifyConfig, prefix: np.ndarray | None = None, seed: int | None = None,
-                 on_step: StepFn | None = None, cancel: Callable[[], bool] | None = None) -> np.ndarray:
+                 on_step: StepFn | None = None, cancel: Callable[[], bool] | None = None,
+                 suffix: np.ndarray | None = None) -> np.ndarray:
         """Realify one window; returns (T, H, W, 3) uint8 at the input size, T = clip.num_frames."""
         config.validate()
         mode = self.fixed_attention_mode or ("causal-ref" if self.levers.causal_ref else config.attention_mode)
@@ -154,13 +157,13 @@ class RealifyPipeline:
         if self.placement is not None:
             self.placement.release()  # the text encoder leaves before the VAE encodes the references
         # 2. G-buffers -> reference latents, prefix latents, noise
-        window = self._prepare_window(clip, config, prefix, config.seed if seed is None else seed)
+        window = self._prepare_window(clip, config, prefix, config.seed if seed is None else seed, suffix)
         # 3. denoise
         latents = self._denoise(window, config, cond_embeds, uncond_embeds, on_step, cancel)
         # 4. decode, back to the input size, crop the padding frames
         return self._to_frames(latents, window)
 
-    def _prepare_window(self, clip: GBuffers, config: RealifyConfig, prefix, seed: int) -> _Window:
+    def _prepare_window(self, clip: GBuffers, config: RealifyConfig, prefix, seed: int, suffix=None) -> _Window:
         if config.reference[0] != "color":
             raise ValueError(f"reference={config.reference}: the rendered colour is always the first reference clip "
                              "(it anchors the output and is where strength < 1 starts); use e.g. ('color', 'depth')")
@@ -182,8 +185,8 @@ class RealifyPipeline:
         latent_to_rgb = None
         if config.preview_every and self.levers.preview_decoder == "latent":
             latent_to_rgb = LatentToRGB.fit(references[0], videos[0])
-        return _Window(grid, clip.num_frames, references, colour, self._prefix_latents(prefix, clip, grid), noise,
-                       latent_to_rgb)
+        return _Window(grid, clip.num_frames, references, colour, self._prefix_latents(prefix, clip, grid),
+                       self._suffix_latents(suffix, clip, grid), noise, latent_to_rgb)
 
     def _latent_shape(self, video: torch.Tensor) -> tuple[int, ...]:
         """Wan VAE latents of a (1, 3, 4k+1, H, W) video: (1, C, k+1, H/s, W/s)."""
@@ -213,6 +216,13 @@ class RealifyPipeline:
                              "it must be 4j+1 frames (the window overlap) and no longer than the window")
         return self.latents.encode(frames_to_model(np.asarray(prefix), grid, self.vae.device, self.vae.dtype)).to(self.device)
 
+    def _suffix_latents(self, suffix: np.ndarray | None, clip: GBuffers, grid: Grid) -> torch.Tensor | None:
+        if suffix is None:
+            return None
+        check_suffix(len(suffix), clip.num_frames)
+        video = frames_to_model(np.asarray(suffix), grid, self.vae.device, self.vae.dtype)
+        return suffix_latents(self.encode(video)).to(self.device)
+
     def _denoise(self, window: _Window, config: RealifyConfig, cond_embeds, uncond_embeds, on_step, cancel) -> torch.Tensor:
         sigmas = flow_sigmas(config.steps, DEFAULT_SHIFT if config.shift is None else config.shift, config.strength).tolist()
         start = window.colour  # strength < 1 starts from the noised rendered colour
@@ -233,11 +243,7 @@ class RealifyPipeline:
         return self._pin_prefix(latents, window, 0.0)
 
     def _pin_prefix(self, latents: torch.Tensor, window: _Window, sigma: float) -> torch.Tensor:
-        if window.prefix_latents is None:
-            return latents
-        count = window.prefix_latents.shape[2]
-        pinned = add_noise(window.prefix_latents, window.noise[:, :, :count], sigma)
-        return torch.cat([pinned, latents[:, :, count:]], dim=2)
+        return pin_ends(latents, window.noise, window.prefix_latents, window.suffix_latents, sigma)
 
     def _velocity(self, latents, window: _Window, sigma: float, cond_embeds, uncond_embeds, config: RealifyConfig,
                   caches: dict[str, ReferenceKVCache], step: tuple[int, int] = (0, 1)) -> torch.Tensor:

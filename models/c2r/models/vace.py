@@ -13,6 +13,8 @@ inputs and reads its outputs:
   *tends* to keep masked frames, their latents are also pinned at every step to the encoded
   prefix, re-noised to the step's noise level along the same noise draw (RePaint-style, the
   same seam strategy as the IC-LoRA pipeline), so the new frames continue the old ones.
+  An anchor-parallel chunk's ``suffix`` (its next anchor, ``c2r.models.anchors``) is kept
+  the same way at the window's end (``pinning``).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ import torch
 from .backend import Backend, GBuffers, ProgressEvent, RealifyConfig, StepFn, WindowRequest
 from .device import DTYPES, resolve_device
 from .levers import OFFLOADS, Levers, apply_to_vae
+from .pinning import check_suffix, pin_ends, suffix_latents
 from .preprocess import Grid, frames_to_model, grid_for, model_to_frames, prepare_conditions
 from .registry import ModelPreset, get_preset, load_components, with_model_defaults
-from .sampler import add_noise, predicted_clean, uses_cfg
+from .sampler import predicted_clean, uses_cfg
 from .latents import LatentCodec
 from .text_encoder import PromptEncoder
 from .windows import padded_length
@@ -174,19 +177,28 @@ class VACEBackend(Backend):
             )
         return prepare_conditions(clip, grid, self._device, torch.float32, include=(control,))[control]
 
-    def _vace_inputs(self, clip: GBuffers, grid: Grid, frames: int, prefix: np.ndarray | None):
-        """The control video and VACE mask for ``frames`` frames, and the prefix latents to pin (or None).
+    def _vace_inputs(self, clip: GBuffers, grid: Grid, frames: int, prefix: np.ndarray | None,
+                     suffix: np.ndarray | None = None):
+        """The control video and VACE mask for ``frames`` frames, and the prefix and suffix latents to pin (or None).
 
-        The prefix frames replace the control in the video and get mask 0 ("keep these").
+        The prefix (suffix) frames replace the control at the start (end) of the video and get
+        mask 0 ("keep these").
         """
         control = _pad_frames(self._control_video(clip, grid), frames)
         generate = torch.ones_like(control)  # VACE's mask: 1 generates a pixel, 0 keeps the video's
-        if prefix is None:
-            return control, generate, None
-        prefix_video = self._check_prefix(prefix, grid, clip.num_frames)
-        control[:, :, : prefix_video.shape[2]] = prefix_video
-        generate[:, :, : prefix_video.shape[2]] = 0.0
-        return control, generate, self._latents.encode(prefix_video)
+        pinned = pinned_suffix = None
+        if prefix is not None:
+            prefix_video = self._check_prefix(prefix, grid, clip.num_frames)
+            control[:, :, : prefix_video.shape[2]] = prefix_video
+            generate[:, :, : prefix_video.shape[2]] = 0.0
+            pinned = self._latents.encode(prefix_video)
+        if suffix is not None:
+            check_suffix(len(suffix), clip.num_frames)
+            suffix_video = self._check_prefix(suffix, grid, clip.num_frames)
+            control[:, :, -suffix_video.shape[2] :] = suffix_video
+            generate[:, :, -suffix_video.shape[2] :] = 0.0
+            pinned_suffix = suffix_latents(self._latents.encode(suffix_video))
+        return control, generate, pinned, pinned_suffix
 
     @torch.no_grad()
     def realify_window(self, request: WindowRequest, on_step: StepFn | None = None) -> np.ndarray:
@@ -205,7 +217,7 @@ class VACEBackend(Backend):
             if on_step is not None:
                 on_step(ProgressEvent.of(request, kind, step, preview))
 
-        control, generate, pinned = self._vace_inputs(clip, grid, frames, prefix)
+        control, generate, pinned, pinned_suffix = self._vace_inputs(clip, grid, frames, prefix, request.suffix)
         # each window its own noise draw, as the IC-LoRA backend does, so no pattern repeats window after window
         noise = self._initial_noise(grid, frames, config.seed + request.index)
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, shift=config.shift)
@@ -218,9 +230,7 @@ class VACEBackend(Backend):
         def on_step_end(pipe, step, timestep, tensors):  # diffusers' callback_on_step_end, adapted to StepFn
             latents = tensors["latents"]
             sigma = float(pipe.scheduler.sigmas[step + 1])
-            if pinned is not None:
-                known = pinned.shape[2]
-                latents[:, :, :known] = add_noise(pinned, noise[:, :, :known], sigma)
+            latents = pin_ends(latents, noise, pinned, pinned_suffix, sigma)
             report("step", step=step + 1)
             if config.preview_every and (step + 1) % config.preview_every == 0 and step + 1 < config.steps:
                 clean = _clean_estimate(state["previous"], latents, float(pipe.scheduler.sigmas[step]), sigma)

@@ -162,7 +162,7 @@ class SlotsReleased(_message.Message):
     def __init__(self, slots: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SessionConfig(_message.Message):
-    __slots__ = ("protocol_major", "protocol_minor", "client_name", "prompt", "negative_prompt", "model", "quality", "steps", "guidance", "seed", "window", "overlap", "strength", "buffers", "result_encoding", "resolution", "preview_every", "lora", "guidance_mode", "control_scale", "input_fps", "transport")
+    __slots__ = ("protocol_major", "protocol_minor", "client_name", "prompt", "negative_prompt", "model", "quality", "steps", "guidance", "seed", "window", "overlap", "strength", "buffers", "result_encoding", "resolution", "preview_every", "lora", "guidance_mode", "control_scale", "input_fps", "transport", "chaining", "anchor_every")
     PROTOCOL_MAJOR_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_MINOR_FIELD_NUMBER: _ClassVar[int]
     CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +185,8 @@ class SessionConfig(_message.Message):
     CONTROL_SCALE_FIELD_NUMBER: _ClassVar[int]
     INPUT_FPS_FIELD_NUMBER: _ClassVar[int]
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    CHAINING_FIELD_NUMBER: _ClassVar[int]
+    ANCHOR_EVERY_FIELD_NUMBER: _ClassVar[int]
     protocol_major: int
     protocol_minor: int
     client_name: str
@@ -207,7 +209,9 @@ class SessionConfig(_message.Message):
     control_scale: float
     input_fps: float
     transport: Transport
-    def __init__(self, protocol_major: _Optional[int] = ..., protocol_minor: _Optional[int] = ..., client_name: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., model: _Optional[str] = ..., quality: _Optional[str] = ..., steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ..., window: _Optional[int] = ..., overlap: _Optional[int] = ..., strength: _Optional[float] = ..., buffers: _Optional[_Iterable[_Union[Buffer, str]]] = ..., result_encoding: _Optional[_Union[ResultEncoding, str]] = ..., resolution: _Optional[str] = ..., preview_every: _Optional[int] = ..., lora: _Optional[str] = ..., guidance_mode: _Optional[str] = ..., control_scale: _Optional[float] = ..., input_fps: _Optional[float] = ..., transport: _Optional[_Union[Transport, str]] = ...) -> None: ...
+    chaining: str
+    anchor_every: int
+    def __init__(self, protocol_major: _Optional[int] = ..., protocol_minor: _Optional[int] = ..., client_name: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., model: _Optional[str] = ..., quality: _Optional[str] = ..., steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ..., window: _Optional[int] = ..., overlap: _Optional[int] = ..., strength: _Optional[float] = ..., buffers: _Optional[_Iterable[_Union[Buffer, str]]] = ..., result_encoding: _Optional[_Union[ResultEncoding, str]] = ..., resolution: _Optional[str] = ..., preview_every: _Optional[int] = ..., lora: _Optional[str] = ..., guidance_mode: _Optional[str] = ..., control_scale: _Optional[float] = ..., input_fps: _Optional[float] = ..., transport: _Optional[_Union[Transport, str]] = ..., chaining: _Optional[str] = ..., anchor_every: _Optional[int] = ...) -> None: ...
 
 class EndOfStream(_message.Message):
     __slots__ = ()

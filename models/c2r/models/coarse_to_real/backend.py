@@ -110,6 +110,7 @@ class C2RBackend(Backend):
                 report("preview", step, preview)
 
         report("window_started")
-        out = self.pipeline(clip, config, request.prefix, seed=config.seed + request.index, on_step=pipeline_step)
+        out = self.pipeline(clip, config, request.prefix, seed=config.seed + request.index, on_step=pipeline_step,
+                            suffix=request.suffix)
         report("window_done", config.steps)
         return out

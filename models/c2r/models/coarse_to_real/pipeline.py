@@ -27,12 +27,13 @@ import torch
 
 from ..backend import GBuffers, RealifyConfig
 from ..latents import LatentCodec
+from ..pinning import check_suffix, pin_ends, suffix_latents
 from ..preprocess import Grid, frames_to_model, grid_for, model_to_frames, prepare_conditions
-from ..sampler import add_noise, euler_step, flow_sigmas, predicted_clean, timestep_of
+from ..sampler import euler_step, flow_sigmas, predicted_clean, timestep_of
 from ..text_encoder import PromptEncoder
 from ..windows import padded_length
 from .dino import DinoFeatures
-from ..frame_rate import MAX_MODEL_FRAMES, known_model_frames, longest_window, model_frame_sources, output_frame_sources
+from ..frame_rate import MAX_MODEL_FRAMES, is_resampled, known_model_frames, longest_window, model_frame_sources, output_frame_sources
 from .guidance import make_guidance
 from .injection import ControlInjection
 
@@ -48,6 +49,7 @@ class _Window:
     control: torch.Tensor  # (1, S, D) control tokens
     noise: torch.Tensor  # (1, C, F, h, w) float32
     prefix_latents: torch.Tensor | None
+    suffix_latents: torch.Tensor | None = None  # an anchor-parallel chunk's end (``c2r.models.pinning``)
 
 
 class C2RPipeline:
@@ -75,7 +77,7 @@ class C2RPipeline:
 
     @torch.no_grad()
     def __call__(self, clip: GBuffers, config: RealifyConfig, prefix: np.ndarray | None = None, seed: int | None = None,
-                 on_step: StepFn | None = None) -> np.ndarray:
+                 on_step: StepFn | None = None, suffix: np.ndarray | None = None) -> np.ndarray:
         """Realify one window; returns (T, H, W, 3) uint8 at the input size, T = clip.num_frames."""
         config.validate()
         if config.strength < 1.0:
@@ -84,6 +86,7 @@ class C2RPipeline:
         positive = self.prompts.encode(config.prompt, self.device, self.dtype)
         negative = self.prompts.encode(config.negative_prompt, self.device, self.dtype)
         window = self._prepare(clip, config, prefix, config.seed if seed is None else seed)
+        window.suffix_latents = self._suffix_latents(suffix, clip, config, window.grid)
         latents = self._denoise(window, config, positive, negative, on_step)
         return self._to_frames(latents, window)
 
@@ -120,6 +123,16 @@ class C2RPipeline:
         frames = np.asarray(prefix)[sources[:count]]
         return self.latents.encode(frames_to_model(frames, grid, self.vae.device, self.vae.dtype)).to(self.device)
 
+    def _suffix_latents(self, suffix: np.ndarray | None, clip: GBuffers, config: RealifyConfig, grid: Grid):
+        if suffix is None:
+            return None
+        if is_resampled(config.input_fps):
+            raise ValueError(f"an anchor-parallel chunk with C2R at input_fps={config.input_fps:g}: its anchors must be "
+                             "model frames; give the input at 16 fps, or use chaining 'sequential'")
+        check_suffix(len(suffix), clip.num_frames)
+        video = frames_to_model(np.asarray(suffix), grid, self.vae.device, self.vae.dtype)
+        return suffix_latents(self.latents.encode(video)).to(self.device)
+
     # --- denoising ----------------------------------------------------------------------------------
     def _denoise(self, window: _Window, config: RealifyConfig, positive, negative, on_step) -> torch.Tensor:
         guidance = make_guidance(config.guidance_mode, config.control_scale, config.guidance)
@@ -151,11 +164,7 @@ class C2RPipeline:
         return out
 
     def _pin_prefix(self, latents: torch.Tensor, window: _Window, sigma: float) -> torch.Tensor:
-        if window.prefix_latents is None:
-            return latents
-        count = window.prefix_latents.shape[2]
-        pinned = add_noise(window.prefix_latents, window.noise[:, :, :count], sigma)
-        return torch.cat([pinned, latents[:, :, count:]], dim=2)
+        return pin_ends(latents, window.noise, window.prefix_latents, window.suffix_latents, sigma)
 
     def _to_frames(self, latents: torch.Tensor, window: _Window) -> np.ndarray:
         frames = model_to_frames(self.latents.decode(latents), window.grid)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from c2r.models.preprocess import frames_to_model, grid_for, model_to_frames
-from c2r.models.tiny_trained import PRESET_NAME, TRANSFORMER_CONFIG, VAE_CONFIG, build_components
+from c2r.models.tiny_trained import PRESET_NAME, VAE_CONFIG
 
 from .testbed import PROMPT, render_clip
 

@@ -36,7 +36,7 @@ namespace C2R.V1 {
             "b3QiPQoKU2hhcmVkUmluZxIMCgRuYW1lGAEgASgJEg0KBXNsb3RzGAIgASgN",
             "EhIKCnNsb3RfYnl0ZXMYAyABKAQiLgoKUmluZ1N0YXR1cxIQCghhdHRhY2hl",
             "ZBgBIAEoCBIOCgZyZWFzb24YAiABKAkiHgoNU2xvdHNSZWxlYXNlZBINCgVz",
-            "bG90cxgBIAMoDSKUDgoNU2Vzc2lvbkNvbmZpZxIWCg5wcm90b2NvbF9tYWpv",
+            "bG90cxgBIAMoDSLFEAoNU2Vzc2lvbkNvbmZpZxIWCg5wcm90b2NvbF9tYWpv",
             "chgBIAEoDRIWCg5wcm90b2NvbF9taW5vchgCIAEoDRITCgtjbGllbnRfbmFt",
             "ZRgDIAEoCRJKCgZwcm9tcHQYBCABKAlCOqK7GDZ3aGF0IHRoZSByZWFsaXN0",
             "aWMgdmlkZW8gc2hvd3MgKGRlZmF1bHQ6IHRoZSBkYWVtb24ncykSQgoPbmVn",
@@ -74,87 +74,94 @@ namespace C2R.V1 {
             "GBUgASgCQmOiuxhfZnJhbWUgcmF0ZSBvZiB0aGUgZnJhbWVzIHNlbnQgKEMy",
             "UiByZXNhbXBsZXMgdG8gaXRzIDE2IGZwcyBhbmQgYmFjazsgZGVmYXVsdDog",
             "dGhlIGlucHV0IGZpbGUncylIB4gBARIkCgl0cmFuc3BvcnQYFiABKA4yES5j",
-            "MnIudjEuVHJhbnNwb3J0QggKBl9zdGVwc0ILCglfZ3VpZGFuY2VCBwoFX3Nl",
-            "ZWRCCQoHX3dpbmRvd0IKCghfb3ZlcmxhcEILCglfc3RyZW5ndGhCEAoOX2Nv",
-            "bnRyb2xfc2NhbGVCDAoKX2lucHV0X2ZwcyINCgtFbmRPZlN0cmVhbSIICgZD",
-            "YW5jZWwiygEKDUNsaWVudE1lc3NhZ2USJwoGY29uZmlnGAEgASgLMhUuYzJy",
-            "LnYxLlNlc3Npb25Db25maWdIABIeCgVmcmFtZRgCIAEoCzINLmMyci52MS5G",
-            "cmFtZUgAEiIKA2VuZBgDIAEoCzITLmMyci52MS5FbmRPZlN0cmVhbUgAEiAK",
-            "BmNhbmNlbBgEIAEoCzIOLmMyci52MS5DYW5jZWxIABIiCgRyaW5nGAUgASgL",
-            "MhIuYzJyLnYxLlNoYXJlZFJpbmdIAEIGCgRraW5kImAKDlNlc3Npb25TdGFy",
-            "dGVkEhIKCnNlc3Npb25faWQYASABKAkSKAoJZWZmZWN0aXZlGAIgASgLMhUu",
-            "YzJyLnYxLlNlc3Npb25Db25maWcSEAoId2FybmluZ3MYAyADKAkiuQIKCFBy",
-            "b2dyZXNzEiMKBGtpbmQYASABKA4yFS5jMnIudjEuUHJvZ3Jlc3MuS2luZBIO",
-            "CgZ3aW5kb3cYAiABKA0SDAoEc3RlcBgDIAEoDRIRCgludW1fc3RlcHMYBCAB",
-            "KA0SEwoLZmlyc3RfZnJhbWUYBSABKAQSEQoJZW5kX2ZyYW1lGAYgASgEEhMK",
-            "C2V0YV9zZWNvbmRzGAcgASgCEhYKDnF1ZXVlX3Bvc2l0aW9uGAggASgNEhcK",
-            "D2ZyYW1lc19yZWNlaXZlZBgJIAEoBBIXCg9mcmFtZXNfcmV0dXJuZWQYCiAB",
-            "KAQiUAoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASCgoGUVVFVUVEEAES",
-            "CwoHU1RBUlRFRBACEggKBFNURVAQAxIPCgtXSU5ET1dfRE9ORRAEIlgKC1Jl",
-            "c3VsdEZyYW1lEg0KBWluZGV4GAEgASgEEhwKBWNvbG9yGAIgASgLMg0uYzJy",
-            "LnYxLlBsYW5lEgsKA3BuZxgDIAEoDBIPCgdwcmV2aWV3GAQgASgIIhoKB1dh",
-            "cm5pbmcSDwoHbWVzc2FnZRgBIAEoCSJJCgREb25lEhcKD2ZyYW1lc19yZWNl",
-            "aXZlZBgBIAEoBBIXCg9mcmFtZXNfcmV0dXJuZWQYAiABKAQSDwoHc2Vjb25k",
-            "cxgDIAEoASKgAgoNU2VydmVyTWVzc2FnZRIpCgdzdGFydGVkGAEgASgLMhYu",
-            "YzJyLnYxLlNlc3Npb25TdGFydGVkSAASJAoIcHJvZ3Jlc3MYAiABKAsyEC5j",
-            "MnIudjEuUHJvZ3Jlc3NIABIlCgZyZXN1bHQYAyABKAsyEy5jMnIudjEuUmVz",
-            "dWx0RnJhbWVIABIiCgd3YXJuaW5nGAQgASgLMg8uYzJyLnYxLldhcm5pbmdI",
-            "ABIcCgRkb25lGAUgASgLMgwuYzJyLnYxLkRvbmVIABIiCgRyaW5nGAYgASgL",
-            "MhIuYzJyLnYxLlJpbmdTdGF0dXNIABIpCghyZWxlYXNlZBgHIAEoCzIVLmMy",
-            "ci52MS5TbG90c1JlbGVhc2VkSABCBgoEa2luZCJSCgtJbmZvUmVxdWVzdBIW",
-            "Cg5wcm90b2NvbF9tYWpvchgBIAEoDRIWCg5wcm90b2NvbF9taW5vchgCIAEo",
-            "DRITCgtjbGllbnRfbmFtZRgDIAEoCSJLCgNHcHUSDQoFaW5kZXgYASABKA0S",
-            "DAoEbmFtZRgCIAEoCRITCgt0b3RhbF9ieXRlcxgDIAEoBBISCgpmcmVlX2J5",
-            "dGVzGAQgASgEIo0BCgxDYXBhYmlsaXRpZXMSGwoTcHJvZ3Jlc3NpdmVfcHJl",
-            "dmlldxgBIAEoCBIMCgRqb2JzGAIgASgIEhIKCmV4cl9vdXRwdXQYAyABKAgS",
-            "EgoKY2F1c2FsX3JlZhgEIAEoCBITCgtwbmdfcmVzdWx0cxgFIAEoCBIVCg1z",
-            "aGFyZWRfbWVtb3J5GAYgASgIInkKBkxpbWl0cxIXCg9tYXhfZnJhbWVfd2lk",
-            "dGgYASABKA0SGAoQbWF4X2ZyYW1lX2hlaWdodBgCIAEoDRISCgptYXhfd2lu",
-            "ZG93GAMgASgNEhAKCG1heF9zZWVkGAQgASgEEhYKDm1heF9yaW5nX2J5dGVz",
-            "GAUgASgEIt4CCglJbmZvUmVwbHkSFgoOZGFlbW9uX3ZlcnNpb24YASABKAkS",
-            "FgoOcHJvdG9jb2xfbWFqb3IYAiABKA0SFgoOcHJvdG9jb2xfbWlub3IYAyAB",
-            "KA0SGQoEZ3B1cxgEIAMoCzILLmMyci52MS5HcHUSFAoMbG9hZGVkX21vZGVs",
-            "GAUgASgJEg4KBm1vZGVscxgGIAMoCRIRCglxdWFsaXRpZXMYByADKAkSKgoM",
-            "Y2FwYWJpbGl0aWVzGAggASgLMhQuYzJyLnYxLkNhcGFiaWxpdGllcxIZChFt",
-            "YXhfbWVzc2FnZV9ieXRlcxgJIAEoBBIQCgh3YXJuaW5ncxgKIAMoCRIXCg9w",
-            "cmV2aWV3X2FkZHJlc3MYCyABKAkSEwoLb3V0cHV0X3Jvb3QYDCABKAkSDgoG",
-            "ZGV2aWNlGA0gASgJEh4KBmxpbWl0cxgOIAEoCzIOLmMyci52MS5MaW1pdHMi",
-            "ogEKB0pvYlNwZWMSDQoFaW5wdXQYASABKAkSDQoFZGVwdGgYAiABKAkSDwoH",
-            "bm9ybWFscxgDIAEoCRIOCgZvdXRwdXQYBCABKAkSJAoGZm9ybWF0GAUgASgO",
-            "MhQuYzJyLnYxLk91dHB1dEZvcm1hdBIlCgZjb25maWcYBiABKAsyFS5jMnIu",
-            "djEuU2Vzc2lvbkNvbmZpZxILCgNmcHMYByABKAEivQEKA0pvYhIKCgJpZBgB",
-            "IAEoCRIfCgVzdGF0ZRgCIAEoDjIQLmMyci52MS5Kb2JTdGF0ZRIUCgxmcmFt",
-            "ZXNfdG90YWwYAyABKAQSEwoLZnJhbWVzX2RvbmUYBCABKAQSDgoGb3V0cHV0",
-            "GAUgASgJEg0KBWVycm9yGAYgASgJEg8KB2NyZWF0ZWQYByABKAESDwoHdXBk",
-            "YXRlZBgIIAEoARIdCgRzcGVjGAkgASgLMg8uYzJyLnYxLkpvYlNwZWMiFAoG",
-            "Sm9iUmVmEgoKAmlkGAEgASgJIkgKCEpvYkV2ZW50EhgKA2pvYhgBIAEoCzIL",
-            "LmMyci52MS5Kb2ISIgoIcHJvZ3Jlc3MYAiABKAsyEC5jMnIudjEuUHJvZ3Jl",
-            "c3MiEQoPTGlzdEpvYnNSZXF1ZXN0IioKDUxpc3RKb2JzUmVwbHkSGQoEam9i",
-            "cxgBIAMoCzILLmMyci52MS5Kb2IqXwoPUHJvdG9jb2xWZXJzaW9uEiAKHFBS",
-            "T1RPQ09MX1ZFUlNJT05fVU5TUEVDSUZJRUQQABISCg5QUk9UT0NPTF9NQUpP",
-            "UhABEhIKDlBST1RPQ09MX01JTk9SEAAaAhABKkMKBURUeXBlEhUKEURUWVBF",
-            "X1VOU1BFQ0lGSUVEEAASCQoFVUlOVDgQARILCgdGTE9BVDE2EAISCwoHRkxP",
-            "QVQzMhADKj8KCkNvbG9yU3BhY2USGwoXQ09MT1JfU1BBQ0VfVU5TUEVDSUZJ",
-            "RUQQABIICgRTUkdCEAESCgoGTElORUFSEAIqQgoJRGVwdGhLaW5kEhoKFkRF",
-            "UFRIX0tJTkRfVU5TUEVDSUZJRUQQABIMCghESVNUQU5DRRABEgsKB0lOVkVS",
-            "U0UQAipECglUcmFuc3BvcnQSGQoVVFJBTlNQT1JUX1VOU1BFQ0lGSUVEEAAS",
-            "CQoFQllURVMQARIRCg1TSEFSRURfTUVNT1JZEAIqTgoGQnVmZmVyEhYKEkJV",
-            "RkZFUl9VTlNQRUNJRklFRBAAEgkKBUNPTE9SEAESCQoFREVQVEgQAhILCgdO",
-            "T1JNQUxTEAMSCQoFRURHRVMQBCpICg5SZXN1bHRFbmNvZGluZxIfChtSRVNV",
-            "TFRfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIMCghSQVdfUkdCOBABEgcKA1BO",
-            "RxACKloKDE91dHB1dEZvcm1hdBIdChlPVVRQVVRfRk9STUFUX1VOU1BFQ0lG",
-            "SUVEEAASBwoDTVA0EAESEAoMUE5HX1NFUVVFTkNFEAISEAoMRVhSX1NFUVVF",
-            "TkNFEAMqaQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAAS",
-            "CwoHUEVORElORxABEgsKB1JVTk5JTkcQAhINCglTVUNDRUVERUQQAxIKCgZG",
-            "QUlMRUQQBBINCglDQU5DRUxMRUQQBTK+AgoLQ29hcnNlMlJlYWwSMQoHR2V0",
-            "SW5mbxITLmMyci52MS5JbmZvUmVxdWVzdBoRLmMyci52MS5JbmZvUmVwbHkS",
-            "OwoHUmVhbGlmeRIVLmMyci52MS5DbGllbnRNZXNzYWdlGhUuYzJyLnYxLlNl",
-            "cnZlck1lc3NhZ2UoATABEikKCVN1Ym1pdEpvYhIPLmMyci52MS5Kb2JTcGVj",
-            "GgsuYzJyLnYxLkpvYhIuCghXYXRjaEpvYhIOLmMyci52MS5Kb2JSZWYaEC5j",
-            "MnIudjEuSm9iRXZlbnQwARIoCglDYW5jZWxKb2ISDi5jMnIudjEuSm9iUmVm",
-            "GgsuYzJyLnYxLkpvYhI6CghMaXN0Sm9icxIXLmMyci52MS5MaXN0Sm9ic1Jl",
-            "cXVlc3QaFS5jMnIudjEuTGlzdEpvYnNSZXBseTotCgRrbm9iEh0uZ29vZ2xl",
-            "LnByb3RvYnVmLkZpZWxkT3B0aW9ucxi0hwMgASgJYgZwcm90bzM="));
+            "MnIudjEuVHJhbnNwb3J0ErABCghjaGFpbmluZxgeIAEoCUKdAaK7GJgBaG93",
+            "IHdpbmRvd3MgZGVwZW5kIG9uIGVhY2ggb3RoZXI6IHNlcXVlbnRpYWwgKGRl",
+            "ZmF1bHQ7IHN0cmVhbXMpIG9yIGFuY2hvcnMgKGpvYnM6IGFuY2hvciBmcmFt",
+            "ZXMgZmlyc3QsIHRoZW4gZXZlcnkgY2h1bmsgYmV0d2VlbiB0d28gYW5jaG9y",
+            "cyBpbiBwYXJhbGxlbCkSfAoMYW5jaG9yX2V2ZXJ5GB8gASgNQmaiuxhiY2hh",
+            "aW5pbmcgYW5jaG9yczogZnJhbWVzIGJldHdlZW4gYW5jaG9ycywgYSBtdWx0",
+            "aXBsZSBvZiA0IGJlbG93IHRoZSB3aW5kb3cgKGRlZmF1bHQgMDogd2luZG93",
+            "IC0gMSlCCAoGX3N0ZXBzQgsKCV9ndWlkYW5jZUIHCgVfc2VlZEIJCgdfd2lu",
+            "ZG93QgoKCF9vdmVybGFwQgsKCV9zdHJlbmd0aEIQCg5fY29udHJvbF9zY2Fs",
+            "ZUIMCgpfaW5wdXRfZnBzIg0KC0VuZE9mU3RyZWFtIggKBkNhbmNlbCLKAQoN",
+            "Q2xpZW50TWVzc2FnZRInCgZjb25maWcYASABKAsyFS5jMnIudjEuU2Vzc2lv",
+            "bkNvbmZpZ0gAEh4KBWZyYW1lGAIgASgLMg0uYzJyLnYxLkZyYW1lSAASIgoD",
+            "ZW5kGAMgASgLMhMuYzJyLnYxLkVuZE9mU3RyZWFtSAASIAoGY2FuY2VsGAQg",
+            "ASgLMg4uYzJyLnYxLkNhbmNlbEgAEiIKBHJpbmcYBSABKAsyEi5jMnIudjEu",
+            "U2hhcmVkUmluZ0gAQgYKBGtpbmQiYAoOU2Vzc2lvblN0YXJ0ZWQSEgoKc2Vz",
+            "c2lvbl9pZBgBIAEoCRIoCgllZmZlY3RpdmUYAiABKAsyFS5jMnIudjEuU2Vz",
+            "c2lvbkNvbmZpZxIQCgh3YXJuaW5ncxgDIAMoCSK5AgoIUHJvZ3Jlc3MSIwoE",
+            "a2luZBgBIAEoDjIVLmMyci52MS5Qcm9ncmVzcy5LaW5kEg4KBndpbmRvdxgC",
+            "IAEoDRIMCgRzdGVwGAMgASgNEhEKCW51bV9zdGVwcxgEIAEoDRITCgtmaXJz",
+            "dF9mcmFtZRgFIAEoBBIRCgllbmRfZnJhbWUYBiABKAQSEwoLZXRhX3NlY29u",
+            "ZHMYByABKAISFgoOcXVldWVfcG9zaXRpb24YCCABKA0SFwoPZnJhbWVzX3Jl",
+            "Y2VpdmVkGAkgASgEEhcKD2ZyYW1lc19yZXR1cm5lZBgKIAEoBCJQCgRLaW5k",
+            "EhQKEEtJTkRfVU5TUEVDSUZJRUQQABIKCgZRVUVVRUQQARILCgdTVEFSVEVE",
+            "EAISCAoEU1RFUBADEg8KC1dJTkRPV19ET05FEAQiWAoLUmVzdWx0RnJhbWUS",
+            "DQoFaW5kZXgYASABKAQSHAoFY29sb3IYAiABKAsyDS5jMnIudjEuUGxhbmUS",
+            "CwoDcG5nGAMgASgMEg8KB3ByZXZpZXcYBCABKAgiGgoHV2FybmluZxIPCgdt",
+            "ZXNzYWdlGAEgASgJIkkKBERvbmUSFwoPZnJhbWVzX3JlY2VpdmVkGAEgASgE",
+            "EhcKD2ZyYW1lc19yZXR1cm5lZBgCIAEoBBIPCgdzZWNvbmRzGAMgASgBIqAC",
+            "Cg1TZXJ2ZXJNZXNzYWdlEikKB3N0YXJ0ZWQYASABKAsyFi5jMnIudjEuU2Vz",
+            "c2lvblN0YXJ0ZWRIABIkCghwcm9ncmVzcxgCIAEoCzIQLmMyci52MS5Qcm9n",
+            "cmVzc0gAEiUKBnJlc3VsdBgDIAEoCzITLmMyci52MS5SZXN1bHRGcmFtZUgA",
+            "EiIKB3dhcm5pbmcYBCABKAsyDy5jMnIudjEuV2FybmluZ0gAEhwKBGRvbmUY",
+            "BSABKAsyDC5jMnIudjEuRG9uZUgAEiIKBHJpbmcYBiABKAsyEi5jMnIudjEu",
+            "UmluZ1N0YXR1c0gAEikKCHJlbGVhc2VkGAcgASgLMhUuYzJyLnYxLlNsb3Rz",
+            "UmVsZWFzZWRIAEIGCgRraW5kIlIKC0luZm9SZXF1ZXN0EhYKDnByb3RvY29s",
+            "X21ham9yGAEgASgNEhYKDnByb3RvY29sX21pbm9yGAIgASgNEhMKC2NsaWVu",
+            "dF9uYW1lGAMgASgJIksKA0dwdRINCgVpbmRleBgBIAEoDRIMCgRuYW1lGAIg",
+            "ASgJEhMKC3RvdGFsX2J5dGVzGAMgASgEEhIKCmZyZWVfYnl0ZXMYBCABKAQi",
+            "jQEKDENhcGFiaWxpdGllcxIbChNwcm9ncmVzc2l2ZV9wcmV2aWV3GAEgASgI",
+            "EgwKBGpvYnMYAiABKAgSEgoKZXhyX291dHB1dBgDIAEoCBISCgpjYXVzYWxf",
+            "cmVmGAQgASgIEhMKC3BuZ19yZXN1bHRzGAUgASgIEhUKDXNoYXJlZF9tZW1v",
+            "cnkYBiABKAgieQoGTGltaXRzEhcKD21heF9mcmFtZV93aWR0aBgBIAEoDRIY",
+            "ChBtYXhfZnJhbWVfaGVpZ2h0GAIgASgNEhIKCm1heF93aW5kb3cYAyABKA0S",
+            "EAoIbWF4X3NlZWQYBCABKAQSFgoObWF4X3JpbmdfYnl0ZXMYBSABKAQi3gIK",
+            "CUluZm9SZXBseRIWCg5kYWVtb25fdmVyc2lvbhgBIAEoCRIWCg5wcm90b2Nv",
+            "bF9tYWpvchgCIAEoDRIWCg5wcm90b2NvbF9taW5vchgDIAEoDRIZCgRncHVz",
+            "GAQgAygLMgsuYzJyLnYxLkdwdRIUCgxsb2FkZWRfbW9kZWwYBSABKAkSDgoG",
+            "bW9kZWxzGAYgAygJEhEKCXF1YWxpdGllcxgHIAMoCRIqCgxjYXBhYmlsaXRp",
+            "ZXMYCCABKAsyFC5jMnIudjEuQ2FwYWJpbGl0aWVzEhkKEW1heF9tZXNzYWdl",
+            "X2J5dGVzGAkgASgEEhAKCHdhcm5pbmdzGAogAygJEhcKD3ByZXZpZXdfYWRk",
+            "cmVzcxgLIAEoCRITCgtvdXRwdXRfcm9vdBgMIAEoCRIOCgZkZXZpY2UYDSAB",
+            "KAkSHgoGbGltaXRzGA4gASgLMg4uYzJyLnYxLkxpbWl0cyKiAQoHSm9iU3Bl",
+            "YxINCgVpbnB1dBgBIAEoCRINCgVkZXB0aBgCIAEoCRIPCgdub3JtYWxzGAMg",
+            "ASgJEg4KBm91dHB1dBgEIAEoCRIkCgZmb3JtYXQYBSABKA4yFC5jMnIudjEu",
+            "T3V0cHV0Rm9ybWF0EiUKBmNvbmZpZxgGIAEoCzIVLmMyci52MS5TZXNzaW9u",
+            "Q29uZmlnEgsKA2ZwcxgHIAEoASK9AQoDSm9iEgoKAmlkGAEgASgJEh8KBXN0",
+            "YXRlGAIgASgOMhAuYzJyLnYxLkpvYlN0YXRlEhQKDGZyYW1lc190b3RhbBgD",
+            "IAEoBBITCgtmcmFtZXNfZG9uZRgEIAEoBBIOCgZvdXRwdXQYBSABKAkSDQoF",
+            "ZXJyb3IYBiABKAkSDwoHY3JlYXRlZBgHIAEoARIPCgd1cGRhdGVkGAggASgB",
+            "Eh0KBHNwZWMYCSABKAsyDy5jMnIudjEuSm9iU3BlYyIUCgZKb2JSZWYSCgoC",
+            "aWQYASABKAkiSAoISm9iRXZlbnQSGAoDam9iGAEgASgLMgsuYzJyLnYxLkpv",
+            "YhIiCghwcm9ncmVzcxgCIAEoCzIQLmMyci52MS5Qcm9ncmVzcyIRCg9MaXN0",
+            "Sm9ic1JlcXVlc3QiKgoNTGlzdEpvYnNSZXBseRIZCgRqb2JzGAEgAygLMgsu",
+            "YzJyLnYxLkpvYipfCg9Qcm90b2NvbFZlcnNpb24SIAocUFJPVE9DT0xfVkVS",
+            "U0lPTl9VTlNQRUNJRklFRBAAEhIKDlBST1RPQ09MX01BSk9SEAESEgoOUFJP",
+            "VE9DT0xfTUlOT1IQABoCEAEqQwoFRFR5cGUSFQoRRFRZUEVfVU5TUEVDSUZJ",
+            "RUQQABIJCgVVSU5UOBABEgsKB0ZMT0FUMTYQAhILCgdGTE9BVDMyEAMqPwoK",
+            "Q29sb3JTcGFjZRIbChdDT0xPUl9TUEFDRV9VTlNQRUNJRklFRBAAEggKBFNS",
+            "R0IQARIKCgZMSU5FQVIQAipCCglEZXB0aEtpbmQSGgoWREVQVEhfS0lORF9V",
+            "TlNQRUNJRklFRBAAEgwKCERJU1RBTkNFEAESCwoHSU5WRVJTRRACKkQKCVRy",
+            "YW5zcG9ydBIZChVUUkFOU1BPUlRfVU5TUEVDSUZJRUQQABIJCgVCWVRFUxAB",
+            "EhEKDVNIQVJFRF9NRU1PUlkQAipOCgZCdWZmZXISFgoSQlVGRkVSX1VOU1BF",
+            "Q0lGSUVEEAASCQoFQ09MT1IQARIJCgVERVBUSBACEgsKB05PUk1BTFMQAxIJ",
+            "CgVFREdFUxAEKkgKDlJlc3VsdEVuY29kaW5nEh8KG1JFU1VMVF9FTkNPRElO",
+            "R19VTlNQRUNJRklFRBAAEgwKCFJBV19SR0I4EAESBwoDUE5HEAIqWgoMT3V0",
+            "cHV0Rm9ybWF0Eh0KGU9VVFBVVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIHCgNN",
+            "UDQQARIQCgxQTkdfU0VRVUVOQ0UQAhIQCgxFWFJfU0VRVUVOQ0UQAyppCghK",
+            "b2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABILCgdQRU5ESU5H",
+            "EAESCwoHUlVOTklORxACEg0KCVNVQ0NFRURFRBADEgoKBkZBSUxFRBAEEg0K",
+            "CUNBTkNFTExFRBAFMr4CCgtDb2Fyc2UyUmVhbBIxCgdHZXRJbmZvEhMuYzJy",
+            "LnYxLkluZm9SZXF1ZXN0GhEuYzJyLnYxLkluZm9SZXBseRI7CgdSZWFsaWZ5",
+            "EhUuYzJyLnYxLkNsaWVudE1lc3NhZ2UaFS5jMnIudjEuU2VydmVyTWVzc2Fn",
+            "ZSgBMAESKQoJU3VibWl0Sm9iEg8uYzJyLnYxLkpvYlNwZWMaCy5jMnIudjEu",
+            "Sm9iEi4KCFdhdGNoSm9iEg4uYzJyLnYxLkpvYlJlZhoQLmMyci52MS5Kb2JF",
+            "dmVudDABEigKCUNhbmNlbEpvYhIOLmMyci52MS5Kb2JSZWYaCy5jMnIudjEu",
+            "Sm9iEjoKCExpc3RKb2JzEhcuYzJyLnYxLkxpc3RKb2JzUmVxdWVzdBoVLmMy",
+            "ci52MS5MaXN0Sm9ic1JlcGx5Oi0KBGtub2ISHS5nb29nbGUucHJvdG9idWYu",
+            "RmllbGRPcHRpb25zGLSHAyABKAliBnByb3RvMw=="));
       descriptor = pbr::FileDescriptor.FromGeneratedCode(descriptorData,
           new pbr::FileDescriptor[] { global::Google.Protobuf.Reflection.DescriptorReflection.Descriptor, },
           new pbr::GeneratedClrTypeInfo(new[] {typeof(global::C2R.V1.ProtocolVersion), typeof(global::C2R.V1.DType), typeof(global::C2R.V1.ColorSpace), typeof(global::C2R.V1.DepthKind), typeof(global::C2R.V1.Transport), typeof(global::C2R.V1.Buffer), typeof(global::C2R.V1.ResultEncoding), typeof(global::C2R.V1.OutputFormat), typeof(global::C2R.V1.JobState), }, new pb::Extension[] { Coarse2RealExtensions.Knob }, new pbr::GeneratedClrTypeInfo[] {
@@ -163,7 +170,7 @@ namespace C2R.V1 {
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SharedRing), global::C2R.V1.SharedRing.Parser, new[]{ "Name", "Slots", "SlotBytes" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.RingStatus), global::C2R.V1.RingStatus.Parser, new[]{ "Attached", "Reason" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SlotsReleased), global::C2R.V1.SlotsReleased.Parser, new[]{ "Slots" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionConfig), global::C2R.V1.SessionConfig.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName", "Prompt", "NegativePrompt", "Model", "Quality", "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "Buffers", "ResultEncoding", "Resolution", "PreviewEvery", "Lora", "GuidanceMode", "ControlScale", "InputFps", "Transport" }, new[]{ "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "ControlScale", "InputFps" }, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionConfig), global::C2R.V1.SessionConfig.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName", "Prompt", "NegativePrompt", "Model", "Quality", "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "Buffers", "ResultEncoding", "Resolution", "PreviewEvery", "Lora", "GuidanceMode", "ControlScale", "InputFps", "Transport", "Chaining", "AnchorEvery" }, new[]{ "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "ControlScale", "InputFps" }, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.EndOfStream), global::C2R.V1.EndOfStream.Parser, null, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Cancel), global::C2R.V1.Cancel.Parser, null, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ClientMessage), global::C2R.V1.ClientMessage.Parser, new[]{ "Config", "Frame", "End", "Cancel", "Ring" }, new[]{ "Kind" }, null, null, null),
@@ -1864,6 +1871,8 @@ namespace C2R.V1 {
       controlScale_ = other.controlScale_;
       inputFps_ = other.inputFps_;
       transport_ = other.transport_;
+      chaining_ = other.chaining_;
+      anchorEvery_ = other.anchorEvery_;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -2249,6 +2258,30 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "chaining" field.</summary>
+    public const int ChainingFieldNumber = 30;
+    private string chaining_ = "";
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string Chaining {
+      get { return chaining_; }
+      set {
+        chaining_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "anchor_every" field.</summary>
+    public const int AnchorEveryFieldNumber = 31;
+    private uint anchorEvery_;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint AnchorEvery {
+      get { return anchorEvery_; }
+      set {
+        anchorEvery_ = value;
+      }
+    }
+
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public override bool Equals(object other) {
@@ -2286,6 +2319,8 @@ namespace C2R.V1 {
       if (!pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.Equals(ControlScale, other.ControlScale)) return false;
       if (!pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.Equals(InputFps, other.InputFps)) return false;
       if (Transport != other.Transport) return false;
+      if (Chaining != other.Chaining) return false;
+      if (AnchorEvery != other.AnchorEvery) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -2315,6 +2350,8 @@ namespace C2R.V1 {
       if (HasControlScale) hash ^= pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.GetHashCode(ControlScale);
       if (HasInputFps) hash ^= pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.GetHashCode(InputFps);
       if (Transport != global::C2R.V1.Transport.Unspecified) hash ^= Transport.GetHashCode();
+      if (Chaining.Length != 0) hash ^= Chaining.GetHashCode();
+      if (AnchorEvery != 0) hash ^= AnchorEvery.GetHashCode();
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -2418,6 +2455,14 @@ namespace C2R.V1 {
         output.WriteRawTag(176, 1);
         output.WriteEnum((int) Transport);
       }
+      if (Chaining.Length != 0) {
+        output.WriteRawTag(242, 1);
+        output.WriteString(Chaining);
+      }
+      if (AnchorEvery != 0) {
+        output.WriteRawTag(248, 1);
+        output.WriteUInt32(AnchorEvery);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -2513,6 +2558,14 @@ namespace C2R.V1 {
         output.WriteRawTag(176, 1);
         output.WriteEnum((int) Transport);
       }
+      if (Chaining.Length != 0) {
+        output.WriteRawTag(242, 1);
+        output.WriteString(Chaining);
+      }
+      if (AnchorEvery != 0) {
+        output.WriteRawTag(248, 1);
+        output.WriteUInt32(AnchorEvery);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -2586,6 +2639,12 @@ namespace C2R.V1 {
       }
       if (Transport != global::C2R.V1.Transport.Unspecified) {
         size += 2 + pb::CodedOutputStream.ComputeEnumSize((int) Transport);
+      }
+      if (Chaining.Length != 0) {
+        size += 2 + pb::CodedOutputStream.ComputeStringSize(Chaining);
+      }
+      if (AnchorEvery != 0) {
+        size += 2 + pb::CodedOutputStream.ComputeUInt32Size(AnchorEvery);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -2662,6 +2721,12 @@ namespace C2R.V1 {
       }
       if (other.Transport != global::C2R.V1.Transport.Unspecified) {
         Transport = other.Transport;
+      }
+      if (other.Chaining.Length != 0) {
+        Chaining = other.Chaining;
+      }
+      if (other.AnchorEvery != 0) {
+        AnchorEvery = other.AnchorEvery;
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -2767,6 +2832,14 @@ namespace C2R.V1 {
             Transport = (global::C2R.V1.Transport) input.ReadEnum();
             break;
           }
+          case 242: {
+            Chaining = input.ReadString();
+            break;
+          }
+          case 248: {
+            AnchorEvery = input.ReadUInt32();
+            break;
+          }
         }
       }
     #endif
@@ -2869,6 +2942,14 @@ namespace C2R.V1 {
           }
           case 176: {
             Transport = (global::C2R.V1.Transport) input.ReadEnum();
+            break;
+          }
+          case 242: {
+            Chaining = input.ReadString();
+            break;
+          }
+          case 248: {
+            AnchorEvery = input.ReadUInt32();
             break;
           }
         }

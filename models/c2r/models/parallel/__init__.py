@@ -1,0 +1,1 @@
+"""Running one window over several devices (sequence parallel): ``sequence``, ``group``."""
