@@ -131,7 +131,7 @@ def shared(index: int, slot: int) -> pb.Frame:
     return f
 
 
-def nan_linear_colour(index: int) -> pb.Frame:
+def nan_linear_color(index: int) -> pb.Frame:
     f = bad(index, color=plane(np.full((H, W, 3), np.nan, np.float16), pb.FLOAT16))
     f.color_space = pb.LINEAR
     return f
@@ -151,7 +151,7 @@ BAD_INPUTS = {
                              grpc.StatusCode.INVALID_ARGUMENT, ["frame 0", "no finite value"]),
     "negative depth": (session_config(), [frame(0, depth=-np.ones((H, W), np.float32))], grpc.StatusCode.INVALID_ARGUMENT,
                        ["negative", "min -1"]),
-    "NaN colour": (session_config(), [nan_linear_colour(0)],
+    "NaN colour": (session_config(), [nan_linear_color(0)],
                    grpc.StatusCode.INVALID_ARGUMENT, ["color has 3072 NaN/inf", "finite"]),
     "gap in indices": (session_config(), [frame(0), frame(2)], grpc.StatusCode.INVALID_ARGUMENT,
                        ["index 2", "1 was expected", "gap", "resending from frame 1"]),

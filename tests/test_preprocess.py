@@ -107,7 +107,7 @@ def test_edges_lie_on_the_box_silhouette(planes):
     assert edges.sum() < 0.3 * edges.size
 
 
-def test_colour_edges_survive_upscaling_to_the_model_grid():
+def test_color_edges_survive_upscaling_to_the_model_grid():
     """A small render enlarged ~10x to 480p spreads each step over ten pixels: still one thin edge."""
     clip, labels = render_box(frames=1)
     clip = replace(clip, depth=None, normals=None)
@@ -236,7 +236,7 @@ def test_scaled_grid_round_trip_of_an_odd_size():
     assert np.abs(back.astype(int) - frames).mean() < 2.0
 
 
-def test_linear_half_float_colour_matches_the_srgb_path():
+def test_linear_half_float_color_matches_the_srgb_path():
     clip, _ = render_box(frames=2)
     srgb = clip.color.astype(np.float32) / 255
     linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4).astype(np.float16)

@@ -65,14 +65,14 @@ def previews(decoder: str, clip, config) -> list[np.ndarray]:
     return shown
 
 
-def colourful_clip(frames: int = 9, size: int = 64) -> GBuffers:
+def colorful_clip(frames: int = 9, size: int = 64) -> GBuffers:
     """Random colours per 8x8 cell: a window whose colours span RGB (a real scene's do)."""
     cells = np.random.default_rng(4).integers(0, 256, (frames, size // 8, size // 8, 3), dtype=np.uint8)
     return GBuffers(cells.repeat(8, axis=1).repeat(8, axis=2))
 
 
 def test_cheap_preview_matches_the_full_decode_preview():
-    clip = colourful_clip()
+    clip = colorful_clip()
     config = RealifyConfig(steps=4, guidance=1.0, resolution="native", preview_every=1)
     full, cheap = previews("vae", clip, config), previews("latent", clip, config)
     assert len(full) == len(cheap) == 3  # every step but the last (whose result is the frames themselves)

@@ -25,7 +25,7 @@ def test_the_pair_shares_geometry_and_motion_but_not_the_look():
     assert jump[boundary].mean() > 2 * jump[~boundary].mean()
 
 
-def test_gbuffers_agree_with_the_colour():
+def test_gbuffers_agree_with_the_color():
     clip = render_clip(5, 9)
     sky = clip.object_ids == 0
     assert np.isinf(clip.depth[sky]).all() and np.isfinite(clip.depth[~sky]).all() and (clip.depth[~sky] > 0).all()
@@ -34,9 +34,9 @@ def test_gbuffers_agree_with_the_colour():
     # depth discontinuities (silhouettes) coincide with colour edges of the coarse render
     depth = np.where(np.isfinite(clip.depth), clip.depth, 1e3)
     depth_jump = np.abs(np.diff(depth, axis=2)) > 0.3 * np.minimum(depth[:, :, 1:], depth[:, :, :-1])
-    colour_jump = np.abs(np.diff(clip.coarse.astype(int), axis=2)).max(-1) > 8
+    color_jump = np.abs(np.diff(clip.coarse.astype(int), axis=2)).max(-1) > 8
     assert depth_jump.sum() > 50
-    assert (colour_jump & depth_jump).sum() / depth_jump.sum() > 0.9
+    assert (color_jump & depth_jump).sum() / depth_jump.sum() > 0.9
     # and the edge plane marks them (both sides of every such jump)
     assert (clip.edges[:, :, 1:][depth_jump] == 1).all() and (clip.edges[:, :, :-1][depth_jump] == 1).all()
     assert clip.gbuffers().num_frames == 9

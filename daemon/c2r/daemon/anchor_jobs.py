@@ -52,7 +52,7 @@ class AnchoredJob:
         self.anchor_stage.remove()
 
     async def _piece(self, piece: Piece, frames: FrameStore) -> None:
-        request = await asyncio.to_thread(piece_request, piece, frames.clip(piece.start, piece.end), self.resolved.config,
+        request = await asyncio.to_thread(piece_request, piece, frames.frames(piece.start, piece.end), self.resolved.config,
                                           self.anchor_stage.get)
         task = WindowTask(self.job_id, False, self.resolved.model, self.resolved.lora, request,
                           on_event=lambda event: self.on_event(piece, event))

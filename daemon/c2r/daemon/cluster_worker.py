@@ -38,7 +38,7 @@ class WindowWorker:
     def _backend_for(self, model: str, lora: str):
         if self.key != (model, lora):
             from c2r.models.backends import create_backend
-            from c2r.models.levers import levers_for
+            from c2r.models.memory_plan import levers_for
 
             if self.backend is not None:
                 self.backend.unload()

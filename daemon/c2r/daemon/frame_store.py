@@ -124,6 +124,27 @@ class FrameStore:
         return GBuffers(color=planes["color"], color_space=self.color_space, depth=planes.get("depth"),
                         depth_kind=self.depth_kind, normals=planes.get("normals"), edges=planes.get("edges"))
 
+    def frames(self, start: int, end: int) -> GBuffers:
+        """Frames [start, end) as a new clip, gathered from whichever window buffer (or spill file)
+        holds each: for pieces that do not follow the window plan (anchor-parallel jobs' anchors and chunks)."""
+        if self._layout is None:
+            raise ValueError("the frame store holds no frames yet")
+        planes = {name: np.empty((end - start, *shape), dtype) for name, (shape, dtype) in self._layout.items()}
+        for i in range(start, end):
+            k = next((k for k in self.windows_of(i) if k in self.buffers), None)
+            if k is not None:
+                row = i - window_bounds(k, self.window, self.overlap)[0]
+                for name in planes:
+                    planes[name][i - start] = self.buffers[k][name][row]
+            elif i in self.spilled_frames:
+                with np.load(self.spilled_frames[i]) as saved:
+                    for name in planes:
+                        planes[name][i - start] = saved[name]
+            else:
+                raise KeyError(f"frame {i} is not in the frame store (released, or never received)")
+        return GBuffers(color=planes["color"], color_space=self.color_space, depth=planes.get("depth"),
+                        depth_kind=self.depth_kind, normals=planes.get("normals"), edges=planes.get("edges"))
+
     def release_before(self, index: int) -> None:
         """Forget every window that starts before frame ``index`` and the spilled frames before it."""
         for k in [k for k in self.buffers if window_bounds(k, self.window, self.overlap)[0] < index]:

@@ -112,7 +112,8 @@ class JobManager:
                 resolved.config = replace(resolved.config, input_fps=job_input.clip.fps)
                 if not spec.config.HasField("window"):
                     resolved.config = fit_window_to_rate(resolved.config, resolved.model)
-            first = len(self.store.windows(job_id))
+            # sequential windows resume after the recorded ones; anchor pieces may read any frame
+            first = 0 if resolved.config.chaining == "anchors" else len(self.store.windows(job_id))
             store = FrameStore(self.settings.state_dir / "spill" / job_id, self.settings.session_memory_mb * 2**20,
                                resolved.config.window, resolved.config.overlap, first_window=first,
                                allocate=self.buffers.allocate, free=self.buffers.free)

@@ -95,7 +95,7 @@ class _Window:
     grid: Grid
     num_frames: int
     references: list[torch.Tensor]  # normalised float32 latents, one per reference condition (maybe downscaled)
-    colour: torch.Tensor  # the rendered colour's latents at full size, where strength < 1 starts
+    color: torch.Tensor  # the rendered colour's latents at full size, where strength < 1 starts
     prefix_latents: torch.Tensor | None  # clean latents of the already-generated frames
     suffix_latents: torch.Tensor | None  # clean latents the window must end on (an anchor-parallel chunk)
     noise: torch.Tensor
@@ -179,13 +179,13 @@ class RealifyPipeline:
         references = [self.latents.encode(v).to(self.device) for v in videos]
         generator = torch.Generator("cpu").manual_seed(int(seed))  # drawn on the CPU: same frames on any device
         noise = torch.randn(self._latent_shape(conditions["color"]), generator=generator).to(self.device)
-        colour = references[0]
+        color = references[0]
         if factor != 1 and config.strength < 1.0:  # strength < 1 starts from the full-size colour latents
-            colour = self.latents.encode(conditions["color"]).to(self.device)
+            color = self.latents.encode(conditions["color"]).to(self.device)
         latent_to_rgb = None
         if config.preview_every and self.levers.preview_decoder == "latent":
             latent_to_rgb = LatentToRGB.fit(references[0], videos[0])
-        return _Window(grid, clip.num_frames, references, colour, self._prefix_latents(prefix, clip, grid),
+        return _Window(grid, clip.num_frames, references, color, self._prefix_latents(prefix, clip, grid),
                        self._suffix_latents(suffix, clip, grid), noise, latent_to_rgb)
 
     def _latent_shape(self, video: torch.Tensor) -> tuple[int, ...]:
@@ -221,11 +221,11 @@ class RealifyPipeline:
             return None
         check_suffix(len(suffix), clip.num_frames)
         video = frames_to_model(np.asarray(suffix), grid, self.vae.device, self.vae.dtype)
-        return suffix_latents(self.encode(video)).to(self.device)
+        return suffix_latents(self.latents.encode(video)).to(self.device)
 
     def _denoise(self, window: _Window, config: RealifyConfig, cond_embeds, uncond_embeds, on_step, cancel) -> torch.Tensor:
         sigmas = flow_sigmas(config.steps, DEFAULT_SHIFT if config.shift is None else config.shift, config.strength).tolist()
-        start = window.colour  # strength < 1 starts from the noised rendered colour
+        start = window.color  # strength < 1 starts from the noised rendered colour
         latents = window.noise if config.strength >= 1.0 else add_noise(start, window.noise, sigmas[0])
         caches: dict[str, ReferenceKVCache] = {}
         num_steps = len(sigmas) - 1

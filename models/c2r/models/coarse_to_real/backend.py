@@ -19,7 +19,7 @@ from ..device import DTYPES, resolve_device
 from ..levers import OFFLOADS
 from ..levers import Levers, apply_to_vae, stream_blocks
 from ..pipeline import ModelPlacement
-from ..registry import get_preset
+from ..registry import get_preset, with_model_defaults
 from .pipeline import C2RPipeline
 from .weights import build_tiny, load_real
 
@@ -95,7 +95,7 @@ class C2RBackend(Backend):
     def realify_window(self, request: WindowRequest, on_step: StepFn | None = None) -> np.ndarray:
         if self.pipeline is None:
             raise RuntimeError(f"the {self.name} backend is not loaded: call load(device) first")
-        clip, config = request.clip, request.config
+        clip, config = request.clip, with_model_defaults(request.config, self.preset)
         if clip.num_frames > config.window:
             raise ValueError(f"a window of {clip.num_frames} frames is longer than config.window={config.window}: "
                              "use realify() for whole clips")

@@ -99,9 +99,9 @@ class C2RPipeline:
                              f"{longest_window(config.input_fps)} frames")
         padded = sources + [sources[-1]] * (padded_length(len(sources)) - len(sources))
         grid = grid_for(*clip.size, config.resolution)
-        colour = prepare_conditions(GBuffers(clip.color[padded], clip.color_space), grid, self.vae.device,
+        color = prepare_conditions(GBuffers(clip.color[padded], clip.color_space), grid, self.vae.device,
                                     torch.float32, include=("color",))["color"]
-        control = self.control_tokens(colour)
+        control = self.control_tokens(color)
         generator = torch.Generator("cpu").manual_seed(int(seed))
         scale = self.vae.spatial_compression_ratio
         shape = (1, self.vae.config.z_dim, (len(padded) - 1) // 4 + 1, grid.model_height // scale, grid.model_width // scale)
@@ -109,9 +109,9 @@ class C2RPipeline:
         outputs = output_frame_sources(clip.num_frames, config.input_fps, len(sources))
         return _Window(grid, sources, outputs, control, noise, self._prefix_latents(prefix, sources, grid))
 
-    def control_tokens(self, colour: torch.Tensor) -> torch.Tensor:
+    def control_tokens(self, color: torch.Tensor) -> torch.Tensor:
         """(1, 3, T, H, W) colour in [-1, 1] -> (1, S, D) control tokens (DINOv3 once, then the adapter)."""
-        features = self.dino(colour)
+        features = self.dino(color)
         param = next(self.adapter.parameters())
         return self.adapter(features.to(param.device, param.dtype)).to(self.device, self.dtype)
 

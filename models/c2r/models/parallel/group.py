@@ -53,7 +53,7 @@ def load_parallel(model: str, lora: str, device: str, sp: SequenceParallel):
     """The backend every rank runs, with sequence parallelism on its transformers."""
     from ..backends import create_backend
     from ..coarse_to_real.backend import C2RBackend
-    from ..levers import levers_for
+    from ..memory_plan import levers_for
     from ..vace import VACEBackend
 
     levers = levers_for(device, model)

@@ -159,8 +159,8 @@ def enable_c2r_sequence_parallel(pipeline, sp: SequenceParallel) -> None:
     enable_context_parallel(transformer, sp, plan)
     make_tokens = pipeline.control_tokens
 
-    def control_tokens(colour: torch.Tensor) -> torch.Tensor:
-        tokens = make_tokens(colour)
+    def control_tokens(color: torch.Tensor) -> torch.Tensor:
+        tokens = make_tokens(color)
         share = tokens.shape[1] // sp.world
         pipeline.injection.set_sequence_shard(sp.rank * share, (sp.rank + 1) * share)
         return tokens
