@@ -126,3 +126,9 @@ def test_the_pipeline_receives_mask_zero_for_kept_frames_and_one_for_new(backend
     backend.realify_window(WindowRequest(clip, CONFIG, prefix))
     mask = seen[-1]  # (1, C, T, H, W) after the pipeline's own preprocessing
     assert torch.all(mask[:, :, :5] == 0.0) and torch.all(mask[:, :, 5:] == 1.0)
+
+
+def test_vace_load_refuses_an_unknown_offload_like_every_backend():
+    backend = VACEBackend("tiny-vace")
+    with pytest.raises(ValueError, match=r"offload='disk': choose one of \('none', 'model', 'group'\)"):
+        backend.load("cpu", "float32", "disk")

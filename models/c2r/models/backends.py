@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from .backend import Backend, ProgressEvent, RealifyConfig, StepFn, WindowRequest
-from .device import DTYPES, resolve_device
-from .levers import OFFLOADS, Levers, apply_to_transformer, apply_to_vae, stream_blocks
+from .device import DTYPES, check_load, resolve_device
+from .levers import Levers, apply_to_transformer, apply_to_vae, stream_blocks
 from .lora import load_lora
 from .pipeline import ModelPlacement, RealifyPipeline
 from .registry import PRESETS, get_preset, load_components, with_model_defaults
@@ -60,10 +60,7 @@ class ICLoRABackend(Backend):
     def load(self, device: str = "cpu", dtype: str = "float32", offload: str | None = None) -> None:
         """offload None: the levers' choice."""
         offload = offload or self.levers.offload
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype={dtype!r}: choose one of {sorted(DTYPES)}")
-        if offload not in OFFLOADS:
-            raise ValueError(f"offload={offload!r}: choose one of {OFFLOADS}")
+        check_load(dtype, offload)
         self.unload()
         self._device = torch.device(resolve_device(device))
         self._offload = offload

@@ -12,3 +12,13 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def check_load(dtype: str, offload: str) -> None:
+    """The arguments every backend's ``load`` takes, refused with the choices when unknown."""
+    from .levers import OFFLOADS
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r}: choose one of {sorted(DTYPES)}")
+    if offload not in OFFLOADS:
+        raise ValueError(f"offload={offload!r}: choose one of {OFFLOADS}")

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .backend import Backend, GBuffers, ProgressEvent, RealifyConfig, StepFn, WindowRequest
-from .device import DTYPES, resolve_device
+from .device import DTYPES, check_load, resolve_device
 from .levers import OFFLOADS, Levers, apply_to_vae
 from .pinning import check_suffix, pin_ends, suffix_latents
 from .preprocess import Grid, frames_to_model, grid_for, model_to_frames, prepare_conditions
@@ -122,8 +122,7 @@ class VACEBackend(Backend):
     # ------------------------------------------------------------------ lifecycle
 
     def load(self, device: str = "cpu", dtype: str = "float32", offload: str = "none") -> None:
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype={dtype!r}: choose one of {sorted(DTYPES)}")
+        check_load(dtype, offload)
         self.unload()
         self._device = torch.device(resolve_device(device))
         self._offload = offload

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from ..backend import Backend, ProgressEvent, RealifyConfig, StepFn, WindowRequest
-from ..device import DTYPES, resolve_device
-from ..levers import OFFLOADS
+from ..device import DTYPES, check_load, resolve_device
 from ..levers import Levers, apply_to_vae, stream_blocks
 from ..pipeline import ModelPlacement
 from ..registry import get_preset, with_model_defaults
@@ -44,10 +43,7 @@ class C2RBackend(Backend):
 
     def load(self, device: str = "cpu", dtype: str = "float32", offload: str | None = None) -> None:
         offload = offload or self.levers.offload
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype={dtype!r}: choose one of {sorted(DTYPES)}")
-        if offload not in OFFLOADS:
-            raise ValueError(f"offload={offload!r}: choose one of {OFFLOADS}")
+        check_load(dtype, offload)
         self.unload()
         device = torch.device(resolve_device(device))
         parts = build_tiny(self.weights_seed) if self.preset.is_tiny else load_real(self.model_path, DTYPES[dtype])
