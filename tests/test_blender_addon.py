@@ -509,3 +509,43 @@ def test_a_scene_without_camera_is_refused_clearly(addon, scene):
     with pytest.raises(RuntimeError, match="no active camera: add one or set Scene Properties > Camera"):
         bpy.ops.coarse2real.realify_range()
     assert addon.job.ACTIVE is None and addon.passes.NODE_NAME not in (scene.node_tree.nodes if scene.node_tree else ())
+
+
+def test_daemon_status_comes_from_getinfo_and_fills_the_model_list(addon, scene, daemon):
+    control = sys.modules[f"{addon.name}.daemon_control"]
+    addon.prefs().address = daemon.address
+    control.query(start=False).join(30)
+    status = control.STATUS
+    assert status.running and not status.started_by_blender and status.busy == ""
+    assert status.text.startswith(f"running at {daemon.address}: no GPU (CPU only: slow); ") and "coarse2real " in status.text
+    assert "tiny" in status.models
+    offered = sys.modules[f"{addon.name}.properties"]._daemon_models(scene.coarse2real, bpy.context, "VACE")
+    assert offered and offered == [m for m in status.models if "vace" in m], "the Model field offers the daemon's models"
+    assert control.stop() == "This daemon was not started by Blender: stop it where it runs"
+
+    addon.prefs().address = f"127.0.0.1:{free_port()}"
+    control.query(start=False).join(30)
+    assert not status.running and status.text.startswith("No daemon is running at")
+    log: list = []
+    prefs = addon.prefs()
+    sys.modules[f"{addon.name}.preferences"].C2RPreferences.draw(SimpleNamespace(layout=LayoutDouble(log), **{
+        k: getattr(prefs, k) for k in ("address", "token", "start_daemon", "daemon_python", "default_preset")
+    }, bl_rna=prefs.bl_rna), bpy.context)
+    operators = [e[1] for e in log if e[0] == "operator"]
+    assert operators == ["coarse2real.create_daemon_env", "coarse2real.daemon_status", "coarse2real.start_daemon", "coarse2real.stop_daemon"]
+    assert ("label", f"Daemon: {status.text}", "UNLINKED") in log
+
+
+def test_a_look_fills_the_prompt_and_settings_are_saved_with_the_blend(addon, scene, tmp_path):
+    settings = scene.coarse2real
+    settings.prompt_preset = "forest"
+    assert settings.prompt.startswith("a real forest")
+    settings.prompt += ", autumn"
+    settings.seed = 42
+    path = tmp_path / "shot.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    reopened = bpy.context.scene.coarse2real
+    assert reopened.prompt_preset == "forest" and reopened.prompt.endswith("leaves, dappled sunlight, photorealistic video, autumn")
+    assert reopened.seed == 42

@@ -145,9 +145,15 @@ class RealifyJob:
             self._fail(error)
 
     def apply_events(self) -> None:
-        """Take in what the worker reported since the last call (results, progress, the end)."""
-        for event in self.worker.poll():
-            self._apply(event)
+        """Take in what the worker reported since the last call (results, progress, the end).
+
+        Only the newest image reaches the live preview: frames that arrived together would
+        each replace the one before within the same tick, at the cost of a full-image upload.
+        """
+        events = self.worker.poll()
+        newest = max((i for i, e in enumerate(events) if isinstance(e, (FrameWritten, PreviewArrived))), default=None)
+        for number, event in enumerate(events):
+            self._apply(event, show=number == newest)
 
     def begin(self) -> None:
         """Start producing frames (the daemon has accepted the session)."""
@@ -177,7 +183,7 @@ class RealifyJob:
 
     # ---------------------------------------------------------------- events
 
-    def _apply(self, event) -> None:
+    def _apply(self, event, show: bool = True) -> None:
         report = status()
         if isinstance(event, Connected):
             self.connected = True
@@ -187,8 +193,9 @@ class RealifyJob:
             self.returned.append(event.index)
             report.frames_returned = len(self.returned)
             report.progress = len(self.returned) / max(self.total, 1)
-            self.show(event.image)  # the ProgressChanged that follows every written frame refreshes the UI
-        elif isinstance(event, PreviewArrived):
+            if show:  # the ProgressChanged that follows every written frame refreshes the UI
+                self.show(event.image)
+        elif isinstance(event, PreviewArrived) and show:
             self.show(event.image)
         elif isinstance(event, ProgressChanged):
             self._say(event.text)
