@@ -268,6 +268,23 @@ class ProgressEvent:
 StepFn = Callable[[ProgressEvent], None]
 
 
+class StepReporter:
+    """A backend's side of the step callback for one window: ``reporter(kind, step, preview)`` sends a
+    ProgressEvent (nothing without a callback); ``reporter.pipeline_step`` is the pipelines' per-step hook."""
+
+    def __init__(self, request: WindowRequest, on_step: StepFn | None):
+        self.request, self.on_step = request, on_step
+
+    def __call__(self, kind: str, step: int = 0, preview: np.ndarray | None = None) -> None:
+        if self.on_step is not None:
+            self.on_step(ProgressEvent.of(self.request, kind, step, preview))
+
+    def pipeline_step(self, step: int, num_steps: int, preview: np.ndarray | None) -> None:
+        self("step", step)
+        if preview is not None:
+            self("preview", step, preview)
+
+
 class Backend(ABC):
     """A loaded (or loadable) model that turns coarse windows into realistic frames."""
 

@@ -22,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .backend import Backend, ProgressEvent, RealifyConfig, StepFn, WindowRequest
+from .backend import Backend, RealifyConfig, StepFn, StepReporter, WindowRequest
 from .device import DTYPES, check_load, resolve_device
 from .levers import Levers, apply_to_transformer, apply_to_vae, stream_blocks
 from .lora import load_lora
@@ -145,17 +145,10 @@ class ICLoRABackend(Backend):
         if self.lora_info:
             config = self._as_trained(config)
 
-        def report(kind: str, step: int = 0, preview=None) -> None:
-            if on_step is not None:
-                on_step(ProgressEvent.of(request, kind, step, preview))
-
-        def pipeline_step(step: int, num_steps: int, preview) -> None:
-            report("step", step)
-            if preview is not None:
-                report("preview", step, preview)
+        report = StepReporter(request, on_step)
 
         report("window_started")  # a Cancelled raised here stops the window before its first step
-        out = self.pipeline(clip, config, request.prefix, seed=config.seed + request.index, on_step=pipeline_step,
+        out = self.pipeline(clip, config, request.prefix, seed=config.seed + request.index, on_step=report.pipeline_step,
                             suffix=request.suffix)
         report("window_done", config.steps)
         return out

@@ -26,7 +26,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .backend import Backend, GBuffers, ProgressEvent, RealifyConfig, StepFn, WindowRequest
+from .backend import Backend, GBuffers, RealifyConfig, StepFn, StepReporter, WindowRequest
 from .device import DTYPES, check_load, resolve_device
 from .levers import OFFLOADS, Levers, apply_to_vae
 from .pinning import check_suffix, pin_ends, suffix_latents
@@ -212,9 +212,7 @@ class VACEBackend(Backend):
         grid = grid_for(*clip.size, config.resolution, self.preset.grid_multiple)
         frames = padded_length(count)
 
-        def report(kind: str, step: int = 0, preview: np.ndarray | None = None) -> None:
-            if on_step is not None:
-                on_step(ProgressEvent.of(request, kind, step, preview))
+        report = StepReporter(request, on_step)
 
         control, generate, pinned, pinned_suffix = self._vace_inputs(clip, grid, frames, prefix, request.suffix)
         # each window its own noise draw, as the IC-LoRA backend does, so no pattern repeats window after window

@@ -14,7 +14,7 @@ import gc
 import numpy as np
 import torch
 
-from ..backend import Backend, ProgressEvent, RealifyConfig, StepFn, WindowRequest
+from ..backend import Backend, RealifyConfig, StepFn, StepReporter, WindowRequest
 from ..device import DTYPES, check_load, resolve_device
 from ..levers import Levers, apply_to_vae, stream_blocks
 from ..pipeline import ModelPlacement
@@ -96,17 +96,10 @@ class C2RBackend(Backend):
             raise ValueError(f"a window of {clip.num_frames} frames is longer than config.window={config.window}: "
                              "use realify() for whole clips")
 
-        def report(kind: str, step: int = 0, preview=None) -> None:
-            if on_step is not None:
-                on_step(ProgressEvent.of(request, kind, step, preview))
-
-        def pipeline_step(step: int, num_steps: int, preview) -> None:
-            report("step", step)
-            if preview is not None:
-                report("preview", step, preview)
+        report = StepReporter(request, on_step)
 
         report("window_started")
-        out = self.pipeline(clip, config, request.prefix, seed=config.seed + request.index, on_step=pipeline_step,
+        out = self.pipeline(clip, config, request.prefix, seed=config.seed + request.index, on_step=report.pipeline_step,
                             suffix=request.suffix)
         report("window_done", config.steps)
         return out
