@@ -100,6 +100,13 @@ def test_an_engine_group_never_plans_offload_and_says_what_to_do_when_the_model_
     assert summary.startswith("Does not fit on 4 GPUs per window") and "--gpus-per-window 1" in summary
 
 
+def test_the_time_estimate_matches_wan22s_published_a100_figure():
+    """Wan2.2's README: T2V-A14B at 1280x720, 81 frames, 40 steps on one A100 takes 2735.7 s (all phases)."""
+    config = replace(FINAL, steps=40, guidance=4.0, reference=(), strength=1.0, resolution="720p", window=81)
+    plan = plan_window("wan2.2-t2v-a14b", 81, 720, 1280, config, Levers(), offload="none")
+    assert window_seconds(plan, "NVIDIA A100-SXM4-80GB") == pytest.approx(2735.7, rel=0.15)
+
+
 def test_the_time_estimate_follows_steps_strength_guidance_and_gpus():
     preset = get_preset("wan2.1-t2v-1.3b")
     base = denoise_flops(preset, replace(FINAL, guidance=5.0, strength=1.0), 10_000, 0, "full")

@@ -32,7 +32,8 @@ runs on the group's first GPU.
 
 Time: ``window_seconds`` turns the plan's denoising FLOPs (linear layers 2 x params per token,
 attention 4 x layers x width x queries x keys, every CFG branch, every step the strength runs) into
-seconds at ``MFU`` of the card's dense bf16 peak (``GPU_BF16_TFLOPS``, vendor datasheets). It is an
+seconds at ``MFU`` of the card's dense bf16 peak (``GPU_BF16_TFLOPS``, vendor datasheets; MFU calibrated on
+Wan2.2's published A100 time). It is an
 estimate of the denoise alone, labelled so wherever it is shown; the VAE and text encoder add to it.
 """
 
@@ -64,7 +65,11 @@ GPU_BF16_TFLOPS = (("B200", 2250.0), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), 
                    ("GH200", 989.0), ("A100", 312.0), ("L40S", 362.0), ("L40", 181.0), ("A10G", 70.0), ("A10", 125.0),
                    ("L4", 121.0), ("RTX 6000 Ada", 364.0), ("A6000", 155.0), ("RTX 5090", 209.5),
                    ("RTX 4090", 165.2), ("RTX 4080", 97.5), ("RTX 3090", 35.6))
-MFU = 0.35  # the share of that peak a diffusion transformer's denoise sustains (an assumption, not measured here)
+# The share of that peak a video DiT's denoise sustains, calibrated on a published figure: Wan2.2's
+# "computational efficiency" table gives 2735.7 s for T2V-A14B, 1280x720, 81 frames (40 steps, CFG) on one
+# A100 (github.com/Wan-Video/Wan2.2); these FLOPs at 0.6 x 312 TFLOPS give 2924 s (long-sequence attention
+# runs near FlashAttention's peak, so the share is high). Not measured here: no GPU was lent.
+MFU = 0.6
 GROUP_EFFICIENCY = 0.85  # sequence parallel: each extra GPU's share after the all-to-all exchanges (assumption)
 VAE_TILE_PIXELS = 256 * 256  # AutoencoderKLWan's default tile (tile_sample_min_height/width)
 UMT5_BLOCKS = 24  # UMT5-XXL's encoder layers: what block-level offload streams one at a time
