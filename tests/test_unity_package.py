@@ -65,7 +65,8 @@ def test_handwritten_grpc_methods_match_the_proto_service():
 
 def test_core_csharp_compiles_and_its_nunit_tests_pass(tmp_path):
     mcs, console = mono_tools("mcs", "nunit-console")
-    nunit = next(iter(sorted(Path("/usr/lib/cli").glob("nunit.framework-*/nunit.framework.dll"))), None)
+    libraries = Path(console).parents[1] / "lib" / "cli"  # /usr/bin/nunit-console -> /usr/lib/cli (Debian's layout, under any root)
+    nunit = next(iter(sorted(libraries.glob("nunit.framework-*/nunit.framework.dll"))), None)
     assert nunit is not None, "nunit-console is installed but nunit.framework.dll is not: apt-get install libnunit-cil-dev"
     sources = sorted(str(p) for p in (PACKAGE / "Runtime" / "Core").glob("*.cs")) + sorted(str(p) for p in (PACKAGE / "Tests" / "Core").glob("*.cs"))
     dll = tmp_path / "Coarse2Real.Core.Tests.dll"
