@@ -86,8 +86,8 @@ class RealifyRun:
     def start(self) -> None:
         for folder in (self.coarse_dir, self.results_dir):  # stale frames would be streamed as new ones
             remove_frames(folder, self.name)
-        settings = self.settings
-        self._connecting = Background(lambda: open_session(settings, client_name()), "c2r-unreal-connect")
+        settings, name = self.settings, client_name()  # the engine version is read here, on the game thread
+        self._connecting = Background(lambda: open_session(settings, name), "c2r-unreal-connect")
         unreal.log(f"Coarse2Real: {self.name}: connecting to the daemon at {settings.address}")
         unreal_ticker.every_tick(self.tick, self._crashed)
 
