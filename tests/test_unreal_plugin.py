@@ -480,6 +480,61 @@ def test_settings_panel_refuses_a_remote_daemon_without_a_token(unreal, tmp_path
     assert any(kind == "dialog" and "Settings not saved" in m and "set the token" in m for kind, m in unreal.logs)
 
 
+def test_saving_settings_that_do_not_fit_says_what_to_lower_before_any_render(unreal, tmp_path, monkeypatch):
+    panel_module = editor_module("unreal_settings_panel")
+    subject = daemon_info.plan_subject(settings.RealifySettings(), "Street", 48)
+    asked = []
+
+    def daemon_says(chosen, about):  # what fetch returns for a GPU too small for these settings
+        asked.append((chosen.quality, about))
+        return daemon_info.DaemonReport("daemon", reachable=True, plan="For Street (...): Does not fit on your RTX 4060 (8 GiB).\nLower the quality to preview.",
+                                        fits=False, advice="Lower the quality to preview.")  # fmt: skip
+
+    monkeypatch.setattr(panel_module, "fetch", daemon_says)
+
+    def user(panel):
+        panel.set_editor_property("quality", "final")
+        return True
+
+    unreal.details_dialog = user
+    panel_module.edit(str(tmp_path / "s.json"), settings.RealifySettings(), daemon_info.DaemonReport("daemon", reachable=True), subject)
+    for _ in range(2000):
+        if unreal.tick() == 0:
+            break
+        time.sleep(0.005)
+    assert asked == [("final", subject)]
+    [dialog] = [m for kind, m in unreal.logs if kind == "dialog"]
+    assert dialog.startswith("With the settings just saved:") and "Lower the quality to preview." in dialog
+
+    unreal.logs.clear()
+    unreal.details_dialog = lambda panel: panel.set_editor_property("seed", 3) or True  # nothing the plan depends on
+    panel_module.edit(str(tmp_path / "s.json"), settings.RealifySettings(), daemon_info.DaemonReport("daemon", reachable=True), subject)
+    assert unreal.post_tick == {} and len(asked) == 1
+
+
+def test_a_daemon_older_than_plan_is_told_apart_from_a_missing_one(monkeypatch):
+    import c2r.client
+    from c2r.v1 import coarse2real_pb2 as pb
+
+    class OldDaemon:  # a 1.0 daemon: GetInfo answers, Plan does not exist there
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def info(self):
+            return pb.InfoReply(daemon_version="0.1.0", protocol_major=1, protocol_minor=0, models=["tiny"])
+
+        def plan(self, *args, **kwargs):
+            raise AssertionError("a 1.0 daemon must not be asked for a plan")
+
+    monkeypatch.setattr(c2r.client, "connect", lambda *args, **kwargs: OldDaemon())
+    report = daemon_info.fetch(settings.RealifySettings(), daemon_info.plan_subject(settings.RealifySettings(), "Street", 48))
+    assert report.reachable and report.models == ["tiny"] and report.fits is None
+    assert "protocol 1.0, which cannot plan: update coarse2real where it runs" in report.plan
+
+
 def test_install_dependencies_runs_pip_off_the_game_thread_and_reports_its_failure(unreal, monkeypatch):
     started = threading.Event()
 

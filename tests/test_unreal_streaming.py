@@ -203,3 +203,32 @@ def test_settings_panel_lists_what_the_real_daemon_serves_and_refuses_a_model_it
     [refusal] = [m for kind, m in unreal.logs if kind == "dialog"]
     assert "'no-such-model' is not one the daemon serves" in refusal and "tiny" in refusal
     assert settings.load(actions.settings_path()).model == ""  # nothing saved
+
+
+def test_settings_panel_shows_the_real_daemons_plan_for_the_open_sequence_and_asks_again_after_a_change(editor, daemon, tmp_path):
+    from c2r.client import connect
+    from coarse2real_unreal import settings
+
+    unreal, _ = editor
+    unreal.saved_dir = str(tmp_path)
+    unreal.current_sequence = LevelSequenceDouble("Street", 1001, 1049)  # 48 frames, no size set: MRQ's 1920x1080
+    actions = importlib.import_module("coarse2real_unreal.unreal_actions")
+    saved = settings.RealifySettings(address=daemon.address, token=daemon.token, model="tiny")
+    settings.save(saved, actions.settings_path())
+    shown = []
+
+    def user(panel):
+        shown.append(panel.get_editor_property("plan"))
+        panel.set_editor_property("quality", "final")  # what the plan depends on: asked again after OK
+        return True
+
+    unreal.details_dialog = user
+    actions.open_settings()
+    tick_until(unreal, lambda: shown and not unreal.post_tick, "the panel, then the second plan")
+    with connect(daemon.address, token=daemon.token, start_daemon=False) as client:  # the daemon's own answers, for reference
+        before = client.plan(1920, 1080, 48, **saved.session_options())
+        after = client.plan(1920, 1080, 48, **settings.load(actions.settings_path()).session_options())
+    assert before.summary and shown == [f"For Street (48 frames at 1920x1080): {before.summary}"]
+    replanned = [m for kind, m in unreal.logs if kind == "log" and "with the settings just saved" in m]
+    assert replanned == [f"Coarse2Real: with the settings just saved: For Street (48 frames at 1920x1080): {after.summary}"]
+    assert not [m for kind, m in unreal.logs if kind == "dialog"]  # this CPU daemon has nothing to lower: no dialog

@@ -49,6 +49,7 @@ class DaemonReport:
     reachable: bool = False
     plan: str = ""  # for the panel: the daemon's Plan answer for these settings, or why there is none
     fits: bool | None = None  # the Plan answer's verdict; None: no answer
+    advice: str = ""  # the Plan answer's "what to lower", set when it does not fit on a GPU (empty on a CPU-only daemon)
 
 
 def describe(info) -> DaemonReport:
@@ -89,7 +90,7 @@ def fetch(settings: RealifySettings, subject: PlanSubject) -> DaemonReport:
             except Exception as error:  # noqa: BLE001 - e.g. a model it does not serve: said in the panel
                 report.plan = f"the daemon could not plan {subject}: {error}"
                 return report
-            report.plan, report.fits = describe_plan(reply, subject), reply.fits
+            report.plan, report.fits, report.advice = describe_plan(reply, subject), reply.fits, reply.advice
             return report
     except Exception as error:  # noqa: BLE001 - shown in the panel: no daemon, bad token, version mismatch
         message = f"could not ask the daemon at {settings.address}: {error}"

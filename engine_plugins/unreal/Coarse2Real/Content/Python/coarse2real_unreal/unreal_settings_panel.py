@@ -11,7 +11,8 @@ quality typed in are checked against them on OK. The same thread asks the daemon
 the open Level Sequence (its frame count, at the size MRQ renders) with the saved settings; the
 answer's summary, and its advice when it does not fit, fill *Plan*. A modal panel cannot re-plan
 while it is open, so when OK changes what the plan depends on, the daemon is asked again in the
-background and a "does not fit" answer comes up in a dialog, before any render. Settings are saved
+background and a "does not fit, lower this" answer comes up in a dialog, before any render (a daemon
+without a GPU says so in the panel, with nothing to lower: that answer only goes to the Output Log). Settings are saved
 per project, readable by this user only (the file holds the token).
 """
 
@@ -103,14 +104,14 @@ def edit(path: str, current: settings_module.RealifySettings, daemon: DaemonRepo
 
 
 def replan(chosen: settings_module.RealifySettings, subject: PlanSubject) -> None:
-    """Ask the daemon about the new settings in the background; a "does not fit" answer is a dialog."""
+    """Ask the daemon about the new settings in the background; "does not fit, lower this" is a dialog, the rest the log."""
     asking = Background(lambda: fetch(chosen, subject), "c2r-unreal-plan")
 
     def step(_delta_seconds: float) -> bool:
         if not asking.done():
             return True
         answer = asking.result()
-        if answer.fits is False:
+        if answer.fits is False and answer.advice:
             report(f"With the settings just saved:\n{answer.plan}")
         else:
             unreal.log(f"Coarse2Real: with the settings just saved: {answer.plan}")
