@@ -214,7 +214,7 @@ namespace Coarse2Real.Editor
                 run.Session.ProgressArrived += progress => Post(run, () => status = $"window {progress.Window}: {progress.Kind} {progress.Step}/{progress.NumSteps}, {progress.FramesReturned} returned");
                 run.Session.WarningArrived += warning => Post(run, () => Debug.LogWarning("Coarse2Real: " + warning));
                 run.Session.Failed += error => Post(run, () => Stop(false, "failed: " + error));
-                run.Session.Finished += done => Post(run, () => Stop(false, $"done: {done.FramesReturned} frames in {done.Seconds:F1} s, in {outputFolder}"));
+                run.Session.Finished += done => Post(run, () => Finish(run, done));
                 bool sameHost = RealifyStreamingSession.WantsSharedMemory(address, info);
                 var config = RealifyStreamingSession.DefaultConfig(prompt, model, quality, resolution, withNormals, sameHost);
                 await run.Session.OpenAsync(run.Connection, config, info);
@@ -304,6 +304,31 @@ namespace Coarse2Real.Editor
             }
             int frame = (int)result.Index + (source == Source.TimelineRange ? firstFrame : 0);
             run.Writer.Show(frame, result.Color.Data.ToByteArray(), (int)result.Color.Shape[1], (int)result.Color.Shape[0], result.Preview);
+        }
+
+        /// <summary>
+        /// The daemon sent every frame back: end the run, then say "done" only once every file is on disk
+        /// (the writer encodes on the thread pool), or say which write failed; never a silent loss.
+        /// </summary>
+        void Finish(Run run, Done done)
+        {
+            ResultSequenceWriter writer = run.Writer;
+            string folder = outputFolder;
+            Stop(false, $"{done.FramesReturned} frames back in {done.Seconds:F1} s; writing the last files to {folder}...");
+            if (writer == null)
+            {
+                return;
+            }
+            _ = writer.FlushAsync().ContinueWith(written => Post(null, () =>
+            {
+                if (current != null)
+                {
+                    return; // a newer run owns the status line
+                }
+                status = written.IsFaulted
+                    ? $"{done.FramesReturned} frames came back but writing them to {folder} failed: {written.Exception.GetBaseException().Message}"
+                    : $"done: {done.FramesReturned} frames in {done.Seconds:F1} s, in {folder}";
+            }));
         }
 
         /// <summary>End the current run now, on the main thread: cancel the daemon's work if asked; the message is final.</summary>
