@@ -402,6 +402,8 @@ class UnrealModuleDouble(types.ModuleType):
             set_string_command=lambda e, kind, custom_type, string: setattr(e, "command", (kind, string)),
         )  # fmt: skip
 
+        # Structs, with the constructor arguments the plugin passes (Python API struct pages: DirectoryPath, SoftObjectPath,
+        # IntPoint, FrameRate, Vector2D, WeightedBlendable, WeightedBlendables, EditorDialogLibraryObjectDetailsViewOptions).
         self.DirectoryPath = lambda path: ("DirectoryPath", path)
         self.SoftObjectPath = lambda path: ("SoftObjectPath", path)
         self.IntPoint = lambda x, y: ("IntPoint", x, y)
