@@ -20,7 +20,7 @@ namespace Coarse2Real.Core
 
         /// <summary>What a plan is for: "81 frames at 640x360" (0 frames: one window).</summary>
         public static string PlanSubject(long frames, long width, long height) =>
-            (frames > 0 ? $"{frames} frames" : "one window") + $" at {width}x{height}";
+            (frames > 1 ? $"{frames} frames" : frames == 1 ? "1 frame" : "one window") + $" at {width}x{height}";
 
         /// <summary>Plan's answer as the window shows it: the daemon's sentence, and what to lower when it does not fit.</summary>
         public static string DescribePlan(string subject, bool fits, string summary, string advice)

@@ -62,6 +62,7 @@ namespace Coarse2Real.Core.Tests
             string subject = DaemonStatus.PlanSubject(81, 640, 360);
             Assert.AreEqual("81 frames at 640x360", subject);
             Assert.AreEqual("one window at 1280x720", DaemonStatus.PlanSubject(0, 1280, 720));
+            Assert.AreEqual("1 frame at 64x64", DaemonStatus.PlanSubject(1, 64, 64));
             Assert.AreEqual("For 81 frames at 640x360: Fits on your NVIDIA H100 80GB (80 GiB).",
                             DaemonStatus.DescribePlan(subject, true, "Fits on your NVIDIA H100 80GB (80 GiB).", "ignored when it fits"));
             Assert.AreEqual("For 81 frames at 640x360: Does not fit on your RTX 4060 (8 GiB).\nLower the quality to preview.",

@@ -29,7 +29,7 @@ class PlanSubject:
     frames: int
 
     def __str__(self) -> str:
-        length = f"{self.frames} frames" if self.frames else "one window"
+        length = f"{self.frames} frame{'' if self.frames == 1 else 's'}" if self.frames else "one window"
         return f"{self.name} ({length} at {self.width}x{self.height})"
 
 
@@ -73,6 +73,18 @@ def describe_plan(reply, subject: PlanSubject) -> str:
     return "\n".join(lines)
 
 
+def ask_plan(client, info, settings: RealifySettings, subject: PlanSubject) -> tuple[str, bool | None, str]:
+    """(text, fits, advice) of the daemon's Plan answer for ``subject``; a daemon that cannot plan, or refuses, in words."""
+    if info.protocol_minor < PLAN_SINCE_MINOR:
+        return (f"the daemon speaks protocol {info.protocol_major}.{info.protocol_minor}, which cannot plan: "
+                "update coarse2real where it runs to see here whether these settings fit its GPU"), None, ""  # fmt: skip
+    try:
+        reply = client.plan(subject.width, subject.height, subject.frames, **settings.session_options())
+    except Exception as error:  # noqa: BLE001 - e.g. a model it does not serve: said in words
+        return f"the daemon could not plan {subject}: {error}", None, ""
+    return describe_plan(reply, subject), reply.fits, reply.advice
+
+
 def fetch(settings: RealifySettings, subject: PlanSubject) -> DaemonReport:
     """Ask the daemon at ``settings.address`` what it serves and whether ``subject`` fits; failures become text."""
     from c2r.client import connect
@@ -81,16 +93,7 @@ def fetch(settings: RealifySettings, subject: PlanSubject) -> DaemonReport:
         with connect(settings.address, token=settings.token, start_daemon=False) as client:
             info = client.info()
             report = describe(info)
-            if info.protocol_minor < PLAN_SINCE_MINOR:
-                report.plan = (f"the daemon speaks protocol {info.protocol_major}.{info.protocol_minor}, which cannot plan: "
-                               "update coarse2real where it runs to see here whether these settings fit its GPU")  # fmt: skip
-                return report
-            try:
-                reply = client.plan(subject.width, subject.height, subject.frames, **settings.session_options())
-            except Exception as error:  # noqa: BLE001 - e.g. a model it does not serve: said in the panel
-                report.plan = f"the daemon could not plan {subject}: {error}"
-                return report
-            report.plan, report.fits, report.advice = describe_plan(reply, subject), reply.fits, reply.advice
+            report.plan, report.fits, report.advice = ask_plan(client, info, settings, subject)
             return report
     except Exception as error:  # noqa: BLE001 - shown in the panel: no daemon, bad token, version mismatch
         message = f"could not ask the daemon at {settings.address}: {error}"
