@@ -4,8 +4,11 @@ The planes come from the package's own C#: ``Tests/Conformance~/PackFixture.cs``
 Core's PlanePacker and DepthConversion (compiled with Mono's mcs, run with mono) on readbacks
 defined by formula, and the test checks those bytes against ``unity_packing`` (the rules
 re-implemented from the spec) before sending them in RealifySessionProtocol's order:
-SessionConfig, frames 0..n-1, then EndOfStream or Cancel. Where Mono is absent (not on CI,
-which installs it) the sequence tests still run with the Python-packed planes.
+SessionConfig, frames 0..n-1, then EndOfStream or Cancel. The window's Plan request
+(RealifyWindow.AskDaemon: that SessionConfig, its width/height, its frame count) is replayed the
+same way, and the package's Core formats the real reply as the window shows it. Where Mono is
+absent (the project's CI command installs Python packages only) the tests that need it skip, or
+fail where CI_REQUIRE_MONO is set, and the replays still run with the Python-packed planes.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ CLIENT_NAME = "unity com.coarse2real.realify 0.2.0"  # DaemonConnection.ClientNa
 
 
 def session_config() -> pb.SessionConfig:
-    """RealifyStreamingSession.DefaultConfig("", "tiny", "preview", "native", withNormals: true)."""
+    """RealifyStreamingSession.DefaultConfig("", "tiny", "preview", "native", withNormals: true); minor: DaemonStatus.ProtocolMinor."""
     return pb.SessionConfig(
-        protocol_major=pb.PROTOCOL_MAJOR, protocol_minor=0, client_name=CLIENT_NAME, prompt="", model="tiny", quality="preview",
+        protocol_major=pb.PROTOCOL_MAJOR, protocol_minor=1, client_name=CLIENT_NAME, prompt="", model="tiny", quality="preview",
         resolution="native", buffers=[pb.COLOR, pb.DEPTH, pb.NORMALS], result_encoding=pb.RAW_RGB8,
     )  # fmt: skip
 
@@ -98,6 +101,29 @@ def test_unity_cancel_ends_the_session_without_results_and_the_daemon_keeps_serv
     assert info.protocol_major == pb.PROTOCOL_MAJOR
 
 
+WINDOW_WIDTH, WINDOW_HEIGHT, WINDOW_FRAMES = 640, 360, 81  # RealifyWindow's defaults: 640x360, Timeline frames 0..80
+
+
+def window_plan(daemon) -> pb.PlanReply:
+    """The two calls RealifyWindow.AskDaemon makes, as DaemonConnection.InfoAsync / PlanAsync send them."""
+    stub = daemon.stub()
+    info = stub.GetInfo(pb.InfoRequest(protocol_major=pb.PROTOCOL_MAJOR, protocol_minor=1, client_name=CLIENT_NAME), metadata=daemon.metadata, timeout=10)
+    assert info.protocol_minor >= 1  # DaemonStatus.CanPlan: this daemon is asked
+    request = pb.PlanRequest(config=session_config(), width=WINDOW_WIDTH, height=WINDOW_HEIGHT, frames=WINDOW_FRAMES)
+    return stub.Plan(request, metadata=daemon.metadata, timeout=30)
+
+
+def test_the_windows_plan_request_gets_the_daemons_answer(daemon):
+    reply = window_plan(daemon)
+    assert reply.model == "tiny" and reply.summary and reply.windows >= 1
+    assert reply.fits or reply.device == "cpu" or reply.advice  # not fitting on a GPU comes with what to lower
+    unknown = pb.PlanRequest(config=session_config(), width=WINDOW_WIDTH, height=WINDOW_HEIGHT, frames=WINDOW_FRAMES)
+    unknown.config.model = "no-such-model"
+    with pytest.raises(grpc.RpcError) as refused:  # what PlanAsync turns into "the daemon could not plan ..."
+        daemon.stub().Plan(unknown, metadata=daemon.metadata, timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "no-such-model" in refused.value.details()
+
+
 def test_a_frame_index_gap_is_refused_like_the_csharp_protocol_refuses_it(daemon):
     def gapped():
         yield pb.ClientMessage(config=session_config())
@@ -116,17 +142,30 @@ FIXTURE_NEAR, FIXTURE_FAR = 0.125, 128.0  # PackFixture.Near / Far
 
 
 @pytest.fixture(scope="module")
-def pack_fixture(tmp_path_factory):
-    """Run the package's C# Core (PackFixture.exe, built here with mcs): ``run(folder, *extra)``."""
+def pack_fixture_exe(tmp_path_factory):
+    """PackFixture.exe (the package's C# Core plus the fixture), built here with mcs: ``run(*arguments)``."""
     mcs, mono = mono_tools("mcs", "mono")
     exe = tmp_path_factory.mktemp("csharp") / "PackFixture.exe"
     sources = sorted(str(p) for p in (PACKAGE / "Runtime" / "Core").glob("*.cs")) + [str(PACKAGE / "Tests" / "Conformance~" / "PackFixture.cs")]
     built = subprocess.run([mcs, "-langversion:experimental", f"-out:{exe}", *sources], capture_output=True, text=True)
     assert built.returncode == 0, built.stdout + built.stderr
 
-    def run(folder: Path, *extra: str) -> dict:
-        ran = subprocess.run([mono, str(exe), str(folder), "9", str(HEIGHT), str(WIDTH), *extra], capture_output=True, text=True, timeout=120)
+    def run(*arguments: str) -> str:
+        ran = subprocess.run([mono, str(exe), *arguments], capture_output=True, text=True, timeout=120)
         assert ran.returncode == 0, ran.stdout + ran.stderr
+        if arguments[0] == "describe-plan":
+            return Path(arguments[2]).read_text(encoding="utf-8")
+        return ran.stdout
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def pack_fixture(pack_fixture_exe):
+    """Run the package's C# packer: ``run(folder, *extra)`` -> {(frame, plane name): pb.Plane}."""
+
+    def run(folder: Path, *extra: str) -> dict:
+        pack_fixture_exe(str(folder), "9", str(HEIGHT), str(WIDTH), *extra)
         planes = {}
         for path in folder.glob("*.bin"):
             frame, name, dtype, shape, _ = path.name.split(".")
@@ -207,3 +246,15 @@ def test_the_csharp_shared_memory_ring_is_what_the_python_client_writes_and_the_
     released = {slot for r in rest if r.WhichOneof("kind") == "released" for slot in r.released.slots}
     assert finals == list(range(9)) and released == set(range(9))
     assert (rest[-1].done.frames_received, rest[-1].done.frames_returned) == (9, 9)
+
+
+def test_the_csharp_core_shows_the_real_daemons_plan_as_the_window_does(pack_fixture_exe, daemon, tmp_path):
+    reply = window_plan(daemon)
+    answer = tmp_path / "answer.txt"
+    answer.write_text("\n".join([str(WINDOW_FRAMES), str(WINDOW_WIDTH), str(WINDOW_HEIGHT), str(reply.fits).lower(), reply.summary, reply.advice]) + "\n",
+                      encoding="utf-8")  # fmt: skip
+    shown = pack_fixture_exe("describe-plan", str(answer), str(tmp_path / "shown.txt"))
+    expected = f"For {WINDOW_FRAMES} frames at {WINDOW_WIDTH}x{WINDOW_HEIGHT}: {reply.summary}"
+    if not reply.fits and reply.advice:
+        expected += "\n" + reply.advice
+    assert shown == expected

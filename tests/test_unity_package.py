@@ -41,7 +41,8 @@ def test_protoc_generates_the_committed_csharp_messages(tmp_path):
     [generated] = generator.generate(tmp_path)
     text = generated.read_text()
     assert "namespace C2R.V1 {" in text
-    for message in ("Plane", "Frame", "SessionConfig", "ClientMessage", "ServerMessage", "ResultFrame", "InfoRequest", "InfoReply"):
+    for message in ("Plane", "Frame", "SessionConfig", "ClientMessage", "ServerMessage", "ResultFrame", "InfoRequest", "InfoReply",
+                    "PlanRequest", "PlanReply"):  # fmt: skip
         assert f"public sealed partial class {message} : pb::IMessage<{message}>" in text, message
     for enum, member in (("DType", "Float16 = 2"), ("DepthKind", "Distance = 1"), ("ColorSpace", "Srgb = 1"), ("Buffer", "Normals = 3")):
         assert re.search(rf"public enum {enum} {{[^}}]*{member}", text), (enum, member)
@@ -60,12 +61,24 @@ def test_handwritten_grpc_methods_match_the_proto_service():
         assert (method.input_type.name, method.output_type.name) == (request, reply)
         streaming = (method.client_streaming, method.server_streaming)
         assert kind == {(False, False): "Unary", (True, True): "DuplexStreaming"}[streaming], name
-    assert {name for *_, name in declared} == {"GetInfo", "Realify"}
+    assert {name for *_, name in declared} == {"GetInfo", "Plan", "Realify"}
+
+
+def test_the_package_states_the_protocol_minor_of_the_proto_it_speaks():
+    """Core cannot see the generated enum (it references nothing), so its constant is checked against the proto here."""
+    status = (PACKAGE / "Runtime" / "Core" / "DaemonStatus.cs").read_text()
+    assert f"public const uint ProtocolMinor = {pb.PROTOCOL_MINOR};" in status, (
+        f"proto/ is at protocol minor {pb.PROTOCOL_MINOR}: speak what it added, then set DaemonStatus.ProtocolMinor")
+    assert "public const uint PlanSinceMinor = 1;" in status  # coarse2real.proto: "PROTOCOL_MINOR = 1;  // 1: Plan"
+    for client in ("Runtime/Client/DaemonConnection.cs", "Runtime/Client/RealifyStreamingSession.cs"):
+        text = (PACKAGE / client).read_text()
+        assert "ProtocolMinor = DaemonStatus.ProtocolMinor" in text and "ProtocolMinor = 0" not in text, client
 
 
 def test_core_csharp_compiles_and_its_nunit_tests_pass(tmp_path):
     mcs, console = mono_tools("mcs", "nunit-console")
-    nunit = next(iter(sorted(Path("/usr/lib/cli").glob("nunit.framework-*/nunit.framework.dll"))), None)
+    libraries = Path(console).parents[1] / "lib" / "cli"  # /usr/bin/nunit-console -> /usr/lib/cli (Debian's layout, under any root)
+    nunit = next(iter(sorted(libraries.glob("nunit.framework-*/nunit.framework.dll"))), None)
     assert nunit is not None, "nunit-console is installed but nunit.framework.dll is not: apt-get install libnunit-cil-dev"
     sources = sorted(str(p) for p in (PACKAGE / "Runtime" / "Core").glob("*.cs")) + sorted(str(p) for p in (PACKAGE / "Tests" / "Core").glob("*.cs"))
     dll = tmp_path / "Coarse2Real.Core.Tests.dll"
@@ -75,7 +88,7 @@ def test_core_csharp_compiles_and_its_nunit_tests_pass(tmp_path):
     summary = re.search(r"Tests run: (\d+), Errors: (\d+), Failures: (\d+)", ran.stdout)
     assert ran.returncode == 0 and summary, ran.stdout + ran.stderr
     run, errors, failures = map(int, summary.groups())
-    assert run >= 53 and errors == 0 and failures == 0, ran.stdout
+    assert run >= 55 and errors == 0 and failures == 0, ran.stdout
 
 
 @pytest.mark.parametrize("defines", [[], ["-define:C2R_URP_RENDER_GRAPH", "-define:UNITY_EDITOR"]], ids=["urp14", "urp17-editor"])

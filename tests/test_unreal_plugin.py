@@ -391,7 +391,7 @@ def test_settings_problems_name_the_value_and_what_to_do():
     assert "'ultra'" in found[2] and "4k+1" in found[3]
 
 
-def test_daemon_report_lists_what_getinfo_says_and_the_plan_command():
+def test_daemon_report_lists_what_getinfo_says_and_the_plan_answer():
     from c2r.v1 import coarse2real_pb2 as pb
 
     info = pb.InfoReply(daemon_version="0.2.0", protocol_major=1, protocol_minor=0, device="cuda:0", models=["tiny", "wan-1.3b"],
@@ -399,8 +399,15 @@ def test_daemon_report_lists_what_getinfo_says_and_the_plan_command():
     report = daemon_info.describe(info)
     assert report.reachable and report.models == ["tiny", "wan-1.3b"] and report.qualities == ["preview", "final"]
     assert "H100 (60 of 80 GiB free)" in report.text and "cuda:0" in report.text
-    command = daemon_info.plan_command(settings.RealifySettings(quality="final", window=33, render_size=(1280, 720)))
-    assert command == "c2r plan --quality final --window 33 --size 1280x720"
+
+    subject = daemon_info.plan_subject(settings.RealifySettings(), "Street", 48)  # no size set: what MRQ renders by default
+    assert (subject.width, subject.height, subject.frames) == (1920, 1080, 48)
+    assert str(daemon_info.plan_subject(settings.RealifySettings(render_size=(1280, 720)), None, 0)) == "no Level Sequence open (one window at 1280x720)"
+    fits = pb.PlanReply(fits=True, summary="Fits on your NVIDIA H100 80GB (80 GiB); about 42 s per window.", advice="")
+    assert daemon_info.describe_plan(fits, subject) == "For Street (48 frames at 1920x1080): Fits on your NVIDIA H100 80GB (80 GiB); about 42 s per window."
+    too_big = pb.PlanReply(fits=False, summary="Does not fit on your RTX 4060 (8 GiB).", advice="Lower the quality to preview.")
+    assert daemon_info.describe_plan(too_big, subject).splitlines() == ["For Street (48 frames at 1920x1080): Does not fit on your RTX 4060 (8 GiB).",
+                                                                         "Lower the quality to preview."]  # fmt: skip
 
 
 def test_review_reuses_its_assets_on_a_second_run_and_replaces_a_foreign_one(unreal, tmp_path):
@@ -419,9 +426,10 @@ def test_review_reuses_its_assets_on_a_second_run_and_replaces_a_foreign_one(unr
 def test_settings_panel_asks_the_daemon_off_the_game_thread_then_saves_what_the_user_chose(unreal, tmp_path):
     import socket
 
-    with socket.socket() as probe:  # nothing listens here: the panel still opens, saying so
-        probe.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    silent = socket.socket()  # accepts connections and never answers: asking it takes the client's whole probe timeout
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    address = f"127.0.0.1:{silent.getsockname()[1]}"
     unreal.saved_dir = str(tmp_path)
     actions = editor_module("unreal_actions")
     settings.save(settings.RealifySettings(address=address), actions.settings_path())
@@ -435,14 +443,24 @@ def test_settings_panel_asks_the_daemon_off_the_game_thread_then_saves_what_the_
         return True
 
     unreal.details_dialog = user
+    began = time.monotonic()
     actions.open_settings()
-    for _ in range(2000):  # the tick polls; the connection attempt runs on its own thread
-        if unreal.tick() == 0:
-            break
-        time.sleep(0.005)
+    assert time.monotonic() - began < 0.2 and not shown  # returned at once: the daemon is asked on another thread
+    slowest = 0.0
+    try:
+        for _ in range(4000):  # the tick polls; every tick returns at once while the daemon keeps silent
+            began = time.monotonic()
+            remaining = unreal.tick()
+            slowest = max(slowest, time.monotonic() - began)
+            if remaining == 0:
+                break
+            time.sleep(0.005)
+    finally:
+        silent.close()
+    assert slowest < 0.2, f"a tick took {slowest:.2f} s: the game thread waited for the daemon"
     [props] = shown
     assert props["daemon_address"] == address and "could not ask the daemon at " + address in props["daemon"]
-    assert props["plan"].startswith("c2r plan --quality preview")
+    assert props["plan"] == "no plan: the daemon did not answer (see Daemon)"
     saved = settings.load(actions.settings_path())
     assert saved.prompt == settings.PROMPT_PRESETS["Golden hour"] and saved.seed == 11 and saved.address == address
 
@@ -462,6 +480,61 @@ def test_settings_panel_refuses_a_remote_daemon_without_a_token(unreal, tmp_path
     assert any(kind == "dialog" and "Settings not saved" in m and "set the token" in m for kind, m in unreal.logs)
 
 
+def test_saving_settings_that_do_not_fit_says_what_to_lower_before_any_render(unreal, tmp_path, monkeypatch):
+    panel_module = editor_module("unreal_settings_panel")
+    subject = daemon_info.plan_subject(settings.RealifySettings(), "Street", 48)
+    asked = []
+
+    def daemon_says(chosen, about):  # what fetch returns for a GPU too small for these settings
+        asked.append((chosen.quality, about))
+        return daemon_info.DaemonReport("daemon", reachable=True, plan="For Street (...): Does not fit on your RTX 4060 (8 GiB).\nLower the quality to preview.",
+                                        fits=False, advice="Lower the quality to preview.")  # fmt: skip
+
+    monkeypatch.setattr(panel_module, "fetch", daemon_says)
+
+    def user(panel):
+        panel.set_editor_property("quality", "final")
+        return True
+
+    unreal.details_dialog = user
+    panel_module.edit(str(tmp_path / "s.json"), settings.RealifySettings(), daemon_info.DaemonReport("daemon", reachable=True), subject)
+    for _ in range(2000):
+        if unreal.tick() == 0:
+            break
+        time.sleep(0.005)
+    assert asked == [("final", subject)]
+    [dialog] = [m for kind, m in unreal.logs if kind == "dialog"]
+    assert dialog.startswith("With the settings just saved:") and "Lower the quality to preview." in dialog
+
+    unreal.logs.clear()
+    unreal.details_dialog = lambda panel: panel.set_editor_property("seed", 3) or True  # nothing the plan depends on
+    panel_module.edit(str(tmp_path / "s.json"), settings.RealifySettings(), daemon_info.DaemonReport("daemon", reachable=True), subject)
+    assert unreal.post_tick == {} and len(asked) == 1
+
+
+def test_a_daemon_older_than_plan_is_told_apart_from_a_missing_one(monkeypatch):
+    import c2r.client
+    from c2r.v1 import coarse2real_pb2 as pb
+
+    class OldDaemon:  # a 1.0 daemon: GetInfo answers, Plan does not exist there
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def info(self):
+            return pb.InfoReply(daemon_version="0.1.0", protocol_major=1, protocol_minor=0, models=["tiny"])
+
+        def plan(self, *args, **kwargs):
+            raise AssertionError("a 1.0 daemon must not be asked for a plan")
+
+    monkeypatch.setattr(c2r.client, "connect", lambda *args, **kwargs: OldDaemon())
+    report = daemon_info.fetch(settings.RealifySettings(), daemon_info.plan_subject(settings.RealifySettings(), "Street", 48))
+    assert report.reachable and report.models == ["tiny"] and report.fits is None
+    assert "protocol 1.0, which cannot plan: update coarse2real where it runs" in report.plan
+
+
 def test_install_dependencies_runs_pip_off_the_game_thread_and_reports_its_failure(unreal, monkeypatch):
     started = threading.Event()
 
@@ -478,6 +551,54 @@ def test_install_dependencies_runs_pip_off_the_game_thread_and_reports_its_failu
             break
         time.sleep(0.005)
     assert [m for kind, m in unreal.logs if kind == "dialog"] == ["pip failed (exit 1) running: /engine/python3 -m pip install ..."]
+
+
+def test_the_double_refuses_the_editor_api_off_the_game_thread(unreal):
+    """The rule every test here relies on to show that background threads never touch ``unreal``."""
+    failures = []
+
+    def worker():
+        try:
+            unreal.log("from a worker")
+        except RuntimeError as error:
+            failures.append(str(error))
+
+    thread = threading.Thread(target=worker, name="c2r-test-worker")
+    thread.start()
+    thread.join()
+    assert failures == ["unreal.log used from thread 'c2r-test-worker': the editor's API is game thread only"]
+    unreal.log("from the game thread")
+    assert unreal.logs == [("log", "from the game thread")]
+
+
+@pytest.mark.parametrize("version", [(5, 4), (5, 7)])
+def test_every_unreal_name_the_plugin_source_uses_is_in_the_cited_api_list(version):
+    """Statically, so a path no test runs cannot call something the double (the cited API list) lacks."""
+    import ast
+
+    from unreal_double import POST_PROCESS_PASS_FIELDS, PROPERTIES, UnrealModuleDouble
+
+    double = UnrealModuleDouble(version)
+    properties = set().union(*(allowed for allowed, _ in PROPERTIES.values()), *POST_PROCESS_PASS_FIELDS.values())
+    unknown = []
+    for path in sorted((PLUGIN / "Content" / "Python").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        python_fields = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and getattr(n.value, "func", None) is not None
+                         and getattr(n.value.func, "attr", "") == "uproperty" for t in n.targets}  # fmt: skip
+        for node in ast.walk(tree):
+            where = f"{path.name}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "unreal":
+                if not hasattr(double, node.attr):
+                    unknown.append(f"{where} unreal.{node.attr}")
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and getattr(node.value.value, "id", "") == "unreal":
+                owner = getattr(double, node.value.attr, None)  # a library function or enum member: unreal.X.y
+                if owner is not None and not hasattr(owner, node.attr):
+                    unknown.append(f"{where} unreal.{node.value.attr}.{node.attr}")
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("set_editor_property", "get_editor_property"):
+                name = node.args[0]
+                if isinstance(name, ast.Constant) and name.value not in properties | python_fields:
+                    unknown.append(f"{where} editor property {name.value!r}")
+    assert unknown == [], "not in tests/unreal_double.py's cited lists: " + ", ".join(unknown)
 
 
 def test_an_internal_error_in_a_run_cancels_its_render_and_says_so(unreal, tmp_path):

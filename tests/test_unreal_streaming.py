@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from c2r.client import connect
 from unreal_double import LevelSequenceDouble, install_unreal_double
 from unreal_mrq_layout import mrq_frame, synthetic_frame, write_mrq_multilayer
 
@@ -93,6 +94,9 @@ def test_sequence_streams_as_mrq_writes_and_every_frame_comes_back(editor, daemo
     assert [p.opened.sequence_path for p in players] == [run.coarse_dir, run.results_dir]
     assert unreal.post_tick == {}  # the run unregistered its tick
     assert unreal.menus["LevelEditor.LevelEditorToolBar.PlayToolBar"].entries[("Coarse2Real", "Coarse2Real.RealifyButton")].label == "Realify"
+    with connect(daemon.address, token=daemon.token, start_daemon=False) as client:  # the daemon's own answer, for reference
+        expected = client.plan(1920, 1080, 9, **run.settings.session_options()).summary
+    assert ("log", f"Coarse2Real: For Street (9 frames at 1920x1080): {expected}") in unreal.logs  # before the render started
 
 
 def test_failed_render_cancels_the_session_and_writes_nothing(editor, daemon, tmp_path):
@@ -179,6 +183,7 @@ def test_viewport_capture_writes_every_pass_one_frame_per_tick_and_streams_them_
     assert sorted(os.listdir(run.results_dir)) == [f"Viewport.{f:04d}.png" for f in range(10, 15)]
     players = [a for a in unreal.get_editor_subsystem(unreal.AssetEditorSubsystem).opened if isinstance(a, unreal.MediaPlayer)]
     assert [p.opened.sequence_path for p in players] == [run.results_dir]
+    assert any(kind == "log" and m.startswith(f"Coarse2Real: For Viewport (5 frames at {WIDTH}x{HEIGHT}): ") for kind, m in unreal.logs)
 
 
 def test_settings_panel_lists_what_the_real_daemon_serves_and_refuses_a_model_it_does_not(editor, daemon, tmp_path):
@@ -203,3 +208,31 @@ def test_settings_panel_lists_what_the_real_daemon_serves_and_refuses_a_model_it
     [refusal] = [m for kind, m in unreal.logs if kind == "dialog"]
     assert "'no-such-model' is not one the daemon serves" in refusal and "tiny" in refusal
     assert settings.load(actions.settings_path()).model == ""  # nothing saved
+
+
+def test_settings_panel_shows_the_real_daemons_plan_for_the_open_sequence_and_asks_again_after_a_change(editor, daemon, tmp_path):
+    from coarse2real_unreal import settings
+
+    unreal, _ = editor
+    unreal.saved_dir = str(tmp_path)
+    unreal.current_sequence = LevelSequenceDouble("Street", 1001, 1049)  # 48 frames, no size set: MRQ's 1920x1080
+    actions = importlib.import_module("coarse2real_unreal.unreal_actions")
+    saved = settings.RealifySettings(address=daemon.address, token=daemon.token, model="tiny")
+    settings.save(saved, actions.settings_path())
+    shown = []
+
+    def user(panel):
+        shown.append(panel.get_editor_property("plan"))
+        panel.set_editor_property("quality", "final")  # what the plan depends on: asked again after OK
+        return True
+
+    unreal.details_dialog = user
+    actions.open_settings()
+    tick_until(unreal, lambda: shown and not unreal.post_tick, "the panel, then the second plan")
+    with connect(daemon.address, token=daemon.token, start_daemon=False) as client:  # the daemon's own answers, for reference
+        before = client.plan(1920, 1080, 48, **saved.session_options())
+        after = client.plan(1920, 1080, 48, **settings.load(actions.settings_path()).session_options())
+    assert before.summary and shown == [f"For Street (48 frames at 1920x1080): {before.summary}"]
+    replanned = [m for kind, m in unreal.logs if kind == "log" and "with the settings just saved" in m]
+    assert replanned == [f"Coarse2Real: with the settings just saved: For Street (48 frames at 1920x1080): {after.summary}"]
+    assert not [m for kind, m in unreal.logs if kind == "dialog"]  # this CPU daemon has nothing to lower: no dialog

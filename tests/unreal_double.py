@@ -8,12 +8,20 @@ real module does: an unknown class or function is an ``AttributeError`` on the m
 editor property an ``AttributeError`` from ``set_editor_property``/``get_editor_property`` naming
 the page the allowed list came from, an unknown enum member an ``AttributeError`` on the enum.
 Objects record what was set and called, so tests read back the job, materials and menus built.
+
+The game thread rule is enforced too: UObjects and the editor are game-thread only, so Python running
+on another thread must hand its ``unreal`` calls to the game thread (Epic's own editor RPC server does
+exactly that: github.com/EpicGames/BlenderTools, send2ue/dependencies/rpc/unreal_server.py,
+``UnrealRPCServerThread.thread_safe_call`` -> ``run_in_main_thread``, drained from
+``register_slate_post_tick_callback``). Here any ``unreal.<name>`` read from a thread other than the
+one that made the double (the test's, standing for the game thread) raises ``RuntimeError`` naming it.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import threading
 import types
 
 import numpy as np
@@ -205,6 +213,7 @@ class UnrealModuleDouble(types.ModuleType):
 
     def __init__(self, engine_version: tuple[int, int] = (5, 7)):
         super().__init__("unreal")
+        object.__setattr__(self, "game_thread", threading.get_ident())  # the thread that made the double: the test's
         self.engine_version = engine_version
         self.logs: list = []
         self.assets: dict = {}
@@ -228,6 +237,11 @@ class UnrealModuleDouble(types.ModuleType):
         self.Object = PythonObjectDouble
         self.EnumBase = EnumBaseDouble
         self._build_libraries()
+
+    def __getattribute__(self, name):
+        if not name.startswith("__") and threading.get_ident() != object.__getattribute__(self, "game_thread"):
+            raise RuntimeError(f"unreal.{name} used from thread {threading.current_thread().name!r}: the editor's API is game thread only")
+        return super().__getattribute__(name)
 
     # ------------------------------------------------------------ classes
 
@@ -388,6 +402,8 @@ class UnrealModuleDouble(types.ModuleType):
             set_string_command=lambda e, kind, custom_type, string: setattr(e, "command", (kind, string)),
         )  # fmt: skip
 
+        # Structs, with the constructor arguments the plugin passes (Python API struct pages: DirectoryPath, SoftObjectPath,
+        # IntPoint, FrameRate, Vector2D, WeightedBlendable, WeightedBlendables, EditorDialogLibraryObjectDetailsViewOptions).
         self.DirectoryPath = lambda path: ("DirectoryPath", path)
         self.SoftObjectPath = lambda path: ("SoftObjectPath", path)
         self.IntPoint = lambda x, y: ("IntPoint", x, y)

@@ -14,7 +14,9 @@ namespace Coarse2Real.Editor
     /// Window > Coarse2Real > Realify: pick a camera, record a Timeline range or play-mode frames,
     /// stream them to the daemon and watch the realified frames arrive (previews included) in the
     /// window. The daemon is asked first (GetInfo: version check, models, GPUs), so a missing daemon
-    /// is a sentence, not an RPC dump. Capture runs one frame per editor update with at most
+    /// is a sentence, not an RPC dump; then Plan (protocol 1.1) says whether the frame range at this
+    /// size and these settings fits its GPU and how long it takes, before anything is recorded. A change
+    /// to anything the plan depends on marks it out of date until the daemon is asked again. Capture runs one frame per editor update with at most
     /// <see cref="MaxFramesInFlight"/> frames between capture and the wire. Everything a run owns
     /// (connection, session, capture, writer, the send chain) lives in one <see cref="Run"/>: worker
     /// threads only ever enqueue actions tagged with their run, and the main thread drops the actions
@@ -40,6 +42,8 @@ namespace Coarse2Real.Editor
         ResultSequenceWriter shown; // the last run's writer: its preview stays visible after the run
         string status = "idle";
         string daemonText = "not asked yet";
+        string planText = "no plan yet";
+        MessageType planType = MessageType.None;
 
         /// <summary>One recording: created on Realify, forgotten on Stop; its callbacks check that it is still current.</summary>
         sealed class Run
@@ -84,6 +88,7 @@ namespace Coarse2Real.Editor
             using (new EditorGUI.DisabledScope(Recording))
             {
                 captureCamera = (Camera)EditorGUILayout.ObjectField("Camera", captureCamera, typeof(Camera), true);
+                EditorGUI.BeginChangeCheck(); // what the plan depends on: the frame count and size ...
                 source = (Source)EditorGUILayout.EnumPopup("Record", source);
                 if (source == Source.TimelineRange)
                 {
@@ -95,13 +100,20 @@ namespace Coarse2Real.Editor
                 width = EditorGUILayout.IntField("Width", width);
                 height = EditorGUILayout.IntField("Height", height);
                 withNormals = EditorGUILayout.Toggle("Send normals", withNormals);
+                bool planInputsChanged = EditorGUI.EndChangeCheck();
                 EditorGUILayout.Space();
+                prompt = EditorGUILayout.TextField("Prompt", prompt);
+                EditorGUI.BeginChangeCheck(); // ... the daemon and the session's settings
                 address = EditorGUILayout.TextField("Daemon", address);
                 token = EditorGUILayout.PasswordField("Token", token);
-                prompt = EditorGUILayout.TextField("Prompt", prompt);
                 model = EditorGUILayout.TextField("Model (empty: default)", model);
                 quality = EditorGUILayout.TextField("Quality", quality);
                 resolution = EditorGUILayout.TextField("Model grid (480p/720p/native)", resolution);
+                if (EditorGUI.EndChangeCheck() || planInputsChanged)
+                {
+                    planText = "settings changed: press Check daemon to ask whether they fit";
+                    planType = MessageType.None;
+                }
                 outputFolder = EditorGUILayout.TextField("Output folder", outputFolder);
                 format = EditorGUILayout.Popup("Format", format == "exr" ? 1 : 0, new[] { "png", "exr" }) == 1 ? "exr" : "png";
                 if (GUILayout.Button("Check daemon"))
@@ -110,6 +122,7 @@ namespace Coarse2Real.Editor
                 }
             }
             EditorGUILayout.HelpBox(daemonText, MessageType.None);
+            EditorGUILayout.HelpBox(planText, planType);
             EditorGUILayout.HelpBox(status, MessageType.None);
             if (!Recording && GUILayout.Button("Realify"))
             {
@@ -127,21 +140,52 @@ namespace Coarse2Real.Editor
             }
         }
 
-        /// <summary>GetInfo into the window's daemon line: version, device, GPUs, models, presets, or what to do.</summary>
+        /// <summary>
+        /// GetInfo into the window's daemon box (version, device, GPUs, models, presets, or what to do), then
+        /// Plan into its plan box: the daemon's sentence for the frame range at this size with these settings,
+        /// and what to lower when it does not fit. The settings are read here, on the main thread.
+        /// </summary>
         async Task AskDaemon()
         {
             daemonText = $"asking the daemon at {address}...";
+            planText = "waiting for the daemon";
+            planType = MessageType.None;
+            SessionConfig config = RealifyStreamingSession.DefaultConfig(prompt, model, quality, resolution, withNormals);
+            string subject = DaemonStatus.PlanSubject(FrameCount, width, height);
+            uint planWidth = (uint)Math.Max(width, 1), planHeight = (uint)Math.Max(height, 1), planFrames = (uint)Math.Max(FrameCount, 0);
             try
             {
                 using (var connection = new DaemonConnection(address, token))
                 {
                     InfoReply info = await connection.InfoAsync(CancellationToken.None);
                     Post(null, () => daemonText = DaemonConnection.Describe(info));
+                    if (!DaemonStatus.CanPlan(info.ProtocolMinor))
+                    {
+                        Post(null, () => planText = DaemonStatus.CannotPlan(info.ProtocolMajor, info.ProtocolMinor));
+                        return;
+                    }
+                    try
+                    {
+                        PlanReply plan = await connection.PlanAsync(config, planWidth, planHeight, planFrames, CancellationToken.None);
+                        Post(null, () =>
+                        {
+                            planText = DaemonStatus.DescribePlan(subject, plan.Fits, plan.Summary, plan.Advice);
+                            planType = plan.Fits || string.IsNullOrEmpty(plan.Advice) ? MessageType.Info : MessageType.Warning;
+                        });
+                    }
+                    catch (DaemonException error) // e.g. a model it does not serve
+                    {
+                        Post(null, () => planText = $"the daemon could not plan {subject}: {error.Message}");
+                    }
                 }
             }
             catch (Exception error) // DaemonException (friendly), or a bad address
             {
-                Post(null, () => daemonText = error.Message);
+                Post(null, () =>
+                {
+                    daemonText = error.Message;
+                    planText = "no plan: the daemon did not answer (see above)";
+                });
             }
         }
 
@@ -170,7 +214,7 @@ namespace Coarse2Real.Editor
                 run.Session.ProgressArrived += progress => Post(run, () => status = $"window {progress.Window}: {progress.Kind} {progress.Step}/{progress.NumSteps}, {progress.FramesReturned} returned");
                 run.Session.WarningArrived += warning => Post(run, () => Debug.LogWarning("Coarse2Real: " + warning));
                 run.Session.Failed += error => Post(run, () => Stop(false, "failed: " + error));
-                run.Session.Finished += done => Post(run, () => Stop(false, $"done: {done.FramesReturned} frames in {done.Seconds:F1} s, in {outputFolder}"));
+                run.Session.Finished += done => Post(run, () => Finish(run, done));
                 bool sameHost = RealifyStreamingSession.WantsSharedMemory(address, info);
                 var config = RealifyStreamingSession.DefaultConfig(prompt, model, quality, resolution, withNormals, sameHost);
                 await run.Session.OpenAsync(run.Connection, config, info);
@@ -260,6 +304,31 @@ namespace Coarse2Real.Editor
             }
             int frame = (int)result.Index + (source == Source.TimelineRange ? firstFrame : 0);
             run.Writer.Show(frame, result.Color.Data.ToByteArray(), (int)result.Color.Shape[1], (int)result.Color.Shape[0], result.Preview);
+        }
+
+        /// <summary>
+        /// The daemon sent every frame back: end the run, then say "done" only once every file is on disk
+        /// (the writer encodes on the thread pool), or say which write failed; never a silent loss.
+        /// </summary>
+        void Finish(Run run, Done done)
+        {
+            ResultSequenceWriter writer = run.Writer;
+            string folder = outputFolder;
+            Stop(false, $"{done.FramesReturned} frames back in {done.Seconds:F1} s; writing the last files to {folder}...");
+            if (writer == null)
+            {
+                return;
+            }
+            _ = writer.FlushAsync().ContinueWith(written => Post(null, () =>
+            {
+                if (current != null)
+                {
+                    return; // a newer run owns the status line
+                }
+                status = written.IsFaulted
+                    ? $"{done.FramesReturned} frames came back but writing them to {folder} failed: {written.Exception.GetBaseException().Message}"
+                    : $"done: {done.FramesReturned} frames in {done.Seconds:F1} s, in {folder}";
+            }));
         }
 
         /// <summary>End the current run now, on the main thread: cancel the daemon's work if asked; the message is final.</summary>

@@ -20,7 +20,6 @@ namespace Coarse2Real
     {
         public const int MaxMessageBytes = 64 * 1024 * 1024;
         public const string ClientName = "unity com.coarse2real.realify 0.2.0";
-        const uint ProtocolMinor = 0;
 
         readonly GrpcChannel channel;
 
@@ -51,7 +50,7 @@ namespace Coarse2Real
         /// <summary>GetInfo, with the protocol major checked: the daemon as the window shows it.</summary>
         public async Task<InfoReply> InfoAsync(CancellationToken cancel)
         {
-            var request = new InfoRequest { ProtocolMajor = (uint)ProtocolVersion.ProtocolMajor, ProtocolMinor = ProtocolMinor, ClientName = ClientName };
+            var request = new InfoRequest { ProtocolMajor = (uint)ProtocolVersion.ProtocolMajor, ProtocolMinor = DaemonStatus.ProtocolMinor, ClientName = ClientName };
             InfoReply reply;
             try
             {
@@ -61,12 +60,30 @@ namespace Coarse2Real
             {
                 throw Friendly(error);
             }
-            string problem = DaemonStatus.VersionProblem(reply.ProtocolMajor, reply.ProtocolMinor, (uint)ProtocolVersion.ProtocolMajor, ProtocolMinor, Address);
+            string problem = DaemonStatus.VersionProblem(reply.ProtocolMajor, reply.ProtocolMinor, (uint)ProtocolVersion.ProtocolMajor, DaemonStatus.ProtocolMinor, Address);
             if (problem != null)
             {
                 throw new DaemonException(problem);
             }
             return reply;
+        }
+
+        /// <summary>
+        /// Plan (protocol 1.1): would a session with <paramref name="config"/> on frames of
+        /// <paramref name="width"/> x <paramref name="height"/> fit the daemon's GPU, and how long would
+        /// <paramref name="frames"/> frames take (0: one window). Ask only where <see cref="DaemonStatus.CanPlan"/>.
+        /// </summary>
+        public async Task<PlanReply> PlanAsync(SessionConfig config, uint width, uint height, uint frames, CancellationToken cancel)
+        {
+            var request = new PlanRequest { Config = config, Width = width, Height = height, Frames = frames };
+            try
+            {
+                return await Invoker.AsyncUnaryCall(Coarse2RealMethods.Plan, null, new CallOptions(Headers, DateTime.UtcNow.AddSeconds(10), cancel), request);
+            }
+            catch (RpcException error)
+            {
+                throw Friendly(error);
+            }
         }
 
         public static string Describe(InfoReply info) => DaemonStatus.Describe(

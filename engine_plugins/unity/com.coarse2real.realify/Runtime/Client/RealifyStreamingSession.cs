@@ -53,7 +53,7 @@ namespace Coarse2Real
         {
             Transport = sharedMemory ? Transport.SharedMemory : Transport.Bytes,
             ProtocolMajor = (uint)ProtocolVersion.ProtocolMajor,
-            ProtocolMinor = 0,
+            ProtocolMinor = DaemonStatus.ProtocolMinor,
             ClientName = DaemonConnection.ClientName,
             Prompt = prompt ?? "",
             Model = model ?? "",

@@ -5,11 +5,34 @@ namespace Coarse2Real.Core
 {
     /// <summary>
     /// What the window tells the user about the daemon: GetInfo's answer checked against this
-    /// package's protocol, and gRPC failures turned into what to do. Plain values in, text out, so
-    /// the rules are tested without gRPC (status codes by their grpc-dotnet names).
+    /// package's protocol, Plan's answer, and gRPC failures turned into what to do. Plain values in,
+    /// text out, so the rules are tested without gRPC (status codes by their grpc-dotnet names).
     /// </summary>
     public static class DaemonStatus
     {
+        /// <summary>The protocol minor this package speaks: 1 added the Plan call.</summary>
+        public const uint ProtocolMinor = 1;
+
+        /// <summary>The first protocol minor whose daemons answer Plan.</summary>
+        public const uint PlanSinceMinor = 1;
+
+        public static bool CanPlan(uint daemonMinor) => daemonMinor >= PlanSinceMinor;
+
+        /// <summary>What a plan is for: "81 frames at 640x360" (0 frames: one window).</summary>
+        public static string PlanSubject(long frames, long width, long height) =>
+            (frames > 1 ? $"{frames} frames" : frames == 1 ? "1 frame" : "one window") + $" at {width}x{height}";
+
+        /// <summary>Plan's answer as the window shows it: the daemon's sentence, and what to lower when it does not fit.</summary>
+        public static string DescribePlan(string subject, bool fits, string summary, string advice)
+        {
+            string text = $"For {subject}: {summary}";
+            return fits || string.IsNullOrEmpty(advice) ? text : text + "\n" + advice;
+        }
+
+        /// <summary>Why a daemon of protocol <paramref name="major"/>.<paramref name="minor"/> shows no plan, and what to do.</summary>
+        public static string CannotPlan(uint major, uint minor) =>
+            $"the daemon speaks protocol {major}.{minor}, which cannot plan: update coarse2real where it runs to see here whether these settings fit its GPU";
+
         /// <summary>Null when the daemon's protocol major matches; else why not and what to do.</summary>
         public static string VersionProblem(uint daemonMajor, uint daemonMinor, uint clientMajor, uint clientMinor, string address)
         {

@@ -4,7 +4,7 @@ using Grpc.Core;
 namespace C2R.V1
 {
     /// <summary>
-    /// The two calls the Unity package makes, declared against Grpc.Core.Api the way
+    /// The three calls the Unity package makes, declared against Grpc.Core.Api the way
     /// Grpc.Tools' generated client declares them (service "c2r.v1.Coarse2Real", protobuf
     /// binary marshalling). Written by hand because grpc_csharp_plugin cannot be obtained
     /// where this package is built and tested; Tools~/generate_csharp.py --grpc-plugin adds
@@ -19,6 +19,9 @@ namespace C2R.V1
 
         public static readonly Method<InfoRequest, InfoReply> GetInfo = new Method<InfoRequest, InfoReply>(
             MethodType.Unary, ServiceName, "GetInfo", ProtobufMarshaller(InfoRequest.Parser), ProtobufMarshaller(InfoReply.Parser));
+
+        public static readonly Method<PlanRequest, PlanReply> Plan = new Method<PlanRequest, PlanReply>(
+            MethodType.Unary, ServiceName, "Plan", ProtobufMarshaller(PlanRequest.Parser), ProtobufMarshaller(PlanReply.Parser));
 
         public static readonly Method<ClientMessage, ServerMessage> Realify = new Method<ClientMessage, ServerMessage>(
             MethodType.DuplexStreaming, ServiceName, "Realify", ProtobufMarshaller(ClientMessage.Parser), ProtobufMarshaller(ServerMessage.Parser));

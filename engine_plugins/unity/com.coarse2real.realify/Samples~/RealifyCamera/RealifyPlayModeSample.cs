@@ -16,6 +16,7 @@ public sealed class RealifyPlayModeSample : MonoBehaviour
     public string address = "127.0.0.1:50051", prompt = "photorealistic street, overcast", outputFolder = "Realified";
 
     readonly ConcurrentQueue<ResultFrame> results = new ConcurrentQueue<ResultFrame>();
+    readonly ConcurrentQueue<string> failures = new ConcurrentQueue<string>();
     DaemonConnection connection;
     RealifyStreamingSession session;
     GBufferCapture capture;
@@ -29,6 +30,7 @@ public sealed class RealifyPlayModeSample : MonoBehaviour
         connection = new DaemonConnection(address, token: null);
         session = new RealifyStreamingSession();
         session.ResultArrived += result => { if (!result.Preview) results.Enqueue(result); }; // a worker thread
+        session.Failed += error => failures.Enqueue(error); // a worker thread too: logged from LateUpdate
         InfoReply info = await connection.InfoAsync(System.Threading.CancellationToken.None);
         var config = RealifyStreamingSession.DefaultConfig(prompt, "", "preview", "", withNormals: true, RealifyStreamingSession.WantsSharedMemory(address, info));
         await session.OpenAsync(connection, config, info);
@@ -38,7 +40,11 @@ public sealed class RealifyPlayModeSample : MonoBehaviour
 
     void LateUpdate()
     {
-        while (results.TryDequeue(out ResultFrame result)) // textures and files on the main thread
+        while (failures.TryDequeue(out string failure))
+        {
+            Debug.LogError("Coarse2Real: " + failure);
+        }
+        while (results.TryDequeue(out ResultFrame result)) // the texture on the main thread; the writer encodes files on the pool
         {
             writer.Show((int)result.Index, result.Color.Data.ToByteArray(), (int)result.Color.Shape[1], (int)result.Color.Shape[0], preview: false);
         }

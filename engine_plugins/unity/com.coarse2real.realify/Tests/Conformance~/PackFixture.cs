@@ -6,8 +6,12 @@
 // With a ring name the frames also go into a shared-memory ring (SharedRingSegment + SharedRingLayout),
 // frame i in slot i, and <output folder>/ring.txt says "name slots slot_bytes" then each frame's offsets.
 // The segment is left for the daemon to map and unlink (the session that names it is the test's).
+// Or: mono PackFixture.exe describe-plan <answer file> <output file>: the answer file (UTF-8 lines) holds
+// frames, width, height, fits (true/false), summary, advice of a real Plan reply; the output file gets
+// what the window's plan box shows for it (DaemonStatus.PlanSubject + DescribePlan).
 using System;
 using System.IO;
+using System.Text;
 using Coarse2Real.Core;
 
 public static class PackFixture
@@ -16,6 +20,13 @@ public static class PackFixture
 
     public static int Main(string[] args)
     {
+        if (args[0] == "describe-plan")
+        {
+            string[] answer = File.ReadAllLines(args[1], Encoding.UTF8);
+            string subject = DaemonStatus.PlanSubject(long.Parse(answer[0]), long.Parse(answer[1]), long.Parse(answer[2]));
+            File.WriteAllText(args[2], DaemonStatus.DescribePlan(subject, bool.Parse(answer[3]), answer[4], answer[5]), new UTF8Encoding(false));
+            return 0;
+        }
         string folder = args[0];
         int frames = int.Parse(args[1]), height = int.Parse(args[2]), width = int.Parse(args[3]);
         Directory.CreateDirectory(folder);

@@ -57,6 +57,28 @@ namespace Coarse2Real.Core.Tests
         }
 
         [Test]
+        public void APlanSaysWhatItIsForAndWhatToLowerOnlyWhenItDoesNotFit()
+        {
+            string subject = DaemonStatus.PlanSubject(81, 640, 360);
+            Assert.AreEqual("81 frames at 640x360", subject);
+            Assert.AreEqual("one window at 1280x720", DaemonStatus.PlanSubject(0, 1280, 720));
+            Assert.AreEqual("1 frame at 64x64", DaemonStatus.PlanSubject(1, 64, 64));
+            Assert.AreEqual("For 81 frames at 640x360: Fits on your NVIDIA H100 80GB (80 GiB).",
+                            DaemonStatus.DescribePlan(subject, true, "Fits on your NVIDIA H100 80GB (80 GiB).", "ignored when it fits"));
+            Assert.AreEqual("For 81 frames at 640x360: Does not fit on your RTX 4060 (8 GiB).\nLower the quality to preview.",
+                            DaemonStatus.DescribePlan(subject, false, "Does not fit on your RTX 4060 (8 GiB).", "Lower the quality to preview."));
+            Assert.AreEqual("For one window at 1x1: No NVIDIA GPU.", DaemonStatus.DescribePlan(DaemonStatus.PlanSubject(0, 1, 1), false, "No NVIDIA GPU.", ""));
+        }
+
+        [Test]
+        public void OnlyADaemonOfProtocol11OrLaterIsAskedForAPlan()
+        {
+            Assert.IsFalse(DaemonStatus.CanPlan(0));
+            Assert.IsTrue(DaemonStatus.CanPlan(1) && DaemonStatus.CanPlan(2));
+            StringAssert.Contains("protocol 1.0, which cannot plan: update coarse2real", DaemonStatus.CannotPlan(1, 0));
+        }
+
+        [Test]
         public void DescribeListsWhatTheDaemonServes()
         {
             string text = DaemonStatus.Describe("0.2.0", 1, 0, "cuda:0", new[] { "tiny" }, new[] { "preview", "final" }, new[] { "H100 80 GiB" });

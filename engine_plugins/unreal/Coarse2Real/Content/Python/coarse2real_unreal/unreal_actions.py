@@ -57,7 +57,7 @@ def cancel():
 def open_settings():
     from .unreal_settings_panel import open_settings_panel
 
-    return open_settings_panel(settings_path())
+    return open_settings_panel(settings_path(), current_sequence())
 
 
 def install_dependencies() -> None:

@@ -21,7 +21,7 @@ MENU_ENTRIES = (
      "import coarse2real_unreal.unreal_actions as a; a.realify_viewport()"),
     ("Cancel", "Cancel Realify", "Cancel the running realify (render and daemon session)",
      "import coarse2real_unreal.unreal_actions as a; a.cancel()"),
-    ("Settings", "Settings...", "Prompt, quality, model, daemon address and token; shows what the daemon serves",
+    ("Settings", "Settings...", "Prompt, quality, model, daemon address and token; shows what the daemon serves and whether the open sequence fits its GPU",
      "import coarse2real_unreal.unreal_actions as a; a.open_settings()"),
     ("InstallDependencies", "Install Dependencies", "pip-install grpcio, protobuf, numpy, OpenEXR and the coarse2real client into this plugin",
      "import coarse2real_unreal.unreal_actions as a; a.install_dependencies()"),

@@ -2,8 +2,9 @@
 
 A run is a small state machine stepped from Slate's post-tick (``unreal_ticker``):
 
-1. *connecting*: ``connect()`` and the session's start run on a background thread (a daemon that
-   is slow or absent costs the editor nothing); the tick polls for them;
+1. *connecting*: ``connect()``, the daemon's Plan answer for this run (logged, a warning when it does
+   not fit) and the session's start run on a background thread (a daemon that is slow or absent costs
+   the editor nothing); the tick polls for them;
 2. *streaming*: the producer starts on the game thread (MRQ through the editor's queue, or the
    viewport capture one frame per tick) while ``RealifyStream``'s threads send finished frames and
    write results; each tick updates the progress label on the Realify toolbar button and the live
@@ -24,6 +25,7 @@ import unreal
 
 from . import __version__, dependencies, unreal_menus, unreal_ticker
 from .background import Background
+from .daemon_info import PlanSubject, ask_plan, plan_subject
 from .mrq_files import OutputFolderWatcher, remove_frames
 from .settings import RealifySettings
 
@@ -81,13 +83,17 @@ class RealifyRun:
     def review_folders(self) -> dict[str, str]:
         return {"Realified": self.results_dir}
 
+    def plan_subject(self) -> PlanSubject:
+        """What this run will send, for the daemon's Plan (read on the game thread)."""
+        raise NotImplementedError
+
     # ---------------------------------------------------------------- the state machine
 
     def start(self) -> None:
         for folder in (self.coarse_dir, self.results_dir):  # stale frames would be streamed as new ones
             remove_frames(folder, self.name)
-        settings = self.settings
-        self._connecting = Background(lambda: open_session(settings, client_name()), "c2r-unreal-connect")
+        settings, name, subject = self.settings, client_name(), self.plan_subject()  # read here, on the game thread
+        self._connecting = Background(lambda: open_session(settings, name, subject), "c2r-unreal-connect")
         unreal.log(f"Coarse2Real: {self.name}: connecting to the daemon at {settings.address}")
         unreal_ticker.every_tick(self.tick, self._crashed)
 
@@ -106,10 +112,14 @@ class RealifyRun:
         if not self._connecting.done():
             return True
         try:
-            self.client, self.session = self._connecting.result()
+            self.client, self.session, (plan, fits, advice) = self._connecting.result()
         except Exception as error:  # noqa: BLE001 - no daemon, bad token, version mismatch: all said in the message
             self._end(f"{self.name}: {error}")
             return False
+        if fits is False and advice:
+            unreal.log_warning(f"Coarse2Real: {plan}")  # the run goes ahead: the plan is an estimate, the daemon decides
+        else:
+            unreal.log(f"Coarse2Real: {plan}")
         if self.cancelled:
             self._end(None)
             return False
@@ -174,13 +184,14 @@ class RealifyRun:
             self.stream.cancel()
 
 
-def open_session(settings: RealifySettings, name: str):
-    """(client, session) once the daemon accepted the session; runs on a background thread."""
+def open_session(settings: RealifySettings, name: str, subject: PlanSubject):
+    """(client, session, (plan text, fits, advice)) once the daemon accepted the session; runs on a background thread."""
     from c2r.client import connect
 
     client = connect(settings.address, token=settings.token, start_daemon=False)
     try:
-        return client, client.realify(client_name=name, **settings.session_options())
+        plan = ask_plan(client, client.daemon_info, settings, subject)
+        return client, client.realify(client_name=name, **settings.session_options()), plan
     except BaseException:
         client.close()
         raise
@@ -218,6 +229,9 @@ class SequenceRealify(RealifyRun):
     def review_folders(self) -> dict[str, str]:
         return {"Coarse": self.coarse_dir, "Realified": self.results_dir}
 
+    def plan_subject(self) -> PlanSubject:
+        return plan_subject(self.settings, self.name, self.sequence.get_playback_end() - self.sequence.get_playback_start())
+
 
 class ViewportRealify(RealifyRun):
     """A SceneCapture2D captures the viewport, one frame per tick, through the open sequence's range."""
@@ -247,6 +261,9 @@ class ViewportRealify(RealifyRun):
         if self.capture is not None:
             self.capture.close()  # destroys the capture actor
             self.capture = None
+
+    def plan_subject(self) -> PlanSubject:
+        return PlanSubject(self.name, self.size[0], self.size[1], len(self.frames))
 
 
 def start(run: RealifyRun) -> RealifyRun | None:

@@ -1,4 +1,5 @@
-"""Coarse2Real > Settings...: a details panel for the prompt, presets, model and daemon, with what the daemon serves.
+"""Coarse2Real > Settings...: a details panel for the prompt, presets, model and daemon, with what the daemon serves
+and whether the open sequence fits its GPU.
 
 The panel is a Python-defined UObject (``unreal.uclass`` / ``uproperty`` / ``uenum``, PythonScriptPlugin,
 UE 5.0-5.7: dev.epicgames.com/documentation/en-us/unreal-engine/python-api/module/unreal) shown with
@@ -6,8 +7,13 @@ UE 5.0-5.7: dev.epicgames.com/documentation/en-us/unreal-engine/python-api/modul
 EditorDialogLibrary.h: a modal details view, True on OK). The daemon is asked first, on a background
 thread, and the panel opens once it answered or failed (the editor stays responsive meanwhile): its
 version, GPUs, models and quality presets fill the read-only *Daemon* fields, and the model and
-quality typed in are checked against them on OK. Settings are saved per project, readable by this
-user only (the file holds the token).
+quality typed in are checked against them on OK. The same thread asks the daemon's Plan RPC about
+the open Level Sequence (its frame count, at the size MRQ renders) with the saved settings; the
+answer's summary, and its advice when it does not fit, fill *Plan*. A modal panel cannot re-plan
+while it is open, so when OK changes what the plan depends on, the daemon is asked again in the
+background and a "does not fit, lower this" answer comes up in a dialog, before any render (a daemon
+without a GPU says so in the panel, with nothing to lower: that answer only goes to the Output Log). Settings are saved
+per project, readable by this user only (the file holds the token).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import unreal
 from . import settings as settings_module
 from . import unreal_ticker
 from .background import Background
-from .daemon_info import DaemonReport, fetch, plan_command
+from .daemon_info import DaemonReport, PlanSubject, fetch, plan_subject
 from .unreal_realify import report
 
 PRESET_NAMES = list(settings_module.PROMPT_PRESETS)
@@ -43,7 +49,8 @@ class Coarse2RealSettingsPanel(unreal.Object):
     daemon_address = unreal.uproperty(str, meta={"Category": "Daemon"})
     token = unreal.uproperty(str, meta={"Category": "Daemon", "PasswordField": "true", "ToolTip": "Needed for a daemon on another machine"})
     daemon = unreal.uproperty(str, meta={"Category": "Daemon", "MultiLine": "true", "ToolTip": "What the daemon said (read only)"})
-    plan = unreal.uproperty(str, meta={"Category": "Daemon", "ToolTip": "Run this where the daemon runs: memory and time for these settings"})
+    plan = unreal.uproperty(str, meta={"Category": "Daemon", "MultiLine": "true",
+                                       "ToolTip": "The daemon's answer for the open sequence with the saved settings: does it fit its GPU, how long (read only)"})
 
 
 def panel_from(current: settings_module.RealifySettings, daemon: DaemonReport):
@@ -51,7 +58,7 @@ def panel_from(current: settings_module.RealifySettings, daemon: DaemonReport):
     values = {
         "prompt": current.prompt, "quality": current.quality, "model": current.model,
         "seed": -1 if current.seed is None else current.seed, "window": current.window or 0,
-        "daemon_address": current.address, "token": current.token or "", "daemon": daemon.text, "plan": plan_command(current),
+        "daemon_address": current.address, "token": current.token or "", "daemon": daemon.text, "plan": daemon.plan,
     }  # fmt: skip
     for name, value in values.items():
         panel.set_editor_property(name, value)
@@ -71,8 +78,15 @@ def settings_from(panel, current: settings_module.RealifySettings) -> settings_m
     )  # fmt: skip
 
 
-def edit(path: str, current: settings_module.RealifySettings, daemon: DaemonReport) -> settings_module.RealifySettings | None:
-    """Show the panel (modal); the saved settings on OK, None on Cancel or when they are refused."""
+PLAN_INPUTS = ("address", "token", "model", "quality", "window", "model_resolution", "render_size")
+
+
+def edit(path: str, current: settings_module.RealifySettings, daemon: DaemonReport,
+         subject: PlanSubject | None = None) -> settings_module.RealifySettings | None:
+    """Show the panel (modal); the saved settings on OK, None on Cancel or when they are refused.
+
+    With ``subject`` (what the plan shown was for), an OK that changes what the plan depends on asks again.
+    """  # fmt: skip
     panel = panel_from(current, daemon)
     options = unreal.EditorDialogLibraryObjectDetailsViewOptions(show_object_name=False, allow_search=False)
     if not unreal.EditorDialog.show_object_details_view("Coarse2Real settings", panel, options):
@@ -84,22 +98,45 @@ def edit(path: str, current: settings_module.RealifySettings, daemon: DaemonRepo
         return None
     settings_module.save(chosen, path)
     unreal.log(f"Coarse2Real: settings saved to {path}")
+    if subject is not None and any(getattr(chosen, n) != getattr(current, n) for n in PLAN_INPUTS):
+        replan(chosen, subject)
     return chosen
 
 
-def open_settings_panel(path: str) -> None:
-    """Ask the daemon in the background, then open the panel from the editor's tick."""
+def replan(chosen: settings_module.RealifySettings, subject: PlanSubject) -> None:
+    """Ask the daemon about the new settings in the background; "does not fit, lower this" is a dialog, the rest the log."""
+    asking = Background(lambda: fetch(chosen, subject), "c2r-unreal-plan")
+
+    def step(_delta_seconds: float) -> bool:
+        if not asking.done():
+            return True
+        answer = asking.result()
+        if answer.fits is False and answer.advice:
+            report(f"With the settings just saved:\n{answer.plan}")
+        else:
+            unreal.log(f"Coarse2Real: with the settings just saved: {answer.plan}")
+        return False
+
+    unreal_ticker.every_tick(step, lambda error: report(f"asking the daemon for a plan failed: {error!r}"))
+
+
+def open_settings_panel(path: str, sequence=None) -> None:
+    """Ask the daemon in the background (what it serves, and its plan for ``sequence``), then open the panel from the tick."""
     try:
         current = settings_module.load(path)
     except ValueError as error:
         report(str(error))
         return
-    asking = Background(lambda: fetch(current), "c2r-unreal-info")
+    if sequence is None:
+        subject = plan_subject(current, None, 0)
+    else:  # read here, on the game thread: the background thread never touches ``unreal``
+        subject = plan_subject(current, sequence.get_name(), sequence.get_playback_end() - sequence.get_playback_start())
+    asking = Background(lambda: fetch(current, subject), "c2r-unreal-info")
 
     def step(_delta_seconds: float) -> bool:
         if not asking.done():
             return True
-        edit(path, current, asking.result())
+        edit(path, current, asking.result(), subject)
         return False
 
     unreal_ticker.every_tick(step, lambda error: report(f"the settings panel failed: {error!r}"))
