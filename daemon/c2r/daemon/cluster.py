@@ -9,7 +9,7 @@ the job's stage and output root on the daemon's machine. A job is recorded piece
 as it is locally, so a restarted daemon resumes it; a worker that dies mid-window is
 restarted by Ray (``max_restarts``) and the window is run again, once. Cancelling a job
 drops its queued windows and stops its running ones at their next step (``ray.cancel``, see
-``cluster_worker``); the pieces already recorded stay, as locally.
+``cluster_worker``); stopping the daemon cancels nothing, so its jobs resume at the next start.
 
 Workers: one ``WindowWorker`` actor per GPU of the cluster (``num_gpus=gpus_per_window``),
 or one per CPU on a CPU-only cluster, each taking the next queued window when free.
