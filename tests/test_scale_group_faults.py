@@ -132,3 +132,23 @@ def test_a_second_oom_in_a_group_is_reported_with_what_to_lower(make_engine):
     assert isinstance(message, WindowError) and message.code == "oom", message
     assert "offload model" in message.message and "--gpus-per-window than 2" in message.message
     assert e.generations == 2 and seconds < 60
+
+
+def test_an_oom_on_rank_0_tears_the_group_down_and_retries_one_offload_lower(make_engine, reference, monkeypatch):
+    e = make_engine([])  # followers without faults: they wait in the step's collective for rank 0
+    agreed, failures = group._agreed_step, [1]
+
+    def leader_runs_out(on_step, leader):
+        step = agreed(on_step, leader)
+
+        def run(event):
+            if leader and failures and event.step >= 1:
+                failures.pop()
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (injected on rank 0)")
+            step(event)
+        return run
+
+    monkeypatch.setattr(group, "_agreed_step", leader_runs_out)
+    message, seconds = e.run()
+    assert isinstance(message, WindowResult) and close_to(message.frames, reference), message
+    assert e.engine.offload == "model" and e.generations == 2 and seconds < 60
