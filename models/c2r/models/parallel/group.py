@@ -150,7 +150,7 @@ class Follower:
         return message
 
     def wait_reply(self, timeout: float | None = None) -> tuple | None:
-        """Its reply to the last command, watching that it lives; None if it failed or ``timeout`` passed."""
+        """Its reply to the last command, watching that it lives; None if it failed (``failure``: why)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.failure is None:
             message = self.reply(0.2)
@@ -158,8 +158,8 @@ class Follower:
                 return None if message[0] == "error" else message
             if self.proc.poll() is not None:
                 self._gone()
-            if deadline is not None and time.monotonic() > deadline:
-                return None
+            elif deadline is not None and time.monotonic() > deadline:
+                self.failure = f"rank {self.rank} did not answer within {timeout:g} s"
         return None
 
     def _gone(self) -> None:
@@ -221,22 +221,25 @@ class EngineGroup:
     def _failed(self) -> Follower | None:
         return next((f for f in self.followers if f.failure is not None), None)
 
-    def _finish_last_window(self) -> None:
-        """Read the followers' replies to the previous window; a follower that failed after it breaks the group."""
+    def _check(self) -> str | None:
+        """The followers' replies to the last window read, and each seen alive; the first failure, if any."""
         if self.pending:
             self.pending = False
             for follower in self.followers:
-                follower.wait_reply()
-            if failed := self._failed():
-                message = f"engine group: {failed.failure} after the last window"
-                self.teardown()
-                raise GroupFailed(message)
+                follower.wait_reply(GROUP_TIMEOUT.total_seconds())
+        for follower in self.followers:
+            if follower.failure is None and follower.proc.poll() is not None:  # died while idle
+                follower._gone()
+        failed = self._failed()
+        return failed.failure if failed else None
 
     def load(self, model: str, lora: str, offload: str = "none"):
-        """Every rank loads ``model`` (a fresh group first if the last one was torn down)."""
+        """Every rank loads ``model`` (on a fresh group if the last one was torn down or lost a rank)."""
+        if self.up and (cause := self._check()):
+            log.warning("engine group: %s; starting a fresh group", cause)
+            self.teardown()
         if not self.up:
             self._start()
-        self._finish_last_window()
         self._command("load", model, lora, offload)
         try:
             backend = load_parallel(model, lora, _device(0, self.cpu), self.sp, offload)
@@ -252,8 +255,13 @@ class EngineGroup:
         return backend
 
     def realify_window(self, backend, request: WindowRequest, on_step: StepFn | None):
-        self._finish_last_window()
-        self._command("run", request)
+        cause = self._check()
+        if cause is None:
+            self._command("run", request)
+            cause = self._check()  # a link found broken
+        if cause is not None:
+            self.teardown()
+            raise GroupFailed(f"engine group: {cause} (before window {request.index})")
         try:
             frames = backend.realify_window(request, _agreed_step(on_step, leader=True))
         except Cancelled:  # agreed at a step: every rank stopped there and answers
@@ -279,7 +287,12 @@ class EngineGroup:
         oom, cause = (failed.oom, failed.failure) if failed else (False, None)
         self.teardown()
         log.error("engine group torn down after a failed window: %s", cause or f"rank 0: {type(error).__name__}: {error}")
-        if isinstance(error, torch.OutOfMemoryError) or failed is None:
+        if isinstance(error, torch.OutOfMemoryError):
+            return  # rank 0's own OOM stands
+        if failed is None:
+            if _collective_error(error):  # no rank said why: one stopped answering (the timeout) or vanished
+                raise GroupFailed(f"engine group: a collective failed ({str(error).splitlines()[0][:200]}); a rank "
+                                  "stopped answering") from None
             return  # rank 0's own error stands
         if oom:
             raise torch.OutOfMemoryError(f"engine group: {cause}") from None
