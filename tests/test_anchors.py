@@ -1,6 +1,6 @@
 """Anchor-parallel long sequences: the plan tiles the clip, and each anchor pins both chunks beside it.
 
-Real tiny backends (IC-LoRA, VACE, C2R); the pins are checked on the latents each chunk is
+Real tiny backends (IC-LoRA, VACE, C2R, and the trained `tiny-trained` preset); the pins are checked on the latents each chunk is
 decoded from, against the anchor frames encoded independently here.
 """
 
@@ -81,7 +81,7 @@ def _codec(backend):
     return backend._latents if isinstance(backend, VACEBackend) else backend.pipeline.latents
 
 
-@pytest.mark.parametrize("name", ["tiny", "tiny-vace", "tiny-c2r"])
+@pytest.mark.parametrize("name", ["tiny", "tiny-vace", "tiny-c2r", "tiny-trained"])
 def test_each_anchor_pins_both_neighbouring_chunks(name, monkeypatch):
     backend = _backend(name)
     codec = _codec(backend)
