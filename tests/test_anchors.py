@@ -1,7 +1,8 @@
 """Anchor-parallel long sequences: the plan tiles the clip, and each anchor pins both chunks beside it.
 
-Real tiny backends (IC-LoRA, VACE, C2R, and the trained `tiny-trained` preset); the pins are checked on the latents each chunk is
-decoded from, against the anchor frames encoded independently here.
+Real tiny backends (IC-LoRA, VACE, C2R, and the trained `tiny-trained` preset); the pins are
+checked on the latents each chunk is decoded from, against the anchor frames encoded
+independently here.
 """
 
 from __future__ import annotations
