@@ -22,7 +22,9 @@ CPU, tiny model, random weights; what it measures, through the product path:
   here). Scored with `c2r eval`'s seam metric (``temporal.seam_flicker``: mean frame change at
   the hand-overs, the input's own change subtracted, against the change elsewhere; ratio 1 =
   invisible) at each method's own hand-overs (sequential: every window's first emitted frame;
-  anchors: every piece's first emitted frame, two per anchor), and at the other method's (those
+  anchors: two per anchor a, where the chunk before starts its cross-fade into the anchor
+  clip's frames, a - 3, and where the next chunk starts, a + 1; the anchor frame a itself is
+  listed apart), and at the other method's (those
   that are not its own) as a control, with the error against the testbed's "real" target. The metric is deterministic
   (same seed, same figures), so the sequences are the samples, not timing rounds.
 This machine has 2 cores shared with other work: 2 engines can show the parallel speed-up
@@ -175,7 +177,7 @@ def bench_seams(args) -> dict:
     import numpy as np
 
     from c2r.models import tiny_trained
-    from c2r.models.anchors import plan_anchors, realify_anchored
+    from c2r.models.anchors import BLEND, plan_anchors, realify_anchored
     from c2r.models.backend import RealifyConfig
     from c2r.models.backends import ICLoRABackend
     from c2r.models.research import temporal
@@ -190,7 +192,8 @@ def bench_seams(args) -> dict:
     anchored = RealifyConfig(**{**sequential.__dict__, "chaining": "anchors", "anchor_every": 16})
     plan = plan_anchors(args.seam_frames, 17, 16)
     hand_overs = {"sequential": [w.emit_start for w in plan_windows(args.seam_frames, 17, 5)[1:]],
-                  "anchors": sorted(p.emit_start for p in plan.pieces if p.emit_start > 0)}
+                  # where a chunk's cross-fade into its anchor starts (a - BLEND) and where the next chunk starts (a + 1)
+                  "anchors": sorted([a - BLEND for a in plan.anchors] + [c.emit_start for c in plan.chunks if c.emit_start])}
     runs = {"sequential": lambda clip: backend.realify(clip.gbuffers(), sequential),
             "anchors": lambda clip: realify_anchored(backend.realify_window, clip.gbuffers(), anchored)}
     rows: dict[str, list[dict]] = {name: [] for name in runs}
@@ -211,10 +214,11 @@ def bench_seams(args) -> dict:
                                           if s not in mine])
             figures = {**own, "control_ratio": other["ratio"], "seconds": seconds, "psnr": psnr(clip.real, out),
                        "err": float(np.abs(out.astype(np.float32) - clip.real.astype(np.float32)).mean())}
-            if name == "anchors":  # which hand-over jumps: into an anchor clip (frame a-3) or out of it (a+1)
+            if name == "anchors":  # which hand-over jumps: into the anchor frame a, out of it (a+1), the fade's start
                 for kind in ("anchor", "chunk"):
                     starts = [p.emit_start for p in plan.pieces if p.kind == kind and p.emit_start > 0]
                     figures[f"ratio_into_{kind}"] = seam_figures(excess, starts)["ratio"]
+                figures["ratio_fade_start"] = seam_figures(excess, [a - BLEND for a in plan.anchors])["ratio"]
             rows[name].append(figures)
             print(f"  sequence {k + 1}/{args.seam_sequences} {name}: {seconds:.1f} s", flush=True)
     return {name: {key: statistics.median(r[key] for r in values) for key in values[0]} for name, values in rows.items()}
@@ -268,8 +272,8 @@ def main(argv=None) -> int:
                   f"{f['err']:>8.2f}{f['psnr']:>8.2f}{f['seconds']:>9.1f}")
         a = seams["anchors"]
         print(f"(ratio: at the method's own hand-overs; ctrl: the same output at the other method's hand-overs that are "
-              f"not its own; anchors: ratio {a['ratio_into_anchor']:.2f} into an anchor clip, {a['ratio_into_chunk']:.2f} "
-              "from it into the next chunk)")
+              f"not its own; anchors: ratio {a['ratio_into_anchor']:.2f} into the anchor frame, {a['ratio_into_chunk']:.2f} "
+              f"from it into the next chunk, {a['ratio_fade_start']:.2f} where a chunk's cross-fade into the anchor starts)")
     print(json.dumps(result, sort_keys=True))
     return 0
 
