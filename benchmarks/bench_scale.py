@@ -244,7 +244,9 @@ def main(argv=None) -> int:
         jobs = bench_jobs(args, work) if "jobs" in parts else None
         sp = bench_sp(args, work) if "sp" in parts else None
     seams = bench_seams(args) if "seams" in parts else None
-    result: dict = {"label": "CPU, tiny model, random weights", "cpus": os.cpu_count()}
+    labels = (["jobs and sequence parallel: tiny model, random weights"] if jobs or sp else []) + (
+        ["seams: tiny-trained (trained tiny weights), SYNTHETIC TESTBED"] if seams else [])
+    result: dict = {"label": "CPU; " + "; ".join(labels), "cpus": os.cpu_count()}
     if jobs:
         result.update(frames=args.frames, steps=args.steps, rounds=args.rounds, jobs={})
         print(f"{args.frames}-frame job, 32x32, {args.steps} steps, 17-frame windows; median (min-max) over {args.rounds} "
