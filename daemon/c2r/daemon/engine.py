@@ -181,7 +181,7 @@ class Engine:
 
     def run_request(self, run: RunWindow) -> None:
         from c2r.models.backend import Cancelled
-        from c2r.models.parallel.group import GroupFailed
+        from c2r.models.parallel import GroupFailed
 
         rid, request, pid = run.id, run.request, os.getpid()
         window, clip = request.window, request.clip
@@ -292,7 +292,7 @@ class Engine:
         """The window on this engine, or over its group: a failed group is rebuilt and the window retried once."""
         if self.group is None:
             return backend.realify_window(run.request, on_step)
-        from c2r.models.parallel.group import GroupFailed
+        from c2r.models.parallel import GroupFailed
 
         try:
             return self.group.realify_window(backend, run.request, on_step)

@@ -43,16 +43,13 @@ import torch
 import torch.distributed as dist
 
 from ..backend import Cancelled, StepFn, WindowRequest
+from . import GroupFailed
 from .sequence import SequenceParallel, enable_c2r_sequence_parallel, enable_context_parallel, vace_plan
 
 log = logging.getLogger("c2r.engine")
 FOLLOWER = ["-m", "c2r.models.parallel.group"]  # what a follower runs after the interpreter
 GROUP_TIMEOUT = datetime.timedelta(seconds=120)  # a collective (or the group's start) waiting longer fails
 REPORT_GRACE_S = 5.0  # after a failed collective: how long rank 0 waits for the followers' reports
-
-
-class GroupFailed(RuntimeError):
-    """A rank of an engine group failed or died; the group was torn down (the next load starts a fresh one)."""
 
 
 def _free_port() -> int:
