@@ -50,6 +50,7 @@ log = logging.getLogger("c2r.engine")
 FOLLOWER = ["-m", "c2r.models.parallel.group"]  # what a follower runs after the interpreter
 GROUP_TIMEOUT = datetime.timedelta(seconds=120)  # a collective (or the group's start) waiting longer fails
 REPORT_GRACE_S = 5.0  # after a failed collective: how long rank 0 waits for the followers' reports
+LOAD_TIMEOUT_S = 1800.0  # a follower still loading the model after this long is taken for hung
 
 
 def _free_port() -> int:
@@ -244,7 +245,7 @@ class EngineGroup:
             self.teardown()
             raise
         for follower in self.followers:
-            follower.wait_reply()
+            follower.wait_reply(LOAD_TIMEOUT_S)
         if failed := self._failed():
             message, oom = f"engine group: {failed.failure} loading {model}", failed.oom
             self.teardown()
