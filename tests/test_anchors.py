@@ -1,7 +1,8 @@
 """Anchor-parallel long sequences: the plan tiles the clip, and each anchor pins both chunks beside it.
 
-Real tiny backends (IC-LoRA, VACE, C2R); the pins are checked on the latents each chunk is
-decoded from, against the anchor frames encoded independently here.
+Real tiny backends (IC-LoRA, VACE, C2R, and the trained `tiny-trained` preset); the pins are
+checked on the latents each chunk is decoded from, against the anchor frames encoded
+independently here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from c2r.models.anchors import ANCHOR_CLIP, plan_anchors, realify_anchored
+from c2r.models.anchors import ANCHOR_CLIP, BLEND, plan_anchors, realify_anchored
 from c2r.models.backend import GBuffers, RealifyConfig, WindowRequest
 from c2r.models.backends import create_backend
 from c2r.models.pinning import pin_ends
@@ -81,7 +82,7 @@ def _codec(backend):
     return backend._latents if isinstance(backend, VACEBackend) else backend.pipeline.latents
 
 
-@pytest.mark.parametrize("name", ["tiny", "tiny-vace", "tiny-c2r"])
+@pytest.mark.parametrize("name", ["tiny", "tiny-vace", "tiny-c2r", "tiny-trained"])
 def test_each_anchor_pins_both_neighbouring_chunks(name, monkeypatch):
     backend = _backend(name)
     codec = _codec(backend)
@@ -89,10 +90,12 @@ def test_each_anchor_pins_both_neighbouring_chunks(name, monkeypatch):
     decode = codec.decode
     monkeypatch.setattr(codec, "decode", lambda latents: decoded.append(latents.clone()) or decode(latents))
     requests: list[WindowRequest] = []
+    results: list[np.ndarray] = []
 
     def run(request: WindowRequest) -> np.ndarray:
         requests.append(request)
-        return backend.realify_window(request)
+        results.append(backend.realify_window(request))
+        return results[-1]
 
     clip = make_clip(41)
     config = RealifyConfig(**{**CONFIG.__dict__, "anchor_every": 16})
@@ -114,6 +117,14 @@ def test_each_anchor_pins_both_neighbouring_chunks(name, monkeypatch):
         np.testing.assert_array_equal(prefix[0], out[anchor])  # and it is the output frame at the anchor
         torch.testing.assert_close(final[before.index][:, :, -1:], encode(suffix)[:, :, 1:], rtol=0, atol=1e-5)
         torch.testing.assert_close(final[after.index][:, :, :1], encode(prefix), rtol=0, atol=1e-5)
+        # the chunk's last frames cross-fade from its own decode into the anchor clip's, up to the anchor frame
+        own = results[before.index][anchor - BLEND - 1 - before.start : anchor - before.start]
+        clip_frames = suffix[-BLEND - 1 : -1]
+        np.testing.assert_array_equal(out[anchor - BLEND - 1], own[0])  # before the fade: the chunk's own frame
+        to_own = [np.abs(out[anchor - BLEND + k].astype(int) - own[1 + k]).mean() for k in range(BLEND)]
+        to_clip = [np.abs(out[anchor - BLEND + k].astype(int) - clip_frames[k]).mean() for k in range(BLEND)]
+        assert to_own == sorted(to_own) and to_clip == sorted(to_clip, reverse=True), (to_own, to_clip)
+        assert to_own[0] < to_clip[0] and to_own[-1] > to_clip[-1]
     # the pins did something: a chunk run without them ends elsewhere
     chunk = plan.chunks[1]
     free = backend.realify_window(WindowRequest(clip.slice(chunk.start, chunk.end), config, None, chunk.window))

@@ -84,3 +84,37 @@ def test_anchor_job_on_ray_survives_a_killed_worker(tmp_path, ray_cluster):
     ran = {int(w) for w in re.findall(rf"ray worker \d+ \(pid \d+\): window (\d+) of {job.id}", log)}
     assert ran == {p.index for p in plan.pieces}  # every piece ran on the cluster
     assert len(read_sequence(d.output_root / "shot")) == FRAMES
+
+
+def test_cancelling_a_job_stops_its_running_window_on_the_worker(tmp_path, ray_cluster):
+    inputs = make_input(tmp_path / "input", count=FRAMES, fps=16.0)
+    d = start_daemon(tmp_path / "d", "--ray", ray_cluster)
+    try:
+        spec = job_spec(*inputs, "long", steps=2000)  # far longer than the test waits
+        spec.config.CopyFrom(session_config(steps=2000, window=17, overlap=5))
+        job = d.stub().SubmitJob(spec)
+        running = re.compile(rf"ray worker (\d+): window 0 of {job.id} running")
+        deadline = time.monotonic() + 60
+        while not (hit := running.search(d.log())):
+            assert time.monotonic() < deadline, d.log()
+            time.sleep(0.05)
+        time.sleep(3)  # the worker loads the model and is stepping
+        cancelled_at = time.monotonic()
+        assert d.stub().CancelJob(pb.JobRef(id=job.id)).state == pb.CANCELLED
+        stopped = re.compile(rf"ray worker {hit.group(1)}: window 0 of {job.id} stopped: .*cancelled at step (\d+) of 2000")
+        while not (line := stopped.search(d.log())):
+            assert time.monotonic() - cancelled_at < 30, d.log()
+            time.sleep(0.05)
+        # the worker is free again (its cancel flag does not stick): a 3-window job uses both workers and succeeds
+        after = job_spec(*inputs, "after", steps=2)
+        after.config.CopyFrom(session_config(steps=2, window=17, overlap=5))
+        done = wait_terminal(d, d.stub().SubmitJob(after).id)
+        log = d.log()
+    finally:
+        d.stop()
+    assert int(line.group(1)) < 2000
+    assert done.state == pb.SUCCEEDED, done.error
+    workers = set(re.findall(rf"ray worker (\d+) \(pid \d+\): window \d+ of {done.id}", log))
+    assert hit.group(1) in workers, log
+    assert not re.search(rf"window 0 of {job.id} in [\d.]+ s", log)  # the cancelled window never finished
+    assert len(read_sequence(d.output_root / "after")) == FRAMES

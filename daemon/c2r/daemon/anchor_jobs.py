@@ -64,7 +64,7 @@ class AnchoredJob:
             if piece.kind == "anchor":
                 for i, frame in enumerate(out):
                     self.anchor_stage.put(piece.start + i, frame)
-            for i, frame in enumerate(emitted(piece, out)):
+            for i, frame in enumerate(emitted(piece, out, self.anchor_stage.get)):
                 self.stage.put(piece.emit_start + i, frame)
 
         await asyncio.to_thread(stage_it)

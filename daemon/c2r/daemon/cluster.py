@@ -7,7 +7,9 @@ the running of a window moves: ``ClusterScheduler`` has the local scheduler's in
 ``anchor_jobs`` run unchanged on it, and frames come back through Ray's object store into
 the job's stage and output root on the daemon's machine. A job is recorded piece by piece
 as it is locally, so a restarted daemon resumes it; a worker that dies mid-window is
-restarted by Ray (``max_restarts``) and the window is run again, once.
+restarted by Ray (``max_restarts``) and the window is run again, once. Cancelling a job
+drops its queued windows and stops its running ones at their next step (``ray.cancel``, see
+``cluster_worker``); stopping the daemon cancels nothing, so its jobs resume at the next start.
 
 Workers: one ``WindowWorker`` actor per GPU of the cluster (``num_gpus=gpus_per_window``),
 or one per CPU on a CPU-only cluster, each taking the next queued window when free.
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import EngineUnavailable
+from .errors import EngineUnavailable, SessionCancelled
 from .scheduler import WindowTask
 from .settings import DaemonSettings
 
@@ -54,6 +56,7 @@ class ClusterScheduler:
         self.settings = settings
         self.queue: asyncio.Queue[WindowTask] = asyncio.Queue()
         self.running: list[WindowTask] = []
+        self.calls: dict[WindowTask, object] = {}  # the running tasks' Ray calls (ObjectRefs), for ray.cancel
         self.dropped: set[int] = set()  # ids of queued tasks whose owner was cancelled
         self._seq = itertools.count()
         self._workers: list = []
@@ -87,10 +90,14 @@ class ClusterScheduler:
         return self.queue.qsize() - 1 + len(self.running)
 
     def drop_owner(self, owner: str) -> None:
-        """Forget an owner's queued windows; its running ones finish on their workers and are ignored."""
+        """Forget an owner's queued windows and stop its running ones (at their next step, on their workers)."""
         for task in list(self.queue._queue):  # noqa: SLF001 - asyncio.Queue has no removal
             if task.owner == owner:
                 task.result.cancel()
+        for task in [t for t in self.running if t.owner == owner]:
+            task.result.cancel()
+            if (call := self.calls.get(task)) is not None:
+                import_ray().cancel(call)
 
     # --- workers -------------------------------------------------------------------------------
     async def _serve(self, index: int, worker) -> None:
@@ -112,7 +119,7 @@ class ClusterScheduler:
                 self.running.remove(task)
 
     async def _run(self, ray, index: int, worker, task: WindowTask) -> ClusterResult:
-        from ray.exceptions import RayActorError
+        from ray.exceptions import RayActorError, RayTaskError, TaskCancelledError
 
         request = task.request
         task.on_event({"kind": "window_started"})
@@ -120,7 +127,14 @@ class ClusterScheduler:
         while True:
             log.info("ray worker %d: window %d of %s running", index, request.index, task.owner)
             try:
-                frames, seconds, pid, started, finished = await worker.run.remote(task.model, task.lora, request)
+                self.calls[task] = call = worker.run.remote(task.model, task.lora, request)
+                frames, seconds, pid, started, finished = await call
+            except (TaskCancelledError, RayTaskError) as e:
+                if not task.result.cancelled():
+                    raise
+                log.info("ray worker %d: window %d of %s stopped: %s", index, request.index, task.owner,
+                         str(e).strip().splitlines()[-1])
+                raise SessionCancelled("cancelled by a client") from None
             except RayActorError as e:
                 failures += 1
                 if failures > RETRIES:
@@ -128,6 +142,8 @@ class ClusterScheduler:
                                             f"({type(e).__name__}); check the cluster's nodes and logs") from None
                 log.warning("ray worker %d died on window %d of %s; retrying it once", index, request.index, task.owner)
                 continue
+            finally:
+                self.calls.pop(task, None)
             log.info("ray worker %d (pid %d): window %d of %s in %.2f s (ran %.3f-%.3f)", index, pid, request.index,
                      task.owner, seconds, started, finished)
             return ClusterResult(frames, seconds)

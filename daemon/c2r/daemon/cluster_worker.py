@@ -6,6 +6,12 @@ CPU-only cluster), placed by Ray's scheduler on any node. It keeps the last mode
 warm, as an engine does, and runs one ``WindowRequest`` at a time through the backend. Its
 methods run only in Ray worker processes: the front end creates the actors (``cluster``)
 but never calls this module's code, so torch stays out of the front end.
+
+A cancelled job's running window stops at its next denoising step: the front end calls
+``ray.cancel`` on the actor task, which for a regular actor sets a flag the task polls with
+``ray.get_runtime_context().is_canceled()`` (Ray 2.60, ``ray.cancel``'s docstring in
+``ray/_private/worker.py``); the step callback raises ``Cancelled`` then (in an engine group
+all ranks stop at that step).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ class WindowWorker:
         return "cuda:0"  # Ray sets CUDA_VISIBLE_DEVICES to the actor's GPU(s)
 
     def _backend_for(self, model: str, lora: str):
-        if self.key != (model, lora):
+        if self.key != (model, lora) or (self.group is not None and not self.group.up):  # a failed group: a fresh one
             from c2r.models.backends import create_backend
             from c2r.models.memory_plan import levers_for
 
@@ -54,8 +60,18 @@ class WindowWorker:
 
     def run(self, model: str, lora: str, request):
         """(frames (T, H, W, 3) uint8, seconds, pid, started, finished): the window's result and when it ran."""
+        import ray
+
+        from c2r.models.backend import Cancelled
+
         started = time.time()
+        context = ray.get_runtime_context()
+
+        def on_step(event) -> None:
+            if context.is_canceled():
+                raise Cancelled(f"window {request.index} cancelled at step {event.step} of {event.num_steps}")
+
         backend = self._backend_for(model, lora)
-        frames = (self.group.realify_window(backend, request, None) if self.group is not None
-                  else backend.realify_window(request))
+        frames = (self.group.realify_window(backend, request, on_step) if self.group is not None
+                  else backend.realify_window(request, on_step))
         return frames, time.time() - started, os.getpid(), started, time.time()

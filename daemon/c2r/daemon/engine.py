@@ -12,7 +12,10 @@ cancelled and a ``Stop`` cancels the running one, so neither waits behind a runn
 nor is consumed and dropped. Busy loop: take a window, run it through
 ``Backend.realify_window`` (step callback -> events, and raises ``Cancelled`` once its window
 is cancelled), send the frames back, publish them for preview. Messages: ``engine_messages``. A CUDA out-of-memory reloads the model with the
-next lower-memory strategy and retries once before reporting "oom".
+next lower-memory strategy and retries once before reporting "oom", in an engine group too
+(an OOM on any rank tears the group down; the retry runs on a fresh group, every rank one
+strategy lower). A group whose other rank failed or died (``GroupFailed``) is torn down and
+the window retried once on a fresh group; failing again reports "unavailable".
 
 Preview framing (viewers SUBscribe to the relay's address, GetInfo.preview_address): three frames per message:
 topic = session id (utf-8), header = JSON {"session", "index", "height", "width",
@@ -117,15 +120,18 @@ class Engine:
 
     def backend_for(self, model: str, lora: str, offload: str | None = None):
         key = (model, lora)
-        if self.backend_key != key or (offload is not None and offload != self.offload):
+        group_down = self.group is not None and not self.group.up  # torn down after a failure: load on a fresh one
+        if self.backend_key != key or (offload is not None and offload != self.offload) or group_down:
             from c2r.models.backends import create_backend
             from c2r.models.memory_plan import levers_for
 
             if self.backend is not None:
                 self.backend.unload()
                 self.backend = None
-            if self.group is not None:  # every rank loads it, sequence parallel, no offload
-                backend = self.group.load(model, lora)
+            if self.group is not None:  # every rank loads it, sequence parallel; no offload unless after an OOM
+                self.backend, self.backend_key = None, None
+                self.offload = offload or "none"
+                backend = self.group.load(model, lora, self.offload)
             else:
                 levers = levers_for(self.device, model)  # kernels, compile, tiling, offload for this GPU and model
                 path = self.args.model_path if model == self.args.model else None  # the folder holds --model only
@@ -175,6 +181,7 @@ class Engine:
 
     def run_request(self, run: RunWindow) -> None:
         from c2r.models.backend import Cancelled
+        from c2r.models.parallel import GroupFailed
 
         rid, request, pid = run.id, run.request, os.getpid()
         window, clip = request.window, request.clip
@@ -207,6 +214,9 @@ class Engine:
             return
         except MemoryError as e:  # torch.OutOfMemoryError twice, see _run_with_oom_retry
             self.send(WindowError(pid, rid, "oom", str(e)))
+            return
+        except GroupFailed as e:  # a rank of the engine group failed twice; the group is rebuilt for the next window
+            self.send(WindowError(pid, rid, "unavailable", str(e)))
             return
         except Exception as e:  # a model bug must not kill the engine: report it, keep serving
             log.exception("window %s of %s failed", request.index, run.session)
@@ -258,23 +268,43 @@ class Engine:
 
         request = run.request
         if self.group is not None:  # every rank runs the window in lockstep, sequence parallel
-            return self.group.realify_window(self.backend_for(run.model, run.lora), request, on_step)
-        backend = self.plan_window(run.model, run.lora, request.clip, request.config)
+            backend = self.backend_for(run.model, run.lora)
+        else:
+            backend = self.plan_window(run.model, run.lora, request.clip, request.config)
         try:
-            return backend.realify_window(request, on_step)
+            return self._realify(backend, run, on_step)
         except torch.OutOfMemoryError as first:
             lower = OFFLOADS[min(OFFLOADS.index(self.offload) + 1, len(OFFLOADS) - 1)]
             log.warning("out of GPU memory with offload %s (%s); retrying once with offload %s", self.offload, first, lower)
-            torch.cuda.empty_cache()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
             backend = self.backend_for(run.model, run.lora, lower)
             try:
-                return backend.realify_window(request, on_step)
+                return self._realify(backend, run, on_step)
             except torch.OutOfMemoryError as second:
                 clip = request.clip
+                more = f", or a larger --gpus-per-window than {self.group.world}" if self.group is not None else ""
                 raise MemoryError(
                     f"out of GPU memory for a {clip.num_frames}-frame {clip.size[0]}x{clip.size[1]} window even with "
-                    f"offload {lower} ({second}); lower the resolution, the window or use quality 'preview'"
+                    f"offload {lower} ({second}); lower the resolution, the window or use quality 'preview'{more}"
                 ) from None
+
+    def _realify(self, backend, run: RunWindow, on_step):
+        """The window on this engine, or over its group: a failed group is rebuilt and the window retried once."""
+        if self.group is None:
+            return backend.realify_window(run.request, on_step)
+        from c2r.models.parallel import GroupFailed
+
+        try:
+            return self.group.realify_window(backend, run.request, on_step)
+        except GroupFailed as first:
+            log.warning("%s; retrying window %s of %s once on a fresh group", first, run.request.index, run.session)
+            backend = self.backend_for(run.model, run.lora, self.offload)
+            try:
+                return self.group.realify_window(backend, run.request, on_step)
+            except GroupFailed as second:
+                raise GroupFailed(f"{second}, twice on window {run.request.index}; the group was restarted and the "
+                                  "daemon is still serving: retry, or see the daemon log for that rank's traceback") from None
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

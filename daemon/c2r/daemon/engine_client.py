@@ -30,7 +30,8 @@ from .scheduler import WindowScheduler, WindowTask
 
 log = logging.getLogger("c2r.daemon")
 MAX_START_FAILURES = 3  # engines in a row that die before saying hello: the engine is broken, stop restarting
-ERROR_CODES = {"invalid": InvalidInput, "oom": OutOfGpuMemory, "cancelled": SessionCancelled, "missing": WeightsMissing}
+ERROR_CODES = {"invalid": InvalidInput, "oom": OutOfGpuMemory, "cancelled": SessionCancelled, "missing": WeightsMissing,
+               "unavailable": EngineUnavailable}
 
 
 class EngineDied(Exception):

@@ -93,7 +93,7 @@ class WindowResult:
 
 
 # WindowError.code -> how the front end reports it (see engine_client.ERROR_CODES)
-ERROR_KINDS = ("invalid", "oom", "cancelled", "missing", "internal")
+ERROR_KINDS = ("invalid", "oom", "cancelled", "missing", "unavailable", "internal")
 
 
 @dataclass

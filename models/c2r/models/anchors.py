@@ -11,9 +11,16 @@ the chunks, like the anchors, can run on as many engines or cluster workers as t
 
 Layout for anchors a_1 < a_2 < ... (multiples of ``every``, ``every`` a multiple of 4):
 
-    anchor clip j   input [a_j - 4, a_j + 1)   output [a_j - 3, a_j + 1)   (4 frames: one latent)
-    chunk i         input [a_i, a_{i+1} + 1)   output [a_i + 1, a_{i+1} - 3)
+    anchor clip j   input [a_j - 4, a_j + 1)   output [a_j, a_j + 1)         (its last latent: 4 frames)
+    chunk i         input [a_i, a_{i+1} + 1)   output [a_i + 1, a_{i+1})
                     prefix: frame a_i (one latent), suffix: the anchor clip of a_{i+1} (5 frames)
+
+A chunk's last latent and the anchor clip's are the same (pinned), but Wan's VAE decodes
+causally, so the chunk (with its own frames before) and the anchor clip (with one context
+frame) decode it to different pictures; a hard cut from one to the other at a_{i+1} - 3 was
+the most visible seam (bench_scale's seams). So a chunk's last ``BLEND`` frames cross-fade
+from its own decode into the anchor clip's (``emitted``), which reaches the anchor frame
+itself, the frame the next chunk starts from.
 
 The first chunk starts at frame 0 without a prefix and the last ends at the clip's end
 without a suffix. The outputs tile [0, num_frames): one frame out per frame in.
@@ -31,6 +38,7 @@ from .backend import GBuffers, RealifyConfig, WindowRequest
 from .windows import Window
 
 ANCHOR_CLIP = 5  # frames an anchor clip spans: one latent frame of context, then the 4 pinned frames
+BLEND = 3  # a chunk's last frames before its next anchor, cross-faded into the anchor clip's
 
 
 @dataclass(frozen=True)
@@ -81,13 +89,13 @@ def plan_anchors(num_frames: int, window: int, every: int = 0) -> AnchorPlan:
     if num_frames < 1:
         raise ValueError("nothing to realify: the clip has no frames")
     anchors = tuple(range(every, num_frames, every))
-    pieces = [Piece(j, "anchor", a - 4, a + 1, a - 3, a + 1) for j, a in enumerate(anchors)]
+    pieces = [Piece(j, "anchor", a - 4, a + 1, a, a + 1) for j, a in enumerate(anchors)]
     bounds = (None, *anchors, None)
     for i, (left, right) in enumerate(zip(bounds[:-1], bounds[1:])):
         start = 0 if left is None else left
         end = num_frames if right is None else right + 1
         emit_start = 0 if left is None else left + 1
-        emit_end = num_frames if right is None else right - 3
+        emit_end = num_frames if right is None else right
         if emit_start < emit_end:  # the last anchor may be the clip's last frame: no chunk after it
             pieces.append(Piece(len(pieces), "chunk", start, end, emit_start, emit_end, left, right))
     return AnchorPlan(num_frames, every, anchors, tuple(pieces))
@@ -109,9 +117,18 @@ def piece_request(piece: Piece, clip: GBuffers, config: RealifyConfig, anchor_fr
     return WindowRequest(frames, config, prefix, piece.window, suffix)
 
 
-def emitted(piece: Piece, frames: np.ndarray) -> np.ndarray:
-    """The frames of a piece's result that go to the output."""
-    return frames[piece.emit_start - piece.start : piece.emit_end - piece.start]
+def emitted(piece: Piece, frames: np.ndarray, anchor_frames: AnchorFrames) -> np.ndarray:
+    """The frames of a piece's result that go to the output: a chunk's last ``BLEND`` cross-faded into its
+    next anchor clip's frames (weights 1/4, 2/4, 3/4 of the anchor clip's; the anchor frame is all of it)."""
+    out = frames[piece.emit_start - piece.start : piece.emit_end - piece.start]
+    if piece.kind != "chunk" or piece.suffix_anchor is None:
+        return out
+    anchor = piece.suffix_anchor
+    theirs = anchor_frames(anchor - BLEND, anchor).astype(np.float32)
+    weights = (np.arange(1, BLEND + 1, dtype=np.float32) / (BLEND + 1))[:, None, None, None]
+    out = out.copy()
+    out[-BLEND:] = np.rint((1 - weights) * out[-BLEND:] + weights * theirs).astype(np.uint8)
+    return out
 
 
 def realify_anchored(run: Callable[[WindowRequest], np.ndarray], clip: GBuffers, config: RealifyConfig) -> np.ndarray:
@@ -132,6 +149,6 @@ def realify_anchored(run: Callable[[WindowRequest], np.ndarray], clip: GBuffers,
         frames = run(piece_request(piece, clip, config, anchor_frames))
         if piece.kind == "anchor":
             anchor_out[piece.start : piece.end] = frames
-        out[piece.emit_start : piece.emit_end] = emitted(piece, frames)
+        out[piece.emit_start : piece.emit_end] = emitted(piece, frames, anchor_frames)
     return out
 
