@@ -1,8 +1,14 @@
 """The Blender extension, in real Blender (bpy from PyPI, headless, Cycles on the CPU).
 
-The extension is installed the way Blender installs one (a local extensions repository,
-then addon_enable), renders a small procedural scene, and realifies it against a real
-daemon with the tiny model on 127.0.0.1.
+The extension is enabled from a local extensions repository (as Blender's extension system
+does it), renders a small procedural scene through Blender's own render job, and realifies
+it against a real daemon with the tiny model on 127.0.0.1. This Python also has the daemon
+on its path; test_blender_installed.py runs the built extension zip in a Blender whose
+Python has only the extension's wheels.
+
+Background Blender renders a whole animation inside the render operator (its handlers fire
+on the main thread, between frames), so what an artist does mid-render (Cancel, ESC) is done
+here from a render_post handler of the test's own, between two frames.
 """
 
 from __future__ import annotations
@@ -20,11 +26,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from daemon_process import start_daemon
+
+BPY_MISSING = "bpy (Blender as a Python module) is not installed: pip install 'bpy==4.5.*' (Python 3.11)"
 
 # Keep Blender's user preferences and extension repositories out of the real home folder;
 # Blender reads this once, when bpy is first imported.
 os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="c2r-blender-user-"))
-bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed: pip install 'bpy==4.5.*' (Python 3.11)")
+bpy = pytest.importorskip("bpy", reason=BPY_MISSING)
 
 BLENDER_DIR = Path(__file__).resolve().parents[1] / "engine_plugins" / "blender"
 _spec = importlib.util.spec_from_file_location("c2r_blender_demo_scene", BLENDER_DIR / "demo_scene.py")
@@ -52,6 +61,7 @@ def addon(tmp_path_factory):
         name=name,
         job=addon_module(name, "job"),
         passes=addon_module(name, "passes"),
+        render_job=addon_module(name, "render_job"),
         viewport=addon_module(name, "viewport"),
         session_worker=addon_module(name, "session_worker"),
         prefs=lambda: bpy.context.preferences.addons[name].preferences,
@@ -166,23 +176,43 @@ def test_extension_registers_its_ui_and_unregisters_cleanly(addon):
     assert hasattr(bpy.types.Scene, "coarse2real")
 
 
-def test_render_passes_match_the_scene_geometry(addon, scene):
-    """Z and Normal as captured agree with ray casts through the camera, pixel by pixel."""
+def test_render_job_passes_match_the_scene_geometry_and_the_scene_is_put_back(addon, scene):
+    """Z and Normal as captured from Blender's render job agree with ray casts through the camera."""
+    scene.frame_end = 3
     view_layer = bpy.context.view_layer
-    capture = addon.passes.PassCapture(scene)
+    output = scene.render.filepath
+    assert scene.node_tree is None, "the demo scene has no compositor tree"
+    capture = addon.passes.PassCapture(scene, view_layer)
+    frames = []
+    render = addon.render_job.AnimationRender(scene, capture, frames.append)
+    render.start()
+    render.collect()
+    assert render.outcome == "complete" and [f.frame for f in frames] == [1, 2, 3]
     depsgraph = bpy.context.evaluated_depsgraph_get()
-    depths = []
-    for frame in (scene.frame_start, scene.frame_end):
-        captured = capture.render(frame)
+    for captured in frames:
+        scene.frame_set(captured.frame)
         view, projection = camera_matrices(depsgraph, scene.camera)
         ray_depth, ray_normals = addon.viewport.raycast_planes(depsgraph, view, projection, WIDTH, HEIGHT)
         assert_matches_geometry(captured.depth, captured.normals, ray_depth, ray_normals)
         assert captured.color.shape == (HEIGHT, WIDTH, 3) and captured.color.dtype == np.uint8 and captured.color.std() > 5
-        depths.append(captured.depth)
-    assert not np.allclose(depths[0][np.isfinite(depths[0])].mean(), depths[1][np.isfinite(depths[1])].mean(), rtol=1e-3)
+    first, last = (f.depth[np.isfinite(f.depth)].mean() for f in (frames[0], frames[-1]))
+    assert not np.isclose(first, last, rtol=1e-3)
+    render.stop()
     capture.close()
     assert not view_layer.use_pass_z and not view_layer.use_pass_normal and not scene.use_nodes
-    assert addon.passes.NODE_NAME not in scene.node_tree.nodes
+    assert scene.node_tree is None or len(scene.node_tree.nodes) == 0, "no Composite/Render Layers/Viewer left behind"
+    assert scene.render.filepath == output and scene.render.image_settings.file_format == "PNG"
+    assert not Path(output).exists(), "the coarse frames went to the capture folder, not over the artist's renders"
+    assert all(h not in bpy.app.handlers.render_post for h in render._handlers.values())
+
+
+def test_an_existing_compositor_tree_keeps_exactly_its_nodes(addon, scene):
+    scene.use_nodes = True
+    names = sorted(n.name for n in scene.node_tree.nodes)
+    capture = addon.passes.PassCapture(scene, bpy.context.view_layer)
+    assert addon.passes.NODE_NAME in scene.node_tree.nodes
+    capture.close()
+    assert sorted(n.name for n in scene.node_tree.nodes) == names and scene.use_nodes
 
 
 def test_realify_frame_range_against_a_real_daemon(addon, scene, daemon):
@@ -223,49 +253,136 @@ def test_realify_frame_range_against_a_real_daemon(addon, scene, daemon):
     assert strips["coarse render"].scene == scene and strips["coarse render"].frame_final_start == 3
     assert scene.sequence_editor is None or len(scene.sequence_editor.strips) == 0, "the rendered scene stays untouched"
     assert tuple(bpy.data.images["coarse2real live"].size) == (WIDTH, HEIGHT)
+    assert not scene.use_nodes and (scene.node_tree is None or len(scene.node_tree.nodes) == 0), "no compositor tree left"
 
 
-def test_cancel_midway_keeps_complete_numbered_frames_and_returns_to_idle(addon, scene, daemon):
+class MidRender:
+    """A render_post handler of the test's own: after ``frame``, wait for the first realified
+    frames (the artist watching), then act (press Cancel, or ESC) between two frames."""
+
+    def __init__(self, addon, scene, frame: int, act):
+        self.addon, self.scene, self.frame, self.act = addon, scene, frame, act
+        self.messages: list[str] = []
+        self.rendered: list[int] = []
+
+    def __enter__(self):
+        bpy.app.handlers.render_post.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        bpy.app.handlers.render_post.remove(self)
+
+    def __call__(self, scene, *_):
+        self.rendered.append(scene.frame_current)
+        if scene.frame_current != self.frame:
+            return
+        run, report = self.addon.job.ACTIVE, self.addon.job.status()
+        deadline = time.monotonic() + 120
+        while report.frames_returned == 0 and time.monotonic() < deadline:
+            run.apply_events()
+            self.messages.append(report.message)
+            time.sleep(0.02)
+        assert 0 < report.frames_returned < report.frames_total, "the first window came back mid-render"
+        self.act(scene)
+
+
+def press_cancel(scene):
+    assert bpy.ops.coarse2real.cancel() == {"FINISHED"}
+
+
+def press_esc(scene):
+    """What ESC in the render window does: Blender cancels its render job and fires render_cancel."""
+    for handler in list(bpy.app.handlers.render_cancel):
+        handler(scene, None)
+
+
+@pytest.mark.parametrize("act", [press_cancel, press_esc], ids=["cancel-button", "esc"])
+def test_cancel_mid_render_keeps_every_earlier_result_and_restores_the_scene(addon, scene, daemon, act):
     scene.frame_end = 17
     addon.prefs().address = daemon.address
     folder = Path(scene.render.filepath) / "realified"
-    earlier = png_file_double(folder / "0015.png")  # a previous run's frame inside this range
+    earlier = {f: png_file_double(folder / f"{f:04d}.png") for f in (12, 15, 17)}  # a previous run's frames
+    output = scene.render.filepath
     assert bpy.ops.coarse2real.realify_range() == {"FINISHED"}
-    run = addon.job.ACTIVE
-    report = addon.job.status()
-    for _ in range(7):  # render frames 1-7: the first window (5 frames) is complete, the second is not
-        run.tick()
-    deadline = time.monotonic() + 120
-    while report.frames_returned == 0 and time.monotonic() < deadline:
-        run.apply_events()  # wait for the first window without rendering more (the artist presses ESC here)
-        time.sleep(0.02)
-    assert 0 < report.frames_returned < report.frames_total and report.frames_rendered == 7
-    assert bpy.ops.coarse2real.cancel() == {"FINISHED"}
-    assert report.state == "CANCELLING"
-    drive(addon)
+    with MidRender(addon, scene, 7, act) as watcher:  # frames 1-5 are the first window (5 frames)
+        drive(addon)
 
-    assert report.state == "IDLE" and not report.is_error and report.message.startswith("cancelled"), report.message
-    assert not earlier.exists(), "an earlier run's frame would read as part of this one"
-    names = sorted(p.name for p in folder.iterdir())
-    assert names == [f"{f:04d}.png" for f in range(1, 1 + len(names))], "a gap-free prefix of the range, nothing else"
-    assert len(names) == report.frames_returned <= 7, "only frames that were rendered before Cancel"
-    assert all(png_size(folder / n) == (WIDTH, HEIGHT) for n in names)
+    report = addon.job.status()
+    assert report.state == "IDLE" and not report.is_error and report.message.startswith("Cancelled"), report.message
+    assert "every earlier result is kept" in report.message
+    assert all(path.read_bytes().endswith(b"earlier run") for path in earlier.values()), "a cancel keeps every earlier result"
+    new = sorted(p.name for p in folder.iterdir() if int(p.stem) not in earlier)
+    assert new == [f"{f:04d}.png" for f in range(1, 1 + len(new))] and len(new) == report.frames_returned <= 7
+    assert all(png_size(folder / n) == (WIDTH, HEIGHT) for n in new)
+    progress = [m for m in watcher.messages if "frames realified" in m]
+    assert progress and all("/17 frames realified" in m for m in progress), "progress counts against the whole range"
     strip = bpy.data.scenes["coarse2real A/B"].sequence_editor.strips["coarse2real realified"]
-    assert strip.type == "IMAGE" and [e.filename for e in strip.elements] == names
-    assert addon.passes.NODE_NAME not in scene.node_tree.nodes and scene.frame_current == 1
+    assert strip.type == "IMAGE" and [e.filename for e in strip.elements] == new
+    assert scene.node_tree is None or addon.passes.NODE_NAME not in scene.node_tree.nodes
+    assert scene.render.filepath == output and not scene.use_nodes and scene.frame_current == 1
     assert bpy.ops.coarse2real.realify_range.poll(), "a new run can start"
 
 
-def test_no_reachable_daemon_gives_an_actionable_message(addon, scene):
+class RenderCounter:
+    """Counts the frames Blender renders (render_pre), per scene."""
+
+    def __init__(self):
+        self.scenes: list[str] = []
+
+    def __enter__(self):
+        bpy.app.handlers.render_pre.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        bpy.app.handlers.render_pre.remove(self)
+
+    def __call__(self, scene, *_):
+        self.scenes.append(scene.name)
+
+
+def test_no_daemon_is_reported_before_anything_renders(addon, scene):
     earlier = png_file_double(Path(scene.render.filepath) / "realified" / "0001.png")
     addon.prefs().address = f"127.0.0.1:{free_port()}"
-    bpy.ops.coarse2real.realify_range()
-    drive(addon)
+    with RenderCounter() as renders:
+        bpy.ops.coarse2real.realify_range()
+        drive(addon)
     report = addon.job.status()
-    assert report.state == "IDLE" and report.is_error
-    assert report.message.startswith(f"Daemon not reachable at {addon.prefs().address}") and "`c2r serve`" in report.message
-    assert addon.prefs().address in report.message
+    assert report.state == "IDLE" and report.is_error and renders.scenes == []
+    assert report.message == (
+        f"No daemon is running at {addon.prefs().address}. Tick 'Start a local daemon' in "
+        "Edit > Preferences > Add-ons > coarse2real, or press Start Daemon there"
+    )
     assert [p.name for p in earlier.parent.iterdir()] == ["0001.png"], "a failed run keeps earlier results and adds nothing"
+
+
+def test_a_wrong_token_is_reported_before_anything_renders(addon, scene, tmp_path):
+    guarded = start_daemon(tmp_path / "guarded", token="right-token")
+    try:
+        prefs = addon.prefs()
+        prefs.address, prefs.token = guarded.address, "wrong-token"
+        with RenderCounter() as renders:
+            bpy.ops.coarse2real.realify_range()
+            drive(addon)
+        report = addon.job.status()
+        assert report.is_error and renders.scenes == []
+        assert report.message == f"The daemon at {guarded.address} refused the token: set the daemon's token in Edit > Preferences > Add-ons > coarse2real > Token"
+    finally:
+        addon.prefs().token = ""
+        guarded.stop()
+
+
+def test_the_run_renders_its_own_scene_not_the_one_on_screen(addon, scene, daemon):
+    scene.frame_end = 5
+    addon.prefs().address = daemon.address
+    on_screen, scene = scene, scene.copy()  # the run is started in a second scene (sharing the objects)
+    assert bpy.context.scene == on_screen
+    with bpy.context.temp_override(scene=scene):
+        assert bpy.ops.coarse2real.realify_range() == {"FINISHED"}
+    with RenderCounter() as renders:
+        drive(addon)  # the ticks run with the screen's scene in context, as Blender's timers do
+    report = addon.job.status()
+    assert not report.is_error and report.frames_returned == 5, report.message
+    assert renders.scenes == [scene.name] * 5
 
 
 def test_realify_viewport_without_gpu_says_what_to_do(addon, scene):
@@ -305,7 +422,7 @@ def test_a_setting_the_daemon_refuses_is_reported_with_its_value(addon, scene, d
     drive(addon)
     report = addon.job.status()
     assert report.state == "IDLE" and report.is_error
-    assert report.message.startswith("The daemon refused the request") and "6" in report.message, report.message
+    assert report.message.startswith("The daemon refused a setting: Window 6"), report.message
     assert not any((Path(scene.render.filepath) / "realified").glob("*.png"))
 
 
@@ -321,7 +438,7 @@ def test_starts_a_local_daemon_when_none_answers_and_says_so(addon, scene, tmp_p
     client = addon.session_worker.SHARED_CLIENT._client
     started = client.daemon.process
     assert started.poll() is None, "the daemon outlives the run, so the next run finds its model loaded"
-    assert f"so Blender started one (pid {started.pid})" in report.connection
+    assert report.connection.startswith(f"Blender started the daemon (process {started.pid}); daemon at {prefs.address}:")
     addon.session_worker.SHARED_CLIENT.close()
     assert started.wait(timeout=30) is not None
 
@@ -368,15 +485,14 @@ def draw_panel(addon, scene):
 def test_panel_shows_settings_progress_cancel_and_wrapped_messages(addon, scene, daemon):
     idle = draw_panel(addon, scene)
     props = [entry[1] for entry in idle if entry[0] == "prop"]
-    assert props[:6] == ["prompt", "negative_prompt", "preset", "model", "seed", "strength"]
+    assert props[:7] == ["prompt_preset", "prompt", "negative_prompt", "preset", "model", "seed", "strength"]
     assert [e[1] for e in idle if e[0] == "operator"] == ["coarse2real.realify_range", "coarse2real.realify_viewport"]
 
     addon.prefs().address = daemon.address
     bpy.ops.coarse2real.realify_range()
-    addon.job.ACTIVE.tick()
     running = draw_panel(addon, scene)
     assert ("operator", "coarse2real.cancel") in running
-    assert any(e[0] == "progress" and "0/9 realified (1 rendered)" == e[2] for e in running)
+    assert any(e[0] == "progress" and "0/9 realified (0 rendered)" == e[2] for e in running)
     drive(addon)
 
     addon.prefs().address = f"127.0.0.1:{free_port()}"
@@ -393,3 +509,43 @@ def test_a_scene_without_camera_is_refused_clearly(addon, scene):
     with pytest.raises(RuntimeError, match="no active camera: add one or set Scene Properties > Camera"):
         bpy.ops.coarse2real.realify_range()
     assert addon.job.ACTIVE is None and addon.passes.NODE_NAME not in (scene.node_tree.nodes if scene.node_tree else ())
+
+
+def test_daemon_status_comes_from_getinfo_and_fills_the_model_list(addon, scene, daemon):
+    control = sys.modules[f"{addon.name}.daemon_control"]
+    addon.prefs().address = daemon.address
+    control.query(start=False).join(30)
+    status = control.STATUS
+    assert status.running and not status.started_by_blender and status.busy == ""
+    assert status.text.startswith(f"running at {daemon.address}: no GPU (CPU only: slow); ") and "coarse2real " in status.text
+    assert "tiny" in status.models
+    offered = sys.modules[f"{addon.name}.properties"]._daemon_models(scene.coarse2real, bpy.context, "VACE")
+    assert offered and offered == [m for m in status.models if "vace" in m], "the Model field offers the daemon's models"
+    assert control.stop() == "This daemon was not started by Blender: stop it where it runs"
+
+    addon.prefs().address = f"127.0.0.1:{free_port()}"
+    control.query(start=False).join(30)
+    assert not status.running and status.text.startswith("No daemon is running at")
+    log: list = []
+    prefs = addon.prefs()
+    sys.modules[f"{addon.name}.preferences"].C2RPreferences.draw(SimpleNamespace(layout=LayoutDouble(log), **{
+        k: getattr(prefs, k) for k in ("address", "token", "start_daemon", "daemon_python", "default_preset")
+    }, bl_rna=prefs.bl_rna), bpy.context)
+    operators = [e[1] for e in log if e[0] == "operator"]
+    assert operators == ["coarse2real.create_daemon_env", "coarse2real.daemon_status", "coarse2real.start_daemon", "coarse2real.stop_daemon"]
+    assert ("label", f"Daemon: {status.text}", "UNLINKED") in log
+
+
+def test_a_look_fills_the_prompt_and_settings_are_saved_with_the_blend(addon, scene, tmp_path):
+    settings = scene.coarse2real
+    settings.prompt_preset = "forest"
+    assert settings.prompt.startswith("a real forest")
+    settings.prompt += ", autumn"
+    settings.seed = 42
+    path = tmp_path / "shot.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    reopened = bpy.context.scene.coarse2real
+    assert reopened.prompt_preset == "forest" and reopened.prompt.endswith("leaves, dappled sunlight, photorealistic video, autumn")
+    assert reopened.seed == 42

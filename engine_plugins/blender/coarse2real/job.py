@@ -1,9 +1,12 @@
 """A realify run as seen from Blender's main thread.
 
-``tick`` is the ``bpy.app.timers`` callback: it renders at most one frame, hands it to the
-session worker (network on its own threads), and applies what came back (live image,
-status, progress). Between ticks Blender handles events, so the UI stays responsive and ESC
-reaches the operator. Only one run exists at a time (``ACTIVE``).
+A run first connects (on the session worker's threads): the daemon must answer, accept the
+token and accept the settings before anything is rendered. Then the range run starts
+Blender's own render job (render_job.py), whose frames stream to the daemon as Blender writes
+them. ``tick`` is the ``bpy.app.timers`` callback (Blender API, bpy.app.timers: a callback
+returns the seconds until its next call, or None to stop): it reads the frames the render
+job finished, and applies what came back (live image, status, progress). Each tick does a
+few milliseconds of work, so the interface stays live. Only one run exists at a time (``ACTIVE``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import bpy
 import numpy as np
 
 from . import messages, preferences, results, viewport
-from .passes import PassCapture
+from .passes import CapturedFrame, PassCapture
+from .render_job import AnimationRender
 from .session_worker import (
     Closed,
     Connected,
@@ -34,7 +38,8 @@ TICK_SECONDS = 0.05
 
 
 def connect_settings(prefs) -> ConnectSettings:
-    return ConnectSettings(prefs.address, prefs.token, prefs.start_daemon, bpy.path.abspath(prefs.daemon_python) if prefs.daemon_python else "")
+    python = bpy.path.abspath(prefs.daemon_python) if prefs.daemon_python else ""
+    return ConnectSettings(prefs.address, prefs.token, prefs.start_daemon, python, preferences.managed_env_dir())
 
 
 def session_settings(scene: bpy.types.Scene, prefs, buffers: tuple[str, ...], single_frame: bool = False) -> SessionSettings:
@@ -61,6 +66,7 @@ def shut_down() -> None:
     if run is not None:
         run.cancel()
         run.worker.join(10.0)
+        run.release()
         if bpy.app.timers.is_registered(run.timer):
             bpy.app.timers.unregister(run.timer)
     SHARED_CLIENT.close()
@@ -94,7 +100,10 @@ class RealifyJob:
         self.worker = worker
         self.total = total
         self.error: BaseException | None = None
+        self.connected = False
+        self.began = False
         self.cancelled = False
+        self.closed = False  # the worker's session is over
         self.done = False
         self.returned: list[int] = []  # session indices written, in order
         self.timer = self.tick  # one bound method, so the timer can be found again
@@ -104,14 +113,14 @@ class RealifyJob:
     def start(self) -> None:
         global ACTIVE
         if ACTIVE is not None:
-            raise RuntimeError("a coarse2real run is already going: wait for it or press Cancel (ESC) first")
+            raise RuntimeError("a realify run is already going: wait for it, or press Cancel (or ESC) first")
         ACTIVE = self
         report = status()
         report.state, report.is_error, report.progress = "RUNNING", False, 0.0
         report.frames_rendered = report.frames_returned = 0
         report.frames_total = self.total
         report.connection = ""
-        self._say(f"connecting to {self.worker.connection.address} ...")
+        self._say(f"connecting to the daemon at {self.worker.connection.address} ...")
         self.worker.start()
 
     def tick(self) -> float | None:
@@ -119,54 +128,81 @@ class RealifyJob:
         self.apply_events()
         if self.done:
             return None
-        if self.error is None and not self.cancelled:
-            try:
-                self.produce()
-            except Exception as error:  # a failed render stops the run with its message
-                self._fail(error)
+        if self.connected and not self.began and self.error is None and not self.cancelled:
+            self.began = True
+            self._guard(self.begin)
+        if self.began:
+            self._guard(self.produce)
+        if self.closed and self.idle():
+            self._finish()
+            return None
         return TICK_SECONDS
 
+    def _guard(self, step) -> None:
+        try:
+            step()
+        except Exception as error:  # a failed render stops the run with its message
+            self._fail(error)
+
     def apply_events(self) -> None:
-        """Take in what the worker reported since the last call (results, progress, the end)."""
-        for event in self.worker.poll():
-            self._apply(event)
+        """Take in what the worker reported since the last call (results, progress, the end).
+
+        Only the newest image reaches the live preview: frames that arrived together would
+        each replace the one before within the same tick, at the cost of a full-image upload.
+        """
+        events = self.worker.poll()
+        newest = max((i for i, e in enumerate(events) if isinstance(e, (FrameWritten, PreviewArrived))), default=None)
+        for number, event in enumerate(events):
+            self._apply(event, show=number == newest)
+
+    def begin(self) -> None:
+        """Start producing frames (the daemon has accepted the session)."""
 
     def produce(self) -> None:
-        """Render and submit the next frame(s), if any are left."""
+        """Hand on what was produced since the last tick."""
+
+    def idle(self) -> bool:
+        """True once nothing of the run is still going in Blender (the worker has closed)."""
+        return True
 
     def cancel(self) -> None:
-        """Stop rendering and sending; the daemon drops the session's windows (Session.cancel)."""
-        if self.done or self.cancelled:
+        """Stop sending; the daemon drops the session's windows (Session.cancel). Files written stay."""
+        if self.done or status().state == "CANCELLING":
             return
-        self.cancelled = True
+        self.stop_sending()
         status().state = "CANCELLING"
         self._say("cancelling ...")
+
+    def stop_sending(self) -> None:
+        """The part of cancel that touches no bpy data, so a render handler may call it from any thread."""
+        self.cancelled = True
         self.worker.cancel()
-        self.release()
 
     def release(self) -> None:
         """Give back what the run borrowed from the scene."""
 
     # ---------------------------------------------------------------- events
 
-    def _apply(self, event) -> None:
+    def _apply(self, event, show: bool = True) -> None:
         report = status()
         if isinstance(event, Connected):
+            self.connected = True
             report.connection = event.message
             self._say(event.message)
         elif isinstance(event, FrameWritten):
             self.returned.append(event.index)
             report.frames_returned = len(self.returned)
             report.progress = len(self.returned) / max(self.total, 1)
-            self.show(event.image)  # the ProgressChanged that follows every written frame refreshes the UI
-        elif isinstance(event, PreviewArrived):
+            if show:  # the ProgressChanged that follows every written frame refreshes the UI
+                self.show(event.image)
+        elif isinstance(event, PreviewArrived) and show:
             self.show(event.image)
         elif isinstance(event, ProgressChanged):
             self._say(event.text)
         elif isinstance(event, Failed):
             self._fail(event.error)
         elif isinstance(event, Closed):
-            self._finish()
+            self.closed = True
 
     def show(self, image: np.ndarray) -> None:
         results.show_live(image)
@@ -175,7 +211,6 @@ class RealifyJob:
         if self.error is None:
             self.error = error
             self.worker.cancel()
-            self.release()
 
     def _finish(self) -> None:
         global ACTIVE
@@ -188,13 +223,13 @@ class RealifyJob:
         report.state = "IDLE"
         if self.error is not None:
             report.is_error = True
-            self._say(messages.describe(self.error, self.worker.connection.address))
+            self._say(messages.describe(self.error, self.worker.connection))
         elif self.cancelled:
-            self._say(f"cancelled: {len(self.returned)} of {self.total} frames realified and kept")
+            self._say(f"Cancelled: {len(self.returned)} of {self.total} frames realified; every earlier result is kept")
         else:
             self._say(summary)
         _refresh_ui(None)
-        self.done = True  # the next tick returns None, which ends the timer
+        self.done = True
         ACTIVE = None
 
     def finish(self) -> str:
@@ -207,7 +242,7 @@ class RealifyJob:
 
 
 class RealifyRangeJob(RealifyJob):
-    """Render the scene's frame range with Z and Normal passes and stream every frame."""
+    """Render the scene's frame range with Blender's render job and stream every frame as it is written."""
 
     def __init__(self, context, connect=SHARED_CLIENT):
         scene = context.scene
@@ -218,52 +253,70 @@ class RealifyRangeJob(RealifyJob):
         self.frames = list(range(scene.frame_start, scene.frame_end + 1, scene.frame_step))
         self.folder = results.output_folder(scene)
         self.write_movie = settings.write_movie
+        # The context's view layer belongs to the scene on screen, which need not be this one.
+        layer = context.view_layer.name if context.view_layer else ""
+        self.view_layer = scene.view_layers.get(layer) or scene.view_layers[0]
+        self.window = context.window  # where the render job shows its progress; None in background mode
         buffers = ("color", "depth", "normals") if settings.send_normals else ("color", "depth")
-        worker = SessionWorker(connect_settings(prefs), session_settings(scene, prefs, buffers), self.path_for_index, connect)
+        worker = SessionWorker(connect_settings(prefs), session_settings(scene, prefs, buffers), self.path_for_index,
+                               len(self.frames), connect)  # fmt: skip
         super().__init__(scene, worker, len(self.frames))
         self.send_normals = settings.send_normals
         self.capture: PassCapture | None = None
-        self.next = 0
+        self.render: AnimationRender | None = None
+        self.sent: set[int] = set()
         self.movie: Path | None = None
-        self.original_frame = scene.frame_current
 
     def path_for_index(self, index: int) -> Path:
         return results.frame_path(self.folder, self.frames[index])
 
-    def start(self) -> None:
-        self.capture = PassCapture(self.scene)
-        try:
-            super().start()
-        except BaseException:
-            self.release()
-            raise
+    def begin(self) -> None:
+        self.capture = PassCapture(self.scene, self.view_layer)
+        self.render = AnimationRender(self.scene, self.capture, self.send, self.stop_sending)
+        self.render.start(self.window)  # background mode: renders (and streams) the whole range before returning
 
-    def produce(self) -> None:
-        if self.capture is None or self.next >= len(self.frames):
+    def send(self, captured: CapturedFrame) -> None:
+        """One rendered frame to the daemon (called as Blender finishes each frame)."""
+        if self.cancelled or self.error is not None or captured.frame not in self.frames:
             return
-        captured = self.capture.render(self.frames[self.next])
+        index = self.frames.index(captured.frame)
+        if index in self.sent:
+            return
         self.worker.submit(FrameToSend(
-            self.next,
+            index,
             captured.color,
             depth=captured.depth,
             normals=captured.normals.astype(np.float16) if self.send_normals else None,
         ))  # fmt: skip
-        self.next += 1
-        status().frames_rendered = self.next
-        if self.next == len(self.frames):
+        self.sent.add(index)
+        status().frames_rendered = len(self.sent)
+        if len(self.sent) == len(self.frames):
             self.worker.end()
-            self.release()
+
+    def produce(self) -> None:
+        render = self.render
+        if render is None:
+            return
+        render.collect()
+        if render.error is not None:
+            raise render.error
+        if render.outcome == "cancelled":  # ESC in Blender's render window (sending stopped in the handler)
+            self.cancel()
+        elif render.outcome == "complete" and len(self.sent) < len(self.frames) and not self.cancelled:
+            self._fail(RuntimeError(f"Blender's render ended after {len(self.sent)} of {len(self.frames)} frames"))
+
+    def idle(self) -> bool:
+        return self.render is None or bool(self.render.outcome)
 
     def release(self) -> None:
+        if self.render is not None:
+            self.render.stop()
         if self.capture is not None:
             self.capture.close()
             self.capture = None
-            self.scene.frame_set(self.original_frame)
 
     def finish(self) -> str:
         written = [self.frames[i] for i in self.returned]
-        if written:  # earlier results for the rest of the range would read as part of this run
-            results.remove_stale_frames(self.folder, [f for f in self.frames if f not in written])
         results.load_sequence(self.folder, written)
         note = ""
         if self.write_movie and written:
@@ -284,11 +337,11 @@ class RealifyViewportJob(RealifyJob):
         prefs = preferences.get(context)
         self.path = results.output_folder(scene) / "viewport.png"
         buffers = ("color", "depth", "normals")
-        worker = SessionWorker(connect_settings(prefs), session_settings(scene, prefs, buffers, single_frame=True), lambda index: self.path, connect)
+        worker = SessionWorker(connect_settings(prefs), session_settings(scene, prefs, buffers, single_frame=True),
+                               lambda index: self.path, 1, connect)  # fmt: skip
         super().__init__(scene, worker, 1)
 
-    def start(self) -> None:
-        super().start()
+    def begin(self) -> None:
         self.worker.submit(FrameToSend(0, self.capture.color, self.capture.depth, self.capture.normals))
         self.worker.end()
 

@@ -19,6 +19,7 @@ class _RealifyPanel:
         settings = context.scene.coarse2real
         report = job.status(context)
         layout.use_property_split = True
+        layout.prop(settings, "prompt_preset")
         layout.prop(settings, "prompt")
         layout.prop(settings, "negative_prompt")
         layout.prop(settings, "preset")

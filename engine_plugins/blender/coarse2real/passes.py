@@ -1,4 +1,4 @@
-"""Render one frame and read its Combined, Z and Normal passes as numpy arrays.
+"""Read the Combined, Z and Normal passes of a rendered frame as numpy arrays.
 
 Python cannot read the Render Result's pixels, and in background mode (bpy from PyPI, a
 render farm, CI) the compositor's Viewer node image stays an empty 256x256 placeholder in
@@ -60,31 +60,40 @@ def world_to_camera_normals(normals: np.ndarray, camera: bpy.types.Object) -> np
 
 
 class PassCapture:
-    """Enables the passes and a File Output node on ``scene``; restores both on close."""
+    """Enables the passes and a File Output node on ``scene``; ``close`` puts the scene back as it was.
 
-    def __init__(self, scene: bpy.types.Scene):
+    The render output is pointed into the capture folder as PNG for the length of the run, so an
+    animation render writes neither over the artist's own renders nor a movie. Nodes Blender adds
+    when compositing is switched on (Composite, Render Layers) are removed again: a scene that had
+    no compositor tree keeps none in use, and no nodes.
+    """
+
+    def __init__(self, scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer):
         self.scene = scene
-        self.view_layer = scene.view_layers[0] if bpy.context.view_layer is None else bpy.context.view_layer
+        self.view_layer = view_layer
         self.folder = tempfile.mkdtemp(prefix="c2r-passes-")
-        self._saved = {
-            "use_nodes": scene.use_nodes,
-            "use_compositing": scene.render.use_compositing,
-            "use_sequencer": scene.render.use_sequencer,
-            "use_pass_z": self.view_layer.use_pass_z,
-            "use_pass_normal": self.view_layer.use_pass_normal,
-        }
-        self.view_layer.use_pass_z = True
-        self.view_layer.use_pass_normal = True
+        render = scene.render
+        self._saved = [
+            (owner, attribute, getattr(owner, attribute))
+            for owner, attribute in (
+                (scene, "use_nodes"), (render, "use_compositing"), (render, "use_sequencer"), (render, "filepath"),
+                (render.image_settings, "file_format"), (view_layer, "use_pass_z"), (view_layer, "use_pass_normal"),
+            )
+        ]  # fmt: skip
+        self._nodes_before = {node.name for node in scene.node_tree.nodes} if scene.node_tree else set()
+        view_layer.use_pass_z = True
+        view_layer.use_pass_normal = True
         scene.use_nodes = True
-        scene.render.use_compositing = True  # the File Output node only runs with it
-        scene.render.use_sequencer = False  # with strips in the scene's sequencer, they would be rendered instead
+        render.use_compositing = True  # the File Output node only runs with it
+        render.use_sequencer = False  # with strips in the scene's sequencer, they would be rendered instead
+        render.filepath = os.path.join(self.folder, "render_")
+        render.image_settings.file_format = "PNG"
         tree = scene.node_tree
-        layers = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers" and n.layer == self.view_layer.name), None)
-        self._added_layers = layers is None
-        if layers is None:
+        layers = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers" and n.scene == scene
+                       and n.layer == view_layer.name), None)  # fmt: skip
+        if layers is None:  # (a Render Layers node may show another scene's layer: not this one's passes)
             layers = tree.nodes.new("CompositorNodeRLayers")
-            layers.layer = self.view_layer.name
-        self.layers_node = layers
+            layers.scene, layers.layer = scene, view_layer.name
         node = tree.nodes.new("CompositorNodeOutputFile")
         node.name = node.label = NODE_NAME
         node.base_path = self.folder + os.sep
@@ -98,19 +107,16 @@ class PassCapture:
         display = node.file_slots["Image"]
         display.use_node_format = False
         display.format.file_format, display.format.color_depth, display.format.color_mode = "PNG", "8", "RGB"
-        self.output_node = node
 
-    def render(self, frame: int) -> CapturedFrame:
-        """Render ``frame`` (blocking) and return its passes; the EXRs are deleted after reading."""
-        self.scene.frame_set(frame)
-        bpy.ops.render.render(write_still=False)
+    def read(self, frame: int) -> CapturedFrame:
+        """The passes the File Output node wrote for ``frame``; the files are deleted after reading."""
         planes = {}
         for name, extension in PASS_FILES.items():
             path = os.path.join(self.folder, f"{name}{frame:04d}.{extension}")
             if not os.path.exists(path):
                 raise RuntimeError(
-                    f"the {name} pass of frame {frame} was not written to {path}; check that the render "
-                    f"engine {self.scene.render.engine!r} produces Z and Normal passes (Cycles and EEVEE do)"
+                    f"Blender rendered frame {frame} but wrote no {name} pass for it: use Cycles or EEVEE "
+                    f"(Render Properties > Render Engine), which produce Z and Normal passes"
                 )
             planes[name] = read_image_pixels(path)
             os.remove(path)
@@ -125,12 +131,8 @@ class PassCapture:
     def close(self) -> None:
         tree = self.scene.node_tree
         if tree is not None:
-            tree.nodes.remove(self.output_node)
-            if self._added_layers:
-                tree.nodes.remove(self.layers_node)
-        self.scene.use_nodes = self._saved["use_nodes"]
-        self.scene.render.use_compositing = self._saved["use_compositing"]
-        self.scene.render.use_sequencer = self._saved["use_sequencer"]
-        self.view_layer.use_pass_z = self._saved["use_pass_z"]
-        self.view_layer.use_pass_normal = self._saved["use_pass_normal"]
+            for node in [n for n in tree.nodes if n.name not in self._nodes_before]:
+                tree.nodes.remove(node)
+        for owner, attribute, value in self._saved:
+            setattr(owner, attribute, value)
         shutil.rmtree(self.folder, ignore_errors=True)

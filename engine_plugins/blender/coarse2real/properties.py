@@ -13,7 +13,39 @@ PRESETS = [
 ]
 
 
+# Starting points for the prompt; choosing one fills the Prompt field, which stays editable.
+PROMPT_PRESETS = {
+    "street": ("Street", "a city street filmed on a real camera, asphalt, concrete and glass, parked cars, natural daylight, photorealistic video"),
+    "interior": ("Interior", "a real room filmed on a real camera, wood, fabric and plaster, soft window light, photorealistic video"),
+    "forest": ("Forest", "a real forest filmed on a real camera, bark, moss and leaves, dappled sunlight, photorealistic video"),
+    "crowd": ("Crowd", "real people walking, natural faces and clothing, candid street footage, photorealistic video"),
+    "product": ("Product", "a real product on a studio table, accurate materials, softbox lighting, photorealistic video"),
+}
+
+
+def _apply_prompt_preset(settings, context) -> None:
+    if settings.prompt_preset in PROMPT_PRESETS:
+        settings.prompt = PROMPT_PRESETS[settings.prompt_preset][1]
+
+
+def _daemon_models(settings, context, edit_text):
+    """The models the daemon reported (Preferences > Check Daemon), for the Model field's search list."""
+    from .daemon_control import STATUS
+
+    return [name for name in STATUS.models if edit_text.lower() in name.lower()]
+
+
 class C2RSceneSettings(bpy.types.PropertyGroup):
+    """Saved with the .blend: each scene keeps its own prompt and settings."""
+
+    prompt_preset: EnumProperty(
+        name="Look",
+        description="A starting prompt for the kind of shot; the Prompt stays editable",
+        items=[("CUSTOM", "Custom", "Write the prompt yourself")]
+        + [(key, label, text) for key, (label, text) in PROMPT_PRESETS.items()],
+        default="CUSTOM",
+        update=_apply_prompt_preset,
+    )
     prompt: StringProperty(
         name="Prompt",
         description="What the realistic version should look like",
@@ -24,7 +56,10 @@ class C2RSceneSettings(bpy.types.PropertyGroup):
         name="Preset", items=[("DEFAULT", "Default", "The default preset set in the add-on preferences")] + PRESETS, default="DEFAULT"
     )
     seed: IntProperty(name="Seed", description="Same seed, same result", default=0, min=0)
-    model: StringProperty(name="Model", description="Model name on the daemon; empty = the daemon's default", default="")
+    model: StringProperty(
+        name="Model", description="Model name on the daemon (the list comes from Check Daemon in the preferences); empty = the daemon's default",
+        default="", search=_daemon_models,
+    )  # fmt: skip
     strength: FloatProperty(
         name="Strength", description="1 = from noise (strongest change); lower keeps more of the render",
         default=1.0, min=0.05, max=1.0,

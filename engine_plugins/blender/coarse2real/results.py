@@ -39,12 +39,6 @@ def frame_path(folder: Path, frame: int) -> Path:
     return folder / f"{frame:04d}.png"
 
 
-def remove_stale_frames(folder: Path, frames: list[int]) -> None:
-    """Delete earlier results for these frame numbers (kept until a new run has results of its own)."""
-    for frame in frames:
-        frame_path(folder, frame).unlink(missing_ok=True)
-
-
 def show_live(image: np.ndarray, name: str = LIVE_IMAGE) -> bpy.types.Image:
     """Put an RGB8 frame into an Image datablock an Image Editor can show while the run goes on."""
     height, width, _ = image.shape
