@@ -18,7 +18,13 @@ import threading
 import time
 from pathlib import Path
 
-import bpy
+# An editable install of the project puts its source roots on sys.path through a .pth file;
+# Blender's own Python has none of them, so take them off before anything imports c2r.
+_REPO = Path(__file__).resolve().parents[1]
+_ROOTS = {str(_REPO / root) for root in ("cli", "client", "daemon", "models", "proto")}
+sys.path[:] = [entry for entry in sys.path if str(Path(entry or ".").resolve()) not in _ROOTS]
+
+import bpy  # noqa: E402
 
 ZIP, DEMO_SCENE, OUT, ACTION = sys.argv[1:5]
 ARG = sys.argv[5] if len(sys.argv) > 5 else ""
