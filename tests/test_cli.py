@@ -63,7 +63,7 @@ def test_realify_refuses_depth_of_another_size_before_connecting(daemon, coarse_
 def test_info_prints_versions_and_models(daemon, capsys):
     assert main(["info", "--address", daemon.address] + (["--token", daemon.token] if daemon.token else [])) == 0
     out = capsys.readouterr().out
-    assert "protocol 1.0" in out and "tiny" in out and "preview" in out
+    assert "protocol 1.1" in out and "tiny" in out and "preview" in out
 
 
 def test_jobs_submit_watch_and_list(daemon, coarse_clip, capsys):

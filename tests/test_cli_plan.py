@@ -19,7 +19,8 @@ def test_fits_prints_the_components_and_a_json_last_line():
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     result = json.loads(lines[-1])
-    assert set(result) == {"fits", "offload", "planned_peak_gib", "levers"}
+    assert set(result) == {"fits", "offload", "planned_peak_gib", "levers", "gpus_per_window", "seconds_per_window",
+                           "windows"}
     assert result["fits"] is True and result["offload"] == "none" and result["levers"]["batched_cfg"] is True
     for row in ("weights", "text encoder", "activations", "reference cache", "vae", "planned peak"):
         assert any(line.startswith(row) for line in lines), row

@@ -28,7 +28,7 @@ def test_info_reports_versions_models_and_limits(daemon):
     assert any("1.99" in w for w in minor.warnings)
     with pytest.raises(grpc.RpcError) as e:
         daemon.stub().GetInfo(pb.InfoRequest(protocol_major=2))
-    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "2.0" in e.value.details() and "1.0" in e.value.details()
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "2.0" in e.value.details() and "speaks 1.1" in e.value.details()
 
 
 def test_health_and_reflection_are_served(daemon):
@@ -162,7 +162,7 @@ BAD_INPUTS = {
     "unknown model": (session_config(model="wan9"), [], grpc.StatusCode.INVALID_ARGUMENT, ["'wan9'", "tiny"]),
     "bad window": (session_config(window=16), [], grpc.StatusCode.INVALID_ARGUMENT, ["window=16", "4k+1"]),
     "protocol major mismatch": (session_config(protocol_major=2), [], grpc.StatusCode.FAILED_PRECONDITION,
-                                ["protocol 2.0", "speaks 1.0", "install"]),
+                                [f"protocol 2.{pb.PROTOCOL_MINOR}", f"speaks 1.{pb.PROTOCOL_MINOR}", "install"]),
     # sizes and ranges refused up front, naming the limit (GetInfo.limits)
     "shape product beyond int64": (session_config(), [frame(0), bad(1, depth=pb.Plane(dtype=pb.FLOAT32, shape=[2**32 - 1] * 2,
                                                                                        data=b"\0" * 16))],

@@ -158,6 +158,15 @@ def test_progress_and_cancel(tiny):
     assert seen == ["window_started", "step", "preview", "step"]  # step 3 never ran
 
 
+def test_progress_counts_the_steps_a_partial_strength_runs(tiny):
+    """strength 0.6 of 8 steps runs 5: progress reads step 5/5 at the end, never "5/8"."""
+    events = []
+    tiny.realify(moving_square(5), RealifyConfig(steps=8, guidance=1.0, resolution="native", strength=0.6),
+                 on_step=events.append)
+    steps = [(e.step, e.num_steps) for e in events if e.kind == "step"]
+    assert steps == [(i, 5) for i in range(1, 6)]
+
+
 def test_reference_errors_say_what_to_send(tiny):
     clip = GBuffers(moving_square(5).color)
     with pytest.raises(ValueError, match=r"\['depth'\].*send depth"):

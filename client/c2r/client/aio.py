@@ -20,7 +20,7 @@ import grpc
 from c2r.v1 import coarse2real_pb2 as pb
 
 from .client import Connection, job_spec, negotiate
-from .config import info_request, session_config
+from .config import info_request, plan_request, session_config
 from .errors import C2RError, Cancelled, DaemonUnavailable, InvalidInput, from_rpc_error, session_lost
 from .events import Event, EventDecoder, Result
 from .frames import FramePlanes, check_message_size, pack_frame
@@ -165,6 +165,10 @@ class AsyncClient(Connection):
 
     async def info(self) -> pb.InfoReply:
         return await self._unary(self._stub.GetInfo, info_request())
+
+    async def plan(self, width: int, height: int, frames: int = 0, **options) -> pb.PlanReply:
+        """As Client.plan."""
+        return await self._unary(self._stub.Plan, plan_request(width, height, frames, **options))
 
     async def handshake(self) -> pb.InfoReply:
         info = await self.info()

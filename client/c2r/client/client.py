@@ -11,7 +11,7 @@ import grpc
 from c2r.v1 import coarse2real_pb2 as pb
 from c2r.v1 import coarse2real_pb2_grpc as pb_grpc
 
-from .config import PROTOCOL_MAJOR, PROTOCOL_MINOR, info_request, session_config
+from .config import PROTOCOL_MAJOR, PROTOCOL_MINOR, info_request, plan_request, session_config
 from .errors import C2RError, InvalidInput, VersionMismatch, from_rpc_error
 from .launcher import EmbeddedDaemon, ensure_daemon
 from .session import Session
@@ -84,6 +84,15 @@ class Client(Connection):
 
     def info(self) -> pb.InfoReply:
         return self._unary(self._stub.GetInfo, info_request())
+
+    def plan(self, width: int, height: int, frames: int = 0, **options) -> pb.PlanReply:
+        """Will a session with these knobs fit on the daemon's GPU, and about how long will it take?
+
+        ``width`` x ``height``: the engine's frame size; ``frames``: the whole sequence (0: one
+        window); ``options``: the session knobs, as for ``realify``. The reply's ``summary`` is one
+        sentence to show an artist, ``advice`` what to lower when it does not fit.
+        """
+        return self._unary(self._stub.Plan, plan_request(width, height, frames, **options))
 
     def handshake(self) -> pb.InfoReply:
         """GetInfo, then check versions; a minor mismatch is logged and warned, not refused."""

@@ -69,3 +69,14 @@ def session_config(buffers: Iterable[str] = ("color", "depth"), client_name: str
             kind = "text" if KNOBS[name].type == FieldDescriptor.TYPE_STRING else "a non-negative number"
             raise InvalidInput(f"{name}={value!r} cannot be sent: use {kind}") from None
     return config
+
+
+def plan_request(width: int, height: int, frames: int = 0, buffers: Iterable[str] = ("color", "depth"),
+                 client_name: str = CLIENT_NAME, **knobs) -> pb.PlanRequest:
+    """A PlanRequest: the engine's frame size, the sequence length (0: one window) and the session's knobs."""
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or value < 1:
+            raise InvalidInput(f"plan: {name}={value!r}: give the engine's frame {name} in pixels (a positive whole number)")
+    if not isinstance(frames, int) or frames < 0:
+        raise InvalidInput(f"plan: frames={frames!r}: give the sequence's frame count, or 0 for one window")
+    return pb.PlanRequest(config=session_config(buffers, client_name, **knobs), width=width, height=height, frames=frames)

@@ -238,7 +238,8 @@ class Engine:
         from c2r.models.memory_plan import advice, plan_for_device
 
         backend = self.backend_for(model, lora)
-        plan = plan_for_device(self.device, model, clip.num_frames, *clip.size, config, self.levers)
+        plan = plan_for_device(self.device, model, clip.num_frames, *clip.size, config, self.levers,
+                               ranks=self.group.world if self.group is not None else 1)
         if plan is None:  # the CPU: nothing to plan
             return backend
         if plan.fits:

@@ -36,6 +36,7 @@ from .errors import ClientError, InvalidInput, SessionCancelled, TooLarge
 from .frame_check import FrameChecker
 from .shared_ring import RingRefused, SessionRing
 from .jobs import JobManager
+from .planning import plan_reply
 from .preview import PreviewRelay
 from .scheduler import WindowScheduler
 from .session import Session
@@ -116,6 +117,13 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
             max_message_bytes=MAX_MESSAGE_BYTES, warnings=warnings, preview_address=self.preview_address,
             output_root=str(self.settings.output_root), device=info.get("device", ""), limits=LIMITS.message(),
         )
+
+    @reports_client_errors
+    async def Plan(self, request: pb.PlanRequest, context) -> pb.PlanReply:
+        resolved = resolve(request.config, self.engines.info.get("models", []), self.settings)
+        gpus = await asyncio.to_thread(telemetry.gpus)
+        device = self.engines.info.get("device", "") or self.settings.device
+        return await asyncio.to_thread(plan_reply, request, resolved, device, gpus, self.settings.gpus_per_window)
 
     # ------------------------------------------------------------------ interactive sessions
 

@@ -260,8 +260,10 @@ class ProgressEvent:
     preview: np.ndarray | None = field(default=None, repr=False)  # (T, H, W, 3) uint8 at the input size
 
     @classmethod
-    def of(cls, request: WindowRequest, kind: str, step: int = 0, preview: np.ndarray | None = None) -> "ProgressEvent":
-        return cls(kind, request.index, step, request.config.steps, request.span, preview)
+    def of(cls, request: WindowRequest, kind: str, step: int = 0, preview: np.ndarray | None = None,
+           num_steps: int | None = None) -> "ProgressEvent":
+        """num_steps: the steps the window really runs (fewer than config.steps when strength < 1)."""
+        return cls(kind, request.index, step, request.config.steps if num_steps is None else num_steps, request.span, preview)
 
 
 # The one step callback of every backend: called with each ProgressEvent; raise Cancelled to stop the window.
@@ -275,14 +277,14 @@ class StepReporter:
     def __init__(self, request: WindowRequest, on_step: StepFn | None):
         self.request, self.on_step = request, on_step
 
-    def __call__(self, kind: str, step: int = 0, preview: np.ndarray | None = None) -> None:
+    def __call__(self, kind: str, step: int = 0, preview: np.ndarray | None = None, num_steps: int | None = None) -> None:
         if self.on_step is not None:
-            self.on_step(ProgressEvent.of(self.request, kind, step, preview))
+            self.on_step(ProgressEvent.of(self.request, kind, step, preview, num_steps))
 
     def pipeline_step(self, step: int, num_steps: int, preview: np.ndarray | None) -> None:
-        self("step", step)
+        self("step", step, num_steps=num_steps)
         if preview is not None:
-            self("preview", step, preview)
+            self("preview", step, preview, num_steps=num_steps)
 
 
 class Backend(ABC):

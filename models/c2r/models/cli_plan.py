@@ -2,13 +2,15 @@
 
 Imports no torch (it is the planner alone), so the Blender and Unreal helpers can call it as a
 subprocess. Output: a table, then one last line of JSON
-``{"fits": ..., "levers": {...}, "offload": ..., "planned_peak_gib": ...}``; exit 1 when nothing
+``{"fits", "gpus_per_window", "levers", "offload", "planned_peak_gib", "seconds_per_window", "windows"}``
+(seconds_per_window: the denoise estimate of ``memory_plan.window_seconds``, null for an unknown card); exit 1 when nothing
 fits, with the reason and the setting to lower on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -36,6 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=1920, help="engine frame width (aspect ratio; default 1920)")
     p.add_argument("--height", type=int, default=1080, help="engine frame height (default 1080)")
     p.add_argument("--quality", choices=sorted(QUALITY_PRESETS), default="final")
+    p.add_argument("--gpus-per-window", type=int, default=1, metavar="N",
+                   help="GPUs one window runs over (c2r serve --gpus-per-window; sequence parallel, no offload)")
+    p.add_argument("--sequence", type=int, default=0, metavar="FRAMES",
+                   help="frames in the whole sequence, to estimate its windows and time (default: one window)")
     p.add_argument("--lora", metavar="NAME", help="a trained IC-LoRA (a name in --lora-dir, or a folder): its attention "
                                                   "mode and reference conditions are planned")
     p.add_argument("--lora-dir", default=str(Path.home() / ".cache" / "coarse2real" / "loras"),
@@ -47,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     from .backend import RealifyConfig, apply_quality
     from .levers import Levers, fastest_attention
-    from .memory_plan import advice, choose_plan, plan_line, plan_table
+    from .memory_plan import choose_plan, describe, plan_table
+    from .windows import plan_windows
     from .lora import read_lora_info
     from .registry import get_preset
     from .windows import validate_window
@@ -58,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         if args.resolution:
             config = replace(config, resolution=args.resolution)
         validate_window(args.frames, 0)
+        if args.gpus_per_window < 1:
+            raise ValueError(f"--gpus-per-window {args.gpus_per_window}: use 1 or more")
         config = replace(config, window=args.frames, overlap=0)
         mode = None
         if args.lora:
@@ -68,15 +77,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"c2r plan: {err}", file=sys.stderr)
         return 2
     base = Levers(attention_backend=fastest_attention(args.gpu_name), compile_blocks=True, preview_decoder="latent")
-    plan = choose_plan(preset, args.gpu_memory, args.frames, args.height, args.width, config, base, attention_mode=mode)
-    print(f"{preset.name} on a {args.gpu_memory / 2**30:.0f} GiB card, {args.quality} quality, {config.resolution}, "
+    plan = choose_plan(preset, args.gpu_memory, args.frames, args.height, args.width, config, base, attention_mode=mode,
+                       ranks=args.gpus_per_window)
+    windows = len(plan_windows(args.sequence, args.frames, config.overlap)) if args.sequence else 1
+    summary, seconds = describe(plan, config, args.gpu_name, windows)
+    group = f" x {args.gpus_per_window} per window" if args.gpus_per_window > 1 else ""
+    print(f"{preset.name} on a {args.gpu_memory / 2**30:.0f} GiB card{group}, {args.quality} quality, {config.resolution}, "
           f"{args.frames} frames of {args.width}x{args.height} -> model grid {plan.model_size[0]}x{plan.model_size[1]}")
     print(plan_table(plan))
     print(f"levers: offload {plan.offload}, batched_cfg {plan.levers.batched_cfg}, vae_tiling {plan.levers.vae_tiling}, "
           f"attention {plan.levers.attention_backend or 'torch SDPA'}")
-    if not plan.fits:
-        print(f"c2r plan: does not fit: {advice(plan, config)}", file=sys.stderr)
-    print(plan_line(plan))
+    if plan.fits:
+        print(summary)
+    else:
+        print(f"c2r plan: {summary[0].lower()}{summary[1:]}", file=sys.stderr)
+    print(json.dumps({**plan.as_json(), "seconds_per_window": round(seconds, 1) if seconds else None,
+                      "windows": windows}, sort_keys=True))
     return 0 if plan.fits else 1
 
 

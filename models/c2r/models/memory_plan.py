@@ -24,11 +24,21 @@ widths (``BLOCK_BYTES_PER_TOKEN``), and bytes per output pixel of the VAE
 (``benchmarks/bench_planner.py`` re-measures them and checks the planner within 25 %).
 Activations do not grow with depth (blocks run one after another without gradients); the
 reference cache and the weights do, linearly.
+
+Sequence parallel (``ranks`` > 1, ``c2r serve --gpus-per-window N``): every GPU of an engine group
+holds the whole model (weights, text encoder, VAE; engine groups do not offload) and 1/N of the
+window's tokens, so activations, held buffers and the causal-ref cache are split N ways; the VAE
+runs on the group's first GPU.
+
+Time: ``window_seconds`` turns the plan's denoising FLOPs (linear layers 2 x params per token,
+attention 4 x layers x width x queries x keys, every CFG branch, every step the strength runs) into
+seconds at ``MFU`` of the card's dense bf16 peak (``GPU_BF16_TFLOPS``, vendor datasheets; MFU calibrated on
+Wan2.2's published A100 time). It is an
+estimate of the denoise alone, labelled so wherever it is shown; the VAE and text encoder add to it.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, replace
 
 from .backend import RealifyConfig, apply_quality, model_frame_count
@@ -49,6 +59,18 @@ BLOCK_BYTES_PER_TOKEN = (14.85, 2.94)
 # at 5 frames, 19.7-20.0 KB/px from 13 to 33; Wan2.2 19.2, then 21.9-22.2); the encode needs less.
 VAE_BYTES_PER_PIXEL = {"wan2.1": (19_700, 24), "wan2.2": (22_000, 24), "tiny": (330, 22),
                        "tiny-trained": (880, 22)}  # tiny-trained: tiny's figure x its 8/3 wider VAE (not measured)
+# Dense bf16 tensor TFLOPS (no sparsity; GeForce cards at FP32 accumulate), from NVIDIA's datasheets and
+# architecture whitepapers. Matched against the NVML name, first match wins (so "H100 PCIe" before "H100").
+GPU_BF16_TFLOPS = (("B200", 2250.0), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H200", 989.0), ("H100", 989.0),
+                   ("GH200", 989.0), ("A100", 312.0), ("L40S", 362.0), ("L40", 181.0), ("A10G", 70.0), ("A10", 125.0),
+                   ("L4", 121.0), ("RTX 6000 Ada", 364.0), ("A6000", 155.0), ("RTX 5090", 209.5),
+                   ("RTX 4090", 165.2), ("RTX 4080", 97.5), ("RTX 3090", 35.6))
+# The share of that peak a video DiT's denoise sustains, calibrated on a published figure: Wan2.2's
+# "computational efficiency" table gives 2735.7 s for T2V-A14B, 1280x720, 81 frames (40 steps, CFG) on one
+# A100 (github.com/Wan-Video/Wan2.2); these FLOPs at 0.6 x 312 TFLOPS give 2924 s (long-sequence attention
+# runs near FlashAttention's peak, so the share is high). Not measured here: no GPU was lent.
+MFU = 0.6
+GROUP_EFFICIENCY = 0.85  # sequence parallel: each extra GPU's share after the all-to-all exchanges (assumption)
 VAE_TILE_PIXELS = 256 * 256  # AutoencoderKLWan's default tile (tile_sample_min_height/width)
 UMT5_BLOCKS = 24  # UMT5-XXL's encoder layers: what block-level offload streams one at a time
 
@@ -67,6 +89,8 @@ class MemoryPlan:
     phases: dict[str, int]  # peak bytes per phase
     total_bytes: int = 0  # the card's memory; 0 when planned without a card
     notes: tuple[str, ...] = field(default=())
+    ranks: int = 1  # GPUs the window runs over (sequence parallel)
+    flops: float = 0.0  # the window's denoising FLOPs, all steps and CFG branches (see window_seconds)
 
     @property
     def peak_bytes(self) -> int:
@@ -84,12 +108,14 @@ class MemoryPlan:
         parts = ", ".join(f"{k} {v / GIB:.1f}" for k, v in self.components.items())
         card = f" of {self.budget_bytes / GIB:.1f} GiB usable" if self.total_bytes else ""
         levers = f"offload {self.offload}, batched_cfg {self.levers.batched_cfg}, vae_tiling {self.levers.vae_tiling}"
+        if self.ranks > 1:
+            levers += f", {self.ranks} GPUs per window"
         return (f"{self.model} {self.num_frames}x{self.model_size[0]}x{self.model_size[1]} ({levers}): "
                 f"peak {self.peak_bytes / GIB:.1f} GiB{card} ({parts} GiB)")
 
     def as_json(self) -> dict:
         return {"fits": self.fits, "offload": self.offload, "planned_peak_gib": round(self.peak_bytes / GIB, 2),
-                "levers": lever_dict(self.levers)}
+                "levers": lever_dict(self.levers), "gpus_per_window": self.ranks}
 
 
 def lever_dict(levers: Levers) -> dict:
@@ -98,16 +124,22 @@ def lever_dict(levers: Levers) -> dict:
 
 def plan_window(preset: ModelPreset | str, num_frames: int, height: int, width: int, config: RealifyConfig,
                 levers: Levers, offload: str | None = None, dtype: str = "bfloat16", total_bytes: int = 0,
-                attention_mode: str | None = None) -> MemoryPlan:
-    """Peak device bytes of one window of ``num_frames`` engine frames of ``height`` x ``width``.
+                attention_mode: str | None = None, ranks: int = 1) -> MemoryPlan:
+    """Peak device bytes (per GPU) of one window of ``num_frames`` engine frames of ``height`` x ``width``.
 
     offload None: ``levers.offload``. attention_mode: a trained LoRA's fixed mode, else the
-    levers' (causal_ref) or the config's.
+    levers' (causal_ref) or the config's. ranks: GPUs the window runs over (sequence parallel;
+    engine groups do not offload, so only offload "none" is accepted with ranks > 1).
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     offload = offload or levers.offload
     if offload not in OFFLOADS:
         raise ValueError(f"offload={offload!r}: choose one of {OFFLOADS}")
+    if ranks < 1:
+        raise ValueError(f"ranks={ranks}: a window runs over 1 or more GPUs")
+    if ranks > 1 and offload != "none":
+        raise ValueError(f"offload={offload!r} with {ranks} GPUs per window: engine groups hold the whole model on "
+                         "every GPU; plan offload 'none'")
     act = DTYPE_BYTES[dtype]
     cfg, fp = preset.transformer_config, preset.footprint
     grid = grid_for(height, width, config.resolution, preset.grid_multiple)
@@ -128,6 +160,7 @@ def plan_window(preset: ModelPreset | str, num_frames: int, height: int, width: 
         held += len(cfg.get("vace_layers", ())) * tokens * dim * act
         activations = int(tokens * per_token)
         mode = preset.kind
+        ref_tokens = 0
     else:
         batch = 2 if cfg_on and levers.batched_cfg else 1
         mode = attention_mode or ("causal-ref" if levers.causal_ref else config.attention_mode)
@@ -141,6 +174,12 @@ def plan_window(preset: ModelPreset | str, num_frames: int, height: int, width: 
                                   ref_tokens * per_token))
             cache = 2 * layers * ref_tokens * dim * act  # batch 1: shared by both CFG branches
             notes.append(f"causal-ref cache {cache / GIB:.1f} GiB per expert (keys and values of {layers} layers)")
+
+    if ranks > 1:  # sequence parallel: each GPU holds 1/ranks of the tokens, the whole model
+        activations, cache, held = (-(-x // ranks) for x in (activations, cache, held))
+        notes.append(f"sequence parallel over {ranks} GPUs: activations and reference cache split {ranks} ways, "
+                     "weights, text encoder and VAE whole on every GPU")
+    flops = denoise_flops(preset, config, tokens, ref_tokens, mode)
 
     expert = fp.expert_params * act
     extra = sum(p for _, p in fp.extra_params) * act
@@ -181,24 +220,68 @@ def plan_window(preset: ModelPreset | str, num_frames: int, height: int, width: 
         notes.append("VAE tiling: the decode works 256x256 tiles")
     notes.append(f"attention {mode}, {batch * tokens} noisy tokens per forward")
     return MemoryPlan(preset.name, offload, replace(levers, offload=offload), num_frames,
-                      (grid.model_height, grid.model_width), tokens, components, phases, total_bytes, tuple(notes))
+                      (grid.model_height, grid.model_width), tokens, components, phases, total_bytes, tuple(notes),
+                      ranks, flops)
+
+
+def denoise_flops(preset: ModelPreset, config: RealifyConfig, tokens: int, ref_tokens: int, mode: str) -> float:
+    """FLOPs of one window's denoise: every step the strength runs, every CFG branch.
+
+    Linear layers: 2 x (transformer + extra params) per token; attention: 4 x layers x width x
+    queries x keys. "full" attends over noisy + reference tokens every step; "causal-ref" runs the
+    reference tokens once per window (the cache) and the noisy queries attend to both.
+    """
+    cfg, fp = preset.transformer_config, preset.footprint
+    params = fp.expert_params + sum(p for _, p in fp.extra_params)
+    dim, layers = cfg["num_attention_heads"] * cfg["attention_head_dim"], cfg["num_layers"]
+    branches = 2 if config.guidance > 1.0 else 1
+    steps = max(1, round(config.steps * config.strength))
+
+    def forward(queries: int, keys: int) -> float:
+        return 2.0 * params * queries + 4.0 * layers * dim * queries * keys
+
+    if mode == "full":
+        per_step = forward(tokens + ref_tokens, tokens + ref_tokens)
+        once = 0.0
+    else:
+        per_step = forward(tokens, tokens + ref_tokens)
+        once = forward(ref_tokens, ref_tokens) if ref_tokens else 0.0
+    return steps * branches * per_step + once
+
+
+def gpu_tflops(gpu_name: str) -> float | None:
+    """The card's dense bf16 peak (GPU_BF16_TFLOPS), None for a card not in the table."""
+    for tag, tflops in GPU_BF16_TFLOPS:
+        if tag.lower() in gpu_name.lower():
+            return tflops
+    return None
+
+
+def window_seconds(plan: MemoryPlan, gpu_name: str) -> float | None:
+    """Estimated seconds of one window's denoise on ``gpu_name`` (x plan.ranks GPUs); None for an unknown card."""
+    tflops = gpu_tflops(gpu_name)
+    if tflops is None or plan.flops <= 0:
+        return None
+    speed = tflops * 1e12 * MFU * (1 + (plan.ranks - 1) * GROUP_EFFICIENCY)
+    return plan.flops / speed
 
 
 def choose_plan(preset: ModelPreset | str, total_bytes: int, num_frames: int, height: int, width: int,
                 config: RealifyConfig, levers: Levers, dtype: str = "bfloat16",
-                attention_mode: str | None = None) -> MemoryPlan:
+                attention_mode: str | None = None, ranks: int = 1) -> MemoryPlan:
     """The fastest levers that fit ``total_bytes``: least offload first, then batched CFG on, then VAE tiling off.
 
     Returns the first plan that fits, else the lowest-memory one (``fits`` False; ``advice`` says
     what to lower). Output-changing levers (causal-ref, step cache, distilled LoRA) are left as given.
+    ``ranks`` > 1 (an engine group) plans offload "none" only, per GPU.
     """
     plans = []
-    for offload in OFFLOADS:
+    for offload in (OFFLOADS if ranks == 1 else ("none",)):
         for batched in ((True, False) if config.guidance > 1.0 else (levers.batched_cfg,)):
             for tiling in (False, True):
                 candidate = replace(levers, offload=offload, batched_cfg=batched, vae_tiling=tiling)
                 plan = plan_window(preset, num_frames, height, width, config, candidate, dtype=dtype,
-                                   total_bytes=total_bytes, attention_mode=attention_mode)
+                                   total_bytes=total_bytes, attention_mode=attention_mode, ranks=ranks)
                 if plan.fits:
                     return plan
                 plans.append(plan)
@@ -216,6 +299,9 @@ def advice(plan: MemoryPlan, config: RealifyConfig) -> str:
         "text encoder": "the text encoder (UMT5-XXL, 11.4 GB in bf16) moves onto the card whole: use a card "
                         "with at least 16 GB",
     }[largest]
+    if plan.ranks > 1 and largest in ("weights", "text encoder"):
+        lower = (f"an engine group holds the whole model on each of its {plan.ranks} GPUs and does not offload: "
+                 "use --gpus-per-window 1 (one GPU with offload), a smaller model, or cards with more memory")
     return (f"planned peak {plan.peak_bytes / GIB:.1f} GiB > {plan.budget_bytes / GIB:.1f} GiB usable "
             f"even with offload {plan.offload}; the largest part is {largest} "
             f"({plan.components[largest] / GIB:.1f} GiB): {lower}")
@@ -226,10 +312,6 @@ def plan_table(plan: MemoryPlan) -> str:
     rows += [f"{'phase ' + k:18} {v / GIB:8.2f}" for k, v in plan.phases.items()]
     rows.append(f"{'planned peak':18} {plan.peak_bytes / GIB:8.2f}")
     return "\n".join(rows + [f"note: {n}" for n in plan.notes])
-
-
-def plan_line(plan: MemoryPlan) -> str:
-    return json.dumps(plan.as_json(), sort_keys=True)
 
 
 def choose_levers(gpu_name: str | None, total_bytes: int, model: str, num_frames: int = 81, height: int = 720,
@@ -261,9 +343,38 @@ def levers_for(device: str, model: str) -> Levers:
 
 
 def plan_for_device(device: str, model: str, num_frames: int, height: int, width: int, config: RealifyConfig,
-                    levers: Levers, attention_mode: str | None = None) -> MemoryPlan | None:
+                    levers: Levers, attention_mode: str | None = None, ranks: int = 1) -> MemoryPlan | None:
     """The engine's per-window call: the plan for this window shape on this device (None on the CPU)."""
     _, total = device_memory(device)
     if total <= 0:
         return None
-    return choose_plan(model, total, num_frames, height, width, config, levers, attention_mode=attention_mode)
+    return choose_plan(model, total, num_frames, height, width, config, levers, attention_mode=attention_mode,
+                       ranks=ranks)
+
+
+def duration_text(seconds: float) -> str:
+    """"42 s", "6 min", "1 h 5 min": how long, as an artist reads it."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def describe(plan: MemoryPlan, config: RealifyConfig, gpu_name: str, windows: int = 1) -> tuple[str, float | None]:
+    """One sentence of what the plan means on this card, and the estimated seconds per window (None: unknown card).
+
+    "Fits on your NVIDIA H100 80GB HBM3 (80 GiB) with model offload; about 42 s per window, 4 windows,
+    about 3 min (estimate, denoising only)."
+    """
+    card = f"your {gpu_name} ({plan.total_bytes / GIB:.0f} GiB)"
+    if plan.ranks > 1:
+        card = f"{plan.ranks} GPUs per window ({gpu_name}, {plan.total_bytes / GIB:.0f} GiB each)"
+    how = {"none": "without offload", "model": "with model offload", "group": "with block offload"}[plan.offload]
+    seconds = window_seconds(plan, gpu_name)
+    if not plan.fits:
+        return f"Does not fit on {card}, even {how}: {advice(plan, config)}.", seconds
+    sentence = f"Fits on {card} {how}"
+    if seconds is None:
+        return sentence + f"; no speed figure for this card (not in the planner's table).", None
+    total = f", {windows} windows, about {duration_text(seconds * windows)}" if windows > 1 else ""
+    return sentence + f"; about {duration_text(seconds)} per window{total} (estimate, denoising only).", seconds

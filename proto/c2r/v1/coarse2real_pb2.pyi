@@ -411,6 +411,54 @@ class InfoReply(_message.Message):
     limits: Limits
     def __init__(self, daemon_version: _Optional[str] = ..., protocol_major: _Optional[int] = ..., protocol_minor: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ..., loaded_model: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., qualities: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., max_message_bytes: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., preview_address: _Optional[str] = ..., output_root: _Optional[str] = ..., device: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
 
+class PlanRequest(_message.Message):
+    __slots__ = ("config", "width", "height", "frames")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    config: SessionConfig
+    width: int
+    height: int
+    frames: int
+    def __init__(self, config: _Optional[_Union[SessionConfig, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., frames: _Optional[int] = ...) -> None: ...
+
+class PlanReply(_message.Message):
+    __slots__ = ("fits", "model", "device", "gpu_name", "gpu_memory_bytes", "offload", "peak_gib", "usable_gib", "gpus_per_window", "seconds_per_window", "windows", "total_seconds", "basis", "summary", "advice", "notes")
+    FITS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    GPU_NAME_FIELD_NUMBER: _ClassVar[int]
+    GPU_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OFFLOAD_FIELD_NUMBER: _ClassVar[int]
+    PEAK_GIB_FIELD_NUMBER: _ClassVar[int]
+    USABLE_GIB_FIELD_NUMBER: _ClassVar[int]
+    GPUS_PER_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_PER_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BASIS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ADVICE_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    fits: bool
+    model: str
+    device: str
+    gpu_name: str
+    gpu_memory_bytes: int
+    offload: str
+    peak_gib: float
+    usable_gib: float
+    gpus_per_window: int
+    seconds_per_window: float
+    windows: int
+    total_seconds: float
+    basis: str
+    summary: str
+    advice: str
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, fits: _Optional[bool] = ..., model: _Optional[str] = ..., device: _Optional[str] = ..., gpu_name: _Optional[str] = ..., gpu_memory_bytes: _Optional[int] = ..., offload: _Optional[str] = ..., peak_gib: _Optional[float] = ..., usable_gib: _Optional[float] = ..., gpus_per_window: _Optional[int] = ..., seconds_per_window: _Optional[float] = ..., windows: _Optional[int] = ..., total_seconds: _Optional[float] = ..., basis: _Optional[str] = ..., summary: _Optional[str] = ..., advice: _Optional[str] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class JobSpec(_message.Message):
     __slots__ = ("input", "depth", "normals", "output", "format", "config", "fps")
     INPUT_FIELD_NUMBER: _ClassVar[int]

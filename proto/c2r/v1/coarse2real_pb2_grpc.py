@@ -39,6 +39,11 @@ class Coarse2RealStub:
                 request_serializer=c2r_dot_v1_dot_coarse2real__pb2.InfoRequest.SerializeToString,
                 response_deserializer=c2r_dot_v1_dot_coarse2real__pb2.InfoReply.FromString,
                 _registered_method=True)
+        self.Plan = channel.unary_unary(
+                '/c2r.v1.Coarse2Real/Plan',
+                request_serializer=c2r_dot_v1_dot_coarse2real__pb2.PlanRequest.SerializeToString,
+                response_deserializer=c2r_dot_v1_dot_coarse2real__pb2.PlanReply.FromString,
+                _registered_method=True)
         self.Realify = channel.stream_stream(
                 '/c2r.v1.Coarse2Real/Realify',
                 request_serializer=c2r_dot_v1_dot_coarse2real__pb2.ClientMessage.SerializeToString,
@@ -71,6 +76,14 @@ class Coarse2RealServicer:
 
     def GetInfo(self, request, context):
         """Versions, GPU and model state. Also the handshake: a major mismatch is refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Plan(self, request, context):
+        """Will this session fit on the daemon's GPU, and about how long will it take? The memory planner's
+        answer for a SessionConfig and a frame size, before any frame is rendered (since protocol 1.1).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -115,6 +128,11 @@ def add_Coarse2RealServicer_to_server(servicer, server):
                     servicer.GetInfo,
                     request_deserializer=c2r_dot_v1_dot_coarse2real__pb2.InfoRequest.FromString,
                     response_serializer=c2r_dot_v1_dot_coarse2real__pb2.InfoReply.SerializeToString,
+            ),
+            'Plan': grpc.unary_unary_rpc_method_handler(
+                    servicer.Plan,
+                    request_deserializer=c2r_dot_v1_dot_coarse2real__pb2.PlanRequest.FromString,
+                    response_serializer=c2r_dot_v1_dot_coarse2real__pb2.PlanReply.SerializeToString,
             ),
             'Realify': grpc.stream_stream_rpc_method_handler(
                     servicer.Realify,
@@ -169,6 +187,33 @@ class Coarse2Real:
             '/c2r.v1.Coarse2Real/GetInfo',
             c2r_dot_v1_dot_coarse2real__pb2.InfoRequest.SerializeToString,
             c2r_dot_v1_dot_coarse2real__pb2.InfoReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Plan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/c2r.v1.Coarse2Real/Plan',
+            c2r_dot_v1_dot_coarse2real__pb2.PlanRequest.SerializeToString,
+            c2r_dot_v1_dot_coarse2real__pb2.PlanReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -125,43 +125,53 @@ namespace C2R.V1 {
             "ZXMYCCABKAsyFC5jMnIudjEuQ2FwYWJpbGl0aWVzEhkKEW1heF9tZXNzYWdl",
             "X2J5dGVzGAkgASgEEhAKCHdhcm5pbmdzGAogAygJEhcKD3ByZXZpZXdfYWRk",
             "cmVzcxgLIAEoCRITCgtvdXRwdXRfcm9vdBgMIAEoCRIOCgZkZXZpY2UYDSAB",
-            "KAkSHgoGbGltaXRzGA4gASgLMg4uYzJyLnYxLkxpbWl0cyKiAQoHSm9iU3Bl",
-            "YxINCgVpbnB1dBgBIAEoCRINCgVkZXB0aBgCIAEoCRIPCgdub3JtYWxzGAMg",
-            "ASgJEg4KBm91dHB1dBgEIAEoCRIkCgZmb3JtYXQYBSABKA4yFC5jMnIudjEu",
-            "T3V0cHV0Rm9ybWF0EiUKBmNvbmZpZxgGIAEoCzIVLmMyci52MS5TZXNzaW9u",
-            "Q29uZmlnEgsKA2ZwcxgHIAEoASK9AQoDSm9iEgoKAmlkGAEgASgJEh8KBXN0",
-            "YXRlGAIgASgOMhAuYzJyLnYxLkpvYlN0YXRlEhQKDGZyYW1lc190b3RhbBgD",
-            "IAEoBBITCgtmcmFtZXNfZG9uZRgEIAEoBBIOCgZvdXRwdXQYBSABKAkSDQoF",
-            "ZXJyb3IYBiABKAkSDwoHY3JlYXRlZBgHIAEoARIPCgd1cGRhdGVkGAggASgB",
-            "Eh0KBHNwZWMYCSABKAsyDy5jMnIudjEuSm9iU3BlYyIUCgZKb2JSZWYSCgoC",
-            "aWQYASABKAkiSAoISm9iRXZlbnQSGAoDam9iGAEgASgLMgsuYzJyLnYxLkpv",
-            "YhIiCghwcm9ncmVzcxgCIAEoCzIQLmMyci52MS5Qcm9ncmVzcyIRCg9MaXN0",
-            "Sm9ic1JlcXVlc3QiKgoNTGlzdEpvYnNSZXBseRIZCgRqb2JzGAEgAygLMgsu",
-            "YzJyLnYxLkpvYipfCg9Qcm90b2NvbFZlcnNpb24SIAocUFJPVE9DT0xfVkVS",
-            "U0lPTl9VTlNQRUNJRklFRBAAEhIKDlBST1RPQ09MX01BSk9SEAESEgoOUFJP",
-            "VE9DT0xfTUlOT1IQABoCEAEqQwoFRFR5cGUSFQoRRFRZUEVfVU5TUEVDSUZJ",
-            "RUQQABIJCgVVSU5UOBABEgsKB0ZMT0FUMTYQAhILCgdGTE9BVDMyEAMqPwoK",
-            "Q29sb3JTcGFjZRIbChdDT0xPUl9TUEFDRV9VTlNQRUNJRklFRBAAEggKBFNS",
-            "R0IQARIKCgZMSU5FQVIQAipCCglEZXB0aEtpbmQSGgoWREVQVEhfS0lORF9V",
-            "TlNQRUNJRklFRBAAEgwKCERJU1RBTkNFEAESCwoHSU5WRVJTRRACKkQKCVRy",
-            "YW5zcG9ydBIZChVUUkFOU1BPUlRfVU5TUEVDSUZJRUQQABIJCgVCWVRFUxAB",
-            "EhEKDVNIQVJFRF9NRU1PUlkQAipOCgZCdWZmZXISFgoSQlVGRkVSX1VOU1BF",
-            "Q0lGSUVEEAASCQoFQ09MT1IQARIJCgVERVBUSBACEgsKB05PUk1BTFMQAxIJ",
-            "CgVFREdFUxAEKkgKDlJlc3VsdEVuY29kaW5nEh8KG1JFU1VMVF9FTkNPRElO",
-            "R19VTlNQRUNJRklFRBAAEgwKCFJBV19SR0I4EAESBwoDUE5HEAIqWgoMT3V0",
-            "cHV0Rm9ybWF0Eh0KGU9VVFBVVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIHCgNN",
-            "UDQQARIQCgxQTkdfU0VRVUVOQ0UQAhIQCgxFWFJfU0VRVUVOQ0UQAyppCghK",
-            "b2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABILCgdQRU5ESU5H",
-            "EAESCwoHUlVOTklORxACEg0KCVNVQ0NFRURFRBADEgoKBkZBSUxFRBAEEg0K",
-            "CUNBTkNFTExFRBAFMr4CCgtDb2Fyc2UyUmVhbBIxCgdHZXRJbmZvEhMuYzJy",
-            "LnYxLkluZm9SZXF1ZXN0GhEuYzJyLnYxLkluZm9SZXBseRI7CgdSZWFsaWZ5",
-            "EhUuYzJyLnYxLkNsaWVudE1lc3NhZ2UaFS5jMnIudjEuU2VydmVyTWVzc2Fn",
-            "ZSgBMAESKQoJU3VibWl0Sm9iEg8uYzJyLnYxLkpvYlNwZWMaCy5jMnIudjEu",
-            "Sm9iEi4KCFdhdGNoSm9iEg4uYzJyLnYxLkpvYlJlZhoQLmMyci52MS5Kb2JF",
-            "dmVudDABEigKCUNhbmNlbEpvYhIOLmMyci52MS5Kb2JSZWYaCy5jMnIudjEu",
-            "Sm9iEjoKCExpc3RKb2JzEhcuYzJyLnYxLkxpc3RKb2JzUmVxdWVzdBoVLmMy",
-            "ci52MS5MaXN0Sm9ic1JlcGx5Oi0KBGtub2ISHS5nb29nbGUucHJvdG9idWYu",
-            "RmllbGRPcHRpb25zGLSHAyABKAliBnByb3RvMw=="));
+            "KAkSHgoGbGltaXRzGA4gASgLMg4uYzJyLnYxLkxpbWl0cyJjCgtQbGFuUmVx",
+            "dWVzdBIlCgZjb25maWcYASABKAsyFS5jMnIudjEuU2Vzc2lvbkNvbmZpZxIN",
+            "CgV3aWR0aBgCIAEoDRIOCgZoZWlnaHQYAyABKA0SDgoGZnJhbWVzGAQgASgN",
+            "IrcCCglQbGFuUmVwbHkSDAoEZml0cxgBIAEoCBINCgVtb2RlbBgCIAEoCRIO",
+            "CgZkZXZpY2UYAyABKAkSEAoIZ3B1X25hbWUYBCABKAkSGAoQZ3B1X21lbW9y",
+            "eV9ieXRlcxgFIAEoBBIPCgdvZmZsb2FkGAYgASgJEhAKCHBlYWtfZ2liGAcg",
+            "ASgBEhIKCnVzYWJsZV9naWIYCCABKAESFwoPZ3B1c19wZXJfd2luZG93GAkg",
+            "ASgNEhoKEnNlY29uZHNfcGVyX3dpbmRvdxgKIAEoARIPCgd3aW5kb3dzGAsg",
+            "ASgNEhUKDXRvdGFsX3NlY29uZHMYDCABKAESDQoFYmFzaXMYDSABKAkSDwoH",
+            "c3VtbWFyeRgOIAEoCRIOCgZhZHZpY2UYDyABKAkSDQoFbm90ZXMYECADKAki",
+            "ogEKB0pvYlNwZWMSDQoFaW5wdXQYASABKAkSDQoFZGVwdGgYAiABKAkSDwoH",
+            "bm9ybWFscxgDIAEoCRIOCgZvdXRwdXQYBCABKAkSJAoGZm9ybWF0GAUgASgO",
+            "MhQuYzJyLnYxLk91dHB1dEZvcm1hdBIlCgZjb25maWcYBiABKAsyFS5jMnIu",
+            "djEuU2Vzc2lvbkNvbmZpZxILCgNmcHMYByABKAEivQEKA0pvYhIKCgJpZBgB",
+            "IAEoCRIfCgVzdGF0ZRgCIAEoDjIQLmMyci52MS5Kb2JTdGF0ZRIUCgxmcmFt",
+            "ZXNfdG90YWwYAyABKAQSEwoLZnJhbWVzX2RvbmUYBCABKAQSDgoGb3V0cHV0",
+            "GAUgASgJEg0KBWVycm9yGAYgASgJEg8KB2NyZWF0ZWQYByABKAESDwoHdXBk",
+            "YXRlZBgIIAEoARIdCgRzcGVjGAkgASgLMg8uYzJyLnYxLkpvYlNwZWMiFAoG",
+            "Sm9iUmVmEgoKAmlkGAEgASgJIkgKCEpvYkV2ZW50EhgKA2pvYhgBIAEoCzIL",
+            "LmMyci52MS5Kb2ISIgoIcHJvZ3Jlc3MYAiABKAsyEC5jMnIudjEuUHJvZ3Jl",
+            "c3MiEQoPTGlzdEpvYnNSZXF1ZXN0IioKDUxpc3RKb2JzUmVwbHkSGQoEam9i",
+            "cxgBIAMoCzILLmMyci52MS5Kb2IqXwoPUHJvdG9jb2xWZXJzaW9uEiAKHFBS",
+            "T1RPQ09MX1ZFUlNJT05fVU5TUEVDSUZJRUQQABISCg5QUk9UT0NPTF9NQUpP",
+            "UhABEhIKDlBST1RPQ09MX01JTk9SEAEaAhABKkMKBURUeXBlEhUKEURUWVBF",
+            "X1VOU1BFQ0lGSUVEEAASCQoFVUlOVDgQARILCgdGTE9BVDE2EAISCwoHRkxP",
+            "QVQzMhADKj8KCkNvbG9yU3BhY2USGwoXQ09MT1JfU1BBQ0VfVU5TUEVDSUZJ",
+            "RUQQABIICgRTUkdCEAESCgoGTElORUFSEAIqQgoJRGVwdGhLaW5kEhoKFkRF",
+            "UFRIX0tJTkRfVU5TUEVDSUZJRUQQABIMCghESVNUQU5DRRABEgsKB0lOVkVS",
+            "U0UQAipECglUcmFuc3BvcnQSGQoVVFJBTlNQT1JUX1VOU1BFQ0lGSUVEEAAS",
+            "CQoFQllURVMQARIRCg1TSEFSRURfTUVNT1JZEAIqTgoGQnVmZmVyEhYKEkJV",
+            "RkZFUl9VTlNQRUNJRklFRBAAEgkKBUNPTE9SEAESCQoFREVQVEgQAhILCgdO",
+            "T1JNQUxTEAMSCQoFRURHRVMQBCpICg5SZXN1bHRFbmNvZGluZxIfChtSRVNV",
+            "TFRfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIMCghSQVdfUkdCOBABEgcKA1BO",
+            "RxACKloKDE91dHB1dEZvcm1hdBIdChlPVVRQVVRfRk9STUFUX1VOU1BFQ0lG",
+            "SUVEEAASBwoDTVA0EAESEAoMUE5HX1NFUVVFTkNFEAISEAoMRVhSX1NFUVVF",
+            "TkNFEAMqaQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAAS",
+            "CwoHUEVORElORxABEgsKB1JVTk5JTkcQAhINCglTVUNDRUVERUQQAxIKCgZG",
+            "QUlMRUQQBBINCglDQU5DRUxMRUQQBTLuAgoLQ29hcnNlMlJlYWwSMQoHR2V0",
+            "SW5mbxITLmMyci52MS5JbmZvUmVxdWVzdBoRLmMyci52MS5JbmZvUmVwbHkS",
+            "LgoEUGxhbhITLmMyci52MS5QbGFuUmVxdWVzdBoRLmMyci52MS5QbGFuUmVw",
+            "bHkSOwoHUmVhbGlmeRIVLmMyci52MS5DbGllbnRNZXNzYWdlGhUuYzJyLnYx",
+            "LlNlcnZlck1lc3NhZ2UoATABEikKCVN1Ym1pdEpvYhIPLmMyci52MS5Kb2JT",
+            "cGVjGgsuYzJyLnYxLkpvYhIuCghXYXRjaEpvYhIOLmMyci52MS5Kb2JSZWYa",
+            "EC5jMnIudjEuSm9iRXZlbnQwARIoCglDYW5jZWxKb2ISDi5jMnIudjEuSm9i",
+            "UmVmGgsuYzJyLnYxLkpvYhI6CghMaXN0Sm9icxIXLmMyci52MS5MaXN0Sm9i",
+            "c1JlcXVlc3QaFS5jMnIudjEuTGlzdEpvYnNSZXBseTotCgRrbm9iEh0uZ29v",
+            "Z2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxi0hwMgASgJYgZwcm90bzM="));
       descriptor = pbr::FileDescriptor.FromGeneratedCode(descriptorData,
           new pbr::FileDescriptor[] { global::Google.Protobuf.Reflection.DescriptorReflection.Descriptor, },
           new pbr::GeneratedClrTypeInfo(new[] {typeof(global::C2R.V1.ProtocolVersion), typeof(global::C2R.V1.DType), typeof(global::C2R.V1.ColorSpace), typeof(global::C2R.V1.DepthKind), typeof(global::C2R.V1.Transport), typeof(global::C2R.V1.Buffer), typeof(global::C2R.V1.ResultEncoding), typeof(global::C2R.V1.OutputFormat), typeof(global::C2R.V1.JobState), }, new pb::Extension[] { Coarse2RealExtensions.Knob }, new pbr::GeneratedClrTypeInfo[] {
@@ -185,6 +195,8 @@ namespace C2R.V1 {
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Capabilities), global::C2R.V1.Capabilities.Parser, new[]{ "ProgressivePreview", "Jobs", "ExrOutput", "CausalRef", "PngResults", "SharedMemory" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Limits), global::C2R.V1.Limits.Parser, new[]{ "MaxFrameWidth", "MaxFrameHeight", "MaxWindow", "MaxSeed", "MaxRingBytes" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.InfoReply), global::C2R.V1.InfoReply.Parser, new[]{ "DaemonVersion", "ProtocolMajor", "ProtocolMinor", "Gpus", "LoadedModel", "Models", "Qualities", "Capabilities", "MaxMessageBytes", "Warnings", "PreviewAddress", "OutputRoot", "Device", "Limits" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.PlanRequest), global::C2R.V1.PlanRequest.Parser, new[]{ "Config", "Width", "Height", "Frames" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.PlanReply), global::C2R.V1.PlanReply.Parser, new[]{ "Fits", "Model", "Device", "GpuName", "GpuMemoryBytes", "Offload", "PeakGib", "UsableGib", "GpusPerWindow", "SecondsPerWindow", "Windows", "TotalSeconds", "Basis", "Summary", "Advice", "Notes" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.JobSpec), global::C2R.V1.JobSpec.Parser, new[]{ "Input", "Depth", "Normals", "Output", "Format", "Config", "Fps" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Job), global::C2R.V1.Job.Parser, new[]{ "Id", "State", "FramesTotal", "FramesDone", "Output", "Error", "Created", "Updated", "Spec" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.JobRef), global::C2R.V1.JobRef.Parser, new[]{ "Id" }, null, null, null, null),
@@ -209,7 +221,10 @@ namespace C2R.V1 {
   public enum ProtocolVersion {
     [pbr::OriginalName("PROTOCOL_VERSION_UNSPECIFIED")] Unspecified = 0,
     [pbr::OriginalName("PROTOCOL_MAJOR")] ProtocolMajor = 1,
-    [pbr::OriginalName("PROTOCOL_MINOR", PreferredAlias = false)] ProtocolMinor = 0,
+    /// <summary>
+    /// 1: Plan
+    /// </summary>
+    [pbr::OriginalName("PROTOCOL_MINOR", PreferredAlias = false)] ProtocolMinor = 1,
   }
 
   public enum DType {
@@ -7822,6 +7837,1102 @@ namespace C2R.V1 {
 
   }
 
+  public sealed partial class PlanRequest : pb::IMessage<PlanRequest>
+  #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      , pb::IBufferMessage
+  #endif
+  {
+    private static readonly pb::MessageParser<PlanRequest> _parser = new pb::MessageParser<PlanRequest>(() => new PlanRequest());
+    private pb::UnknownFieldSet _unknownFields;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pb::MessageParser<PlanRequest> Parser { get { return _parser; } }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pbr::MessageDescriptor Descriptor {
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[20]; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    pbr::MessageDescriptor pb::IMessage.Descriptor {
+      get { return Descriptor; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public PlanRequest() {
+      OnConstruction();
+    }
+
+    partial void OnConstruction();
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public PlanRequest(PlanRequest other) : this() {
+      config_ = other.config_ != null ? other.config_.Clone() : null;
+      width_ = other.width_;
+      height_ = other.height_;
+      frames_ = other.frames_;
+      _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public PlanRequest Clone() {
+      return new PlanRequest(this);
+    }
+
+    /// <summary>Field number for the "config" field.</summary>
+    public const int ConfigFieldNumber = 1;
+    private global::C2R.V1.SessionConfig config_;
+    /// <summary>
+    /// what the session would send (model, quality, resolution, window, lora, ...)
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public global::C2R.V1.SessionConfig Config {
+      get { return config_; }
+      set {
+        config_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "width" field.</summary>
+    public const int WidthFieldNumber = 2;
+    private uint width_;
+    /// <summary>
+    /// engine frame size in pixels
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint Width {
+      get { return width_; }
+      set {
+        width_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "height" field.</summary>
+    public const int HeightFieldNumber = 3;
+    private uint height_;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint Height {
+      get { return height_; }
+      set {
+        height_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "frames" field.</summary>
+    public const int FramesFieldNumber = 4;
+    private uint frames_;
+    /// <summary>
+    /// frames in the whole sequence, for the window count and total time; 0: one window
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint Frames {
+      get { return frames_; }
+      set {
+        frames_ = value;
+      }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override bool Equals(object other) {
+      return Equals(other as PlanRequest);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Equals(PlanRequest other) {
+      if (ReferenceEquals(other, null)) {
+        return false;
+      }
+      if (ReferenceEquals(other, this)) {
+        return true;
+      }
+      if (!object.Equals(Config, other.Config)) return false;
+      if (Width != other.Width) return false;
+      if (Height != other.Height) return false;
+      if (Frames != other.Frames) return false;
+      return Equals(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override int GetHashCode() {
+      int hash = 1;
+      if (config_ != null) hash ^= Config.GetHashCode();
+      if (Width != 0) hash ^= Width.GetHashCode();
+      if (Height != 0) hash ^= Height.GetHashCode();
+      if (Frames != 0) hash ^= Frames.GetHashCode();
+      if (_unknownFields != null) {
+        hash ^= _unknownFields.GetHashCode();
+      }
+      return hash;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override string ToString() {
+      return pb::JsonFormatter.ToDiagnosticString(this);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void WriteTo(pb::CodedOutputStream output) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      output.WriteRawMessage(this);
+    #else
+      if (config_ != null) {
+        output.WriteRawTag(10);
+        output.WriteMessage(Config);
+      }
+      if (Width != 0) {
+        output.WriteRawTag(16);
+        output.WriteUInt32(Width);
+      }
+      if (Height != 0) {
+        output.WriteRawTag(24);
+        output.WriteUInt32(Height);
+      }
+      if (Frames != 0) {
+        output.WriteRawTag(32);
+        output.WriteUInt32(Frames);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(output);
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalWriteTo(ref pb::WriteContext output) {
+      if (config_ != null) {
+        output.WriteRawTag(10);
+        output.WriteMessage(Config);
+      }
+      if (Width != 0) {
+        output.WriteRawTag(16);
+        output.WriteUInt32(Width);
+      }
+      if (Height != 0) {
+        output.WriteRawTag(24);
+        output.WriteUInt32(Height);
+      }
+      if (Frames != 0) {
+        output.WriteRawTag(32);
+        output.WriteUInt32(Frames);
+      }
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(ref output);
+      }
+    }
+    #endif
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public int CalculateSize() {
+      int size = 0;
+      if (config_ != null) {
+        size += 1 + pb::CodedOutputStream.ComputeMessageSize(Config);
+      }
+      if (Width != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(Width);
+      }
+      if (Height != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(Height);
+      }
+      if (Frames != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(Frames);
+      }
+      if (_unknownFields != null) {
+        size += _unknownFields.CalculateSize();
+      }
+      return size;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(PlanRequest other) {
+      if (other == null) {
+        return;
+      }
+      if (other.config_ != null) {
+        if (config_ == null) {
+          Config = new global::C2R.V1.SessionConfig();
+        }
+        Config.MergeFrom(other.Config);
+      }
+      if (other.Width != 0) {
+        Width = other.Width;
+      }
+      if (other.Height != 0) {
+        Height = other.Height;
+      }
+      if (other.Frames != 0) {
+        Frames = other.Frames;
+      }
+      _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(pb::CodedInputStream input) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      input.ReadRawMessage(this);
+    #else
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, input);
+            break;
+          case 10: {
+            if (config_ == null) {
+              Config = new global::C2R.V1.SessionConfig();
+            }
+            input.ReadMessage(Config);
+            break;
+          }
+          case 16: {
+            Width = input.ReadUInt32();
+            break;
+          }
+          case 24: {
+            Height = input.ReadUInt32();
+            break;
+          }
+          case 32: {
+            Frames = input.ReadUInt32();
+            break;
+          }
+        }
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalMergeFrom(ref pb::ParseContext input) {
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, ref input);
+            break;
+          case 10: {
+            if (config_ == null) {
+              Config = new global::C2R.V1.SessionConfig();
+            }
+            input.ReadMessage(Config);
+            break;
+          }
+          case 16: {
+            Width = input.ReadUInt32();
+            break;
+          }
+          case 24: {
+            Height = input.ReadUInt32();
+            break;
+          }
+          case 32: {
+            Frames = input.ReadUInt32();
+            break;
+          }
+        }
+      }
+    }
+    #endif
+
+  }
+
+  public sealed partial class PlanReply : pb::IMessage<PlanReply>
+  #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      , pb::IBufferMessage
+  #endif
+  {
+    private static readonly pb::MessageParser<PlanReply> _parser = new pb::MessageParser<PlanReply>(() => new PlanReply());
+    private pb::UnknownFieldSet _unknownFields;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pb::MessageParser<PlanReply> Parser { get { return _parser; } }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pbr::MessageDescriptor Descriptor {
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[21]; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    pbr::MessageDescriptor pb::IMessage.Descriptor {
+      get { return Descriptor; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public PlanReply() {
+      OnConstruction();
+    }
+
+    partial void OnConstruction();
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public PlanReply(PlanReply other) : this() {
+      fits_ = other.fits_;
+      model_ = other.model_;
+      device_ = other.device_;
+      gpuName_ = other.gpuName_;
+      gpuMemoryBytes_ = other.gpuMemoryBytes_;
+      offload_ = other.offload_;
+      peakGib_ = other.peakGib_;
+      usableGib_ = other.usableGib_;
+      gpusPerWindow_ = other.gpusPerWindow_;
+      secondsPerWindow_ = other.secondsPerWindow_;
+      windows_ = other.windows_;
+      totalSeconds_ = other.totalSeconds_;
+      basis_ = other.basis_;
+      summary_ = other.summary_;
+      advice_ = other.advice_;
+      notes_ = other.notes_.Clone();
+      _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public PlanReply Clone() {
+      return new PlanReply(this);
+    }
+
+    /// <summary>Field number for the "fits" field.</summary>
+    public const int FitsFieldNumber = 1;
+    private bool fits_;
+    /// <summary>
+    /// false also on a machine without an NVIDIA GPU (nothing to fit; see summary)
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Fits {
+      get { return fits_; }
+      set {
+        fits_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "model" field.</summary>
+    public const int ModelFieldNumber = 2;
+    private string model_ = "";
+    /// <summary>
+    /// the model the session would run (a preview may run the small sibling)
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string Model {
+      get { return model_; }
+      set {
+        model_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "device" field.</summary>
+    public const int DeviceFieldNumber = 3;
+    private string device_ = "";
+    /// <summary>
+    /// the engine's device: "cuda:0", "cpu"
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string Device {
+      get { return device_; }
+      set {
+        device_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "gpu_name" field.</summary>
+    public const int GpuNameFieldNumber = 4;
+    private string gpuName_ = "";
+    /// <summary>
+    /// empty without a GPU
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string GpuName {
+      get { return gpuName_; }
+      set {
+        gpuName_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "gpu_memory_bytes" field.</summary>
+    public const int GpuMemoryBytesFieldNumber = 5;
+    private ulong gpuMemoryBytes_;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public ulong GpuMemoryBytes {
+      get { return gpuMemoryBytes_; }
+      set {
+        gpuMemoryBytes_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "offload" field.</summary>
+    public const int OffloadFieldNumber = 6;
+    private string offload_ = "";
+    /// <summary>
+    /// "none", "model" or "group": what the engine will use
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string Offload {
+      get { return offload_; }
+      set {
+        offload_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "peak_gib" field.</summary>
+    public const int PeakGibFieldNumber = 7;
+    private double peakGib_;
+    /// <summary>
+    /// planned peak per GPU
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public double PeakGib {
+      get { return peakGib_; }
+      set {
+        peakGib_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "usable_gib" field.</summary>
+    public const int UsableGibFieldNumber = 8;
+    private double usableGib_;
+    /// <summary>
+    /// the share of the card the planner allows itself
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public double UsableGib {
+      get { return usableGib_; }
+      set {
+        usableGib_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "gpus_per_window" field.</summary>
+    public const int GpusPerWindowFieldNumber = 9;
+    private uint gpusPerWindow_;
+    /// <summary>
+    /// the daemon's engine group size (c2r serve --gpus-per-window)
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint GpusPerWindow {
+      get { return gpusPerWindow_; }
+      set {
+        gpusPerWindow_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "seconds_per_window" field.</summary>
+    public const int SecondsPerWindowFieldNumber = 10;
+    private double secondsPerWindow_;
+    /// <summary>
+    /// 0: no figure (unknown card, or the CPU)
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public double SecondsPerWindow {
+      get { return secondsPerWindow_; }
+      set {
+        secondsPerWindow_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "windows" field.</summary>
+    public const int WindowsFieldNumber = 11;
+    private uint windows_;
+    /// <summary>
+    /// windows the sequence cuts into
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint Windows {
+      get { return windows_; }
+      set {
+        windows_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "total_seconds" field.</summary>
+    public const int TotalSecondsFieldNumber = 12;
+    private double totalSeconds_;
+    /// <summary>
+    /// seconds_per_window x windows
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public double TotalSeconds {
+      get { return totalSeconds_; }
+      set {
+        totalSeconds_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "basis" field.</summary>
+    public const int BasisFieldNumber = 13;
+    private string basis_ = "";
+    /// <summary>
+    /// "estimate" (FLOPs at an assumed share of the card's peak) or "" (no figure)
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string Basis {
+      get { return basis_; }
+      set {
+        basis_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "summary" field.</summary>
+    public const int SummaryFieldNumber = 14;
+    private string summary_ = "";
+    /// <summary>
+    /// one sentence for an artist: "Fits on your NVIDIA H100 ... with model offload; about ..."
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string Summary {
+      get { return summary_; }
+      set {
+        summary_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "advice" field.</summary>
+    public const int AdviceFieldNumber = 15;
+    private string advice_ = "";
+    /// <summary>
+    /// set when it does not fit: which setting to lower
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public string Advice {
+      get { return advice_; }
+      set {
+        advice_ = pb::ProtoPreconditions.CheckNotNull(value, "value");
+      }
+    }
+
+    /// <summary>Field number for the "notes" field.</summary>
+    public const int NotesFieldNumber = 16;
+    private static readonly pb::FieldCodec<string> _repeated_notes_codec
+        = pb::FieldCodec.ForString(130);
+    private readonly pbc::RepeatedField<string> notes_ = new pbc::RepeatedField<string>();
+    /// <summary>
+    /// the planner's notes (attention mode, tokens, cache)
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public pbc::RepeatedField<string> Notes {
+      get { return notes_; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override bool Equals(object other) {
+      return Equals(other as PlanReply);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Equals(PlanReply other) {
+      if (ReferenceEquals(other, null)) {
+        return false;
+      }
+      if (ReferenceEquals(other, this)) {
+        return true;
+      }
+      if (Fits != other.Fits) return false;
+      if (Model != other.Model) return false;
+      if (Device != other.Device) return false;
+      if (GpuName != other.GpuName) return false;
+      if (GpuMemoryBytes != other.GpuMemoryBytes) return false;
+      if (Offload != other.Offload) return false;
+      if (!pbc::ProtobufEqualityComparers.BitwiseDoubleEqualityComparer.Equals(PeakGib, other.PeakGib)) return false;
+      if (!pbc::ProtobufEqualityComparers.BitwiseDoubleEqualityComparer.Equals(UsableGib, other.UsableGib)) return false;
+      if (GpusPerWindow != other.GpusPerWindow) return false;
+      if (!pbc::ProtobufEqualityComparers.BitwiseDoubleEqualityComparer.Equals(SecondsPerWindow, other.SecondsPerWindow)) return false;
+      if (Windows != other.Windows) return false;
+      if (!pbc::ProtobufEqualityComparers.BitwiseDoubleEqualityComparer.Equals(TotalSeconds, other.TotalSeconds)) return false;
+      if (Basis != other.Basis) return false;
+      if (Summary != other.Summary) return false;
+      if (Advice != other.Advice) return false;
+      if(!notes_.Equals(other.notes_)) return false;
+      return Equals(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override int GetHashCode() {
+      int hash = 1;
+      if (Fits != false) hash ^= Fits.GetHashCode();
+      if (Model.Length != 0) hash ^= Model.GetHashCode();
+      if (Device.Length != 0) hash ^= Device.GetHashCode();
+      if (GpuName.Length != 0) hash ^= GpuName.GetHashCode();
+      if (GpuMemoryBytes != 0UL) hash ^= GpuMemoryBytes.GetHashCode();
+      if (Offload.Length != 0) hash ^= Offload.GetHashCode();
+      if (PeakGib != 0D) hash ^= pbc::ProtobufEqualityComparers.BitwiseDoubleEqualityComparer.GetHashCode(PeakGib);
+      if (UsableGib != 0D) hash ^= pbc::ProtobufEqualityComparers.BitwiseDoubleEqualityComparer.GetHashCode(UsableGib);
+      if (GpusPerWindow != 0) hash ^= GpusPerWindow.GetHashCode();
+      if (SecondsPerWindow != 0D) hash ^= pbc::ProtobufEqualityComparers.BitwiseDoubleEqualityComparer.GetHashCode(SecondsPerWindow);
+      if (Windows != 0) hash ^= Windows.GetHashCode();
+      if (TotalSeconds != 0D) hash ^= pbc::ProtobufEqualityComparers.BitwiseDoubleEqualityComparer.GetHashCode(TotalSeconds);
+      if (Basis.Length != 0) hash ^= Basis.GetHashCode();
+      if (Summary.Length != 0) hash ^= Summary.GetHashCode();
+      if (Advice.Length != 0) hash ^= Advice.GetHashCode();
+      hash ^= notes_.GetHashCode();
+      if (_unknownFields != null) {
+        hash ^= _unknownFields.GetHashCode();
+      }
+      return hash;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override string ToString() {
+      return pb::JsonFormatter.ToDiagnosticString(this);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void WriteTo(pb::CodedOutputStream output) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      output.WriteRawMessage(this);
+    #else
+      if (Fits != false) {
+        output.WriteRawTag(8);
+        output.WriteBool(Fits);
+      }
+      if (Model.Length != 0) {
+        output.WriteRawTag(18);
+        output.WriteString(Model);
+      }
+      if (Device.Length != 0) {
+        output.WriteRawTag(26);
+        output.WriteString(Device);
+      }
+      if (GpuName.Length != 0) {
+        output.WriteRawTag(34);
+        output.WriteString(GpuName);
+      }
+      if (GpuMemoryBytes != 0UL) {
+        output.WriteRawTag(40);
+        output.WriteUInt64(GpuMemoryBytes);
+      }
+      if (Offload.Length != 0) {
+        output.WriteRawTag(50);
+        output.WriteString(Offload);
+      }
+      if (PeakGib != 0D) {
+        output.WriteRawTag(57);
+        output.WriteDouble(PeakGib);
+      }
+      if (UsableGib != 0D) {
+        output.WriteRawTag(65);
+        output.WriteDouble(UsableGib);
+      }
+      if (GpusPerWindow != 0) {
+        output.WriteRawTag(72);
+        output.WriteUInt32(GpusPerWindow);
+      }
+      if (SecondsPerWindow != 0D) {
+        output.WriteRawTag(81);
+        output.WriteDouble(SecondsPerWindow);
+      }
+      if (Windows != 0) {
+        output.WriteRawTag(88);
+        output.WriteUInt32(Windows);
+      }
+      if (TotalSeconds != 0D) {
+        output.WriteRawTag(97);
+        output.WriteDouble(TotalSeconds);
+      }
+      if (Basis.Length != 0) {
+        output.WriteRawTag(106);
+        output.WriteString(Basis);
+      }
+      if (Summary.Length != 0) {
+        output.WriteRawTag(114);
+        output.WriteString(Summary);
+      }
+      if (Advice.Length != 0) {
+        output.WriteRawTag(122);
+        output.WriteString(Advice);
+      }
+      notes_.WriteTo(output, _repeated_notes_codec);
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(output);
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalWriteTo(ref pb::WriteContext output) {
+      if (Fits != false) {
+        output.WriteRawTag(8);
+        output.WriteBool(Fits);
+      }
+      if (Model.Length != 0) {
+        output.WriteRawTag(18);
+        output.WriteString(Model);
+      }
+      if (Device.Length != 0) {
+        output.WriteRawTag(26);
+        output.WriteString(Device);
+      }
+      if (GpuName.Length != 0) {
+        output.WriteRawTag(34);
+        output.WriteString(GpuName);
+      }
+      if (GpuMemoryBytes != 0UL) {
+        output.WriteRawTag(40);
+        output.WriteUInt64(GpuMemoryBytes);
+      }
+      if (Offload.Length != 0) {
+        output.WriteRawTag(50);
+        output.WriteString(Offload);
+      }
+      if (PeakGib != 0D) {
+        output.WriteRawTag(57);
+        output.WriteDouble(PeakGib);
+      }
+      if (UsableGib != 0D) {
+        output.WriteRawTag(65);
+        output.WriteDouble(UsableGib);
+      }
+      if (GpusPerWindow != 0) {
+        output.WriteRawTag(72);
+        output.WriteUInt32(GpusPerWindow);
+      }
+      if (SecondsPerWindow != 0D) {
+        output.WriteRawTag(81);
+        output.WriteDouble(SecondsPerWindow);
+      }
+      if (Windows != 0) {
+        output.WriteRawTag(88);
+        output.WriteUInt32(Windows);
+      }
+      if (TotalSeconds != 0D) {
+        output.WriteRawTag(97);
+        output.WriteDouble(TotalSeconds);
+      }
+      if (Basis.Length != 0) {
+        output.WriteRawTag(106);
+        output.WriteString(Basis);
+      }
+      if (Summary.Length != 0) {
+        output.WriteRawTag(114);
+        output.WriteString(Summary);
+      }
+      if (Advice.Length != 0) {
+        output.WriteRawTag(122);
+        output.WriteString(Advice);
+      }
+      notes_.WriteTo(ref output, _repeated_notes_codec);
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(ref output);
+      }
+    }
+    #endif
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public int CalculateSize() {
+      int size = 0;
+      if (Fits != false) {
+        size += 1 + 1;
+      }
+      if (Model.Length != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeStringSize(Model);
+      }
+      if (Device.Length != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeStringSize(Device);
+      }
+      if (GpuName.Length != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeStringSize(GpuName);
+      }
+      if (GpuMemoryBytes != 0UL) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt64Size(GpuMemoryBytes);
+      }
+      if (Offload.Length != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeStringSize(Offload);
+      }
+      if (PeakGib != 0D) {
+        size += 1 + 8;
+      }
+      if (UsableGib != 0D) {
+        size += 1 + 8;
+      }
+      if (GpusPerWindow != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(GpusPerWindow);
+      }
+      if (SecondsPerWindow != 0D) {
+        size += 1 + 8;
+      }
+      if (Windows != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(Windows);
+      }
+      if (TotalSeconds != 0D) {
+        size += 1 + 8;
+      }
+      if (Basis.Length != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeStringSize(Basis);
+      }
+      if (Summary.Length != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeStringSize(Summary);
+      }
+      if (Advice.Length != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeStringSize(Advice);
+      }
+      size += notes_.CalculateSize(_repeated_notes_codec);
+      if (_unknownFields != null) {
+        size += _unknownFields.CalculateSize();
+      }
+      return size;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(PlanReply other) {
+      if (other == null) {
+        return;
+      }
+      if (other.Fits != false) {
+        Fits = other.Fits;
+      }
+      if (other.Model.Length != 0) {
+        Model = other.Model;
+      }
+      if (other.Device.Length != 0) {
+        Device = other.Device;
+      }
+      if (other.GpuName.Length != 0) {
+        GpuName = other.GpuName;
+      }
+      if (other.GpuMemoryBytes != 0UL) {
+        GpuMemoryBytes = other.GpuMemoryBytes;
+      }
+      if (other.Offload.Length != 0) {
+        Offload = other.Offload;
+      }
+      if (other.PeakGib != 0D) {
+        PeakGib = other.PeakGib;
+      }
+      if (other.UsableGib != 0D) {
+        UsableGib = other.UsableGib;
+      }
+      if (other.GpusPerWindow != 0) {
+        GpusPerWindow = other.GpusPerWindow;
+      }
+      if (other.SecondsPerWindow != 0D) {
+        SecondsPerWindow = other.SecondsPerWindow;
+      }
+      if (other.Windows != 0) {
+        Windows = other.Windows;
+      }
+      if (other.TotalSeconds != 0D) {
+        TotalSeconds = other.TotalSeconds;
+      }
+      if (other.Basis.Length != 0) {
+        Basis = other.Basis;
+      }
+      if (other.Summary.Length != 0) {
+        Summary = other.Summary;
+      }
+      if (other.Advice.Length != 0) {
+        Advice = other.Advice;
+      }
+      notes_.Add(other.notes_);
+      _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(pb::CodedInputStream input) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      input.ReadRawMessage(this);
+    #else
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, input);
+            break;
+          case 8: {
+            Fits = input.ReadBool();
+            break;
+          }
+          case 18: {
+            Model = input.ReadString();
+            break;
+          }
+          case 26: {
+            Device = input.ReadString();
+            break;
+          }
+          case 34: {
+            GpuName = input.ReadString();
+            break;
+          }
+          case 40: {
+            GpuMemoryBytes = input.ReadUInt64();
+            break;
+          }
+          case 50: {
+            Offload = input.ReadString();
+            break;
+          }
+          case 57: {
+            PeakGib = input.ReadDouble();
+            break;
+          }
+          case 65: {
+            UsableGib = input.ReadDouble();
+            break;
+          }
+          case 72: {
+            GpusPerWindow = input.ReadUInt32();
+            break;
+          }
+          case 81: {
+            SecondsPerWindow = input.ReadDouble();
+            break;
+          }
+          case 88: {
+            Windows = input.ReadUInt32();
+            break;
+          }
+          case 97: {
+            TotalSeconds = input.ReadDouble();
+            break;
+          }
+          case 106: {
+            Basis = input.ReadString();
+            break;
+          }
+          case 114: {
+            Summary = input.ReadString();
+            break;
+          }
+          case 122: {
+            Advice = input.ReadString();
+            break;
+          }
+          case 130: {
+            notes_.AddEntriesFrom(input, _repeated_notes_codec);
+            break;
+          }
+        }
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalMergeFrom(ref pb::ParseContext input) {
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, ref input);
+            break;
+          case 8: {
+            Fits = input.ReadBool();
+            break;
+          }
+          case 18: {
+            Model = input.ReadString();
+            break;
+          }
+          case 26: {
+            Device = input.ReadString();
+            break;
+          }
+          case 34: {
+            GpuName = input.ReadString();
+            break;
+          }
+          case 40: {
+            GpuMemoryBytes = input.ReadUInt64();
+            break;
+          }
+          case 50: {
+            Offload = input.ReadString();
+            break;
+          }
+          case 57: {
+            PeakGib = input.ReadDouble();
+            break;
+          }
+          case 65: {
+            UsableGib = input.ReadDouble();
+            break;
+          }
+          case 72: {
+            GpusPerWindow = input.ReadUInt32();
+            break;
+          }
+          case 81: {
+            SecondsPerWindow = input.ReadDouble();
+            break;
+          }
+          case 88: {
+            Windows = input.ReadUInt32();
+            break;
+          }
+          case 97: {
+            TotalSeconds = input.ReadDouble();
+            break;
+          }
+          case 106: {
+            Basis = input.ReadString();
+            break;
+          }
+          case 114: {
+            Summary = input.ReadString();
+            break;
+          }
+          case 122: {
+            Advice = input.ReadString();
+            break;
+          }
+          case 130: {
+            notes_.AddEntriesFrom(ref input, _repeated_notes_codec);
+            break;
+          }
+        }
+      }
+    }
+    #endif
+
+  }
+
   public sealed partial class JobSpec : pb::IMessage<JobSpec>
   #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
       , pb::IBufferMessage
@@ -7836,7 +8947,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[20]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[22]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -8271,7 +9382,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[21]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[23]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -8771,7 +9882,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[22]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[24]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -8960,7 +10071,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[23]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[25]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -9204,7 +10315,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[24]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[26]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -9356,7 +10467,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[25]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[27]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
