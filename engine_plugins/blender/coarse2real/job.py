@@ -1,12 +1,15 @@
 """A realify run as seen from Blender's main thread.
 
 A run first connects (on the session worker's threads): the daemon must answer, accept the
-token and accept the settings before anything is rendered. Then the range run starts
-Blender's own render job (render_job.py), whose frames stream to the daemon as Blender writes
-them. ``tick`` is the ``bpy.app.timers`` callback (Blender API, bpy.app.timers: a callback
-returns the seconds until its next call, or None to stop): it reads the frames the render
-job finished, and applies what came back (live image, status, progress). Each tick does a
-few milliseconds of work, so the interface stays live. Only one run exists at a time (``ACTIVE``).
+token, plan the run (``c2r plan``'s answer, shown in the panel; a run that cannot fit stops
+here) and accept the settings before anything is rendered. Then the range run renders its
+frames through Blender's own render (render_job.py), each streamed to the daemon as Blender
+writes it. ``tick`` is the ``bpy.app.timers`` callback (Blender API, bpy.app.timers: a
+callback returns the seconds until its next call, or None to stop): it starts the next
+frame's render job, reads the frames that finished, and applies what came back (live image,
+status, progress). In the interface each tick does a few milliseconds of work, so the
+interface stays live; in background mode a tick renders its frame before it returns. Only
+one run exists at a time (``ACTIVE``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 
 from . import messages, preferences, results, viewport
 from .passes import CapturedFrame, PassCapture
-from .render_job import AnimationRender
+from .render_job import FrameRender
 from .session_worker import (
     Closed,
     Connected,
@@ -26,6 +29,7 @@ from .session_worker import (
     Failed,
     FrameToSend,
     FrameWritten,
+    Planned,
     PreviewArrived,
     ProgressChanged,
     SessionSettings,
@@ -119,7 +123,7 @@ class RealifyJob:
         report.state, report.is_error, report.progress = "RUNNING", False, 0.0
         report.frames_rendered = report.frames_returned = 0
         report.frames_total = self.total
-        report.connection = ""
+        report.connection = report.plan = ""
         self._say(f"connecting to the daemon at {self.worker.connection.address} ...")
         self.worker.start()
 
@@ -166,17 +170,13 @@ class RealifyJob:
         return True
 
     def cancel(self) -> None:
-        """Stop sending; the daemon drops the session's windows (Session.cancel). Files written stay."""
+        """Stop rendering and sending; the daemon drops the session's windows (Session.cancel). Files written stay."""
         if self.done or status().state == "CANCELLING":
             return
-        self.stop_sending()
-        status().state = "CANCELLING"
-        self._say("cancelling ...")
-
-    def stop_sending(self) -> None:
-        """The part of cancel that touches no bpy data, so a render handler may call it from any thread."""
         self.cancelled = True
         self.worker.cancel()
+        status().state = "CANCELLING"
+        self._say("cancelling ...")
 
     def release(self) -> None:
         """Give back what the run borrowed from the scene."""
@@ -185,7 +185,10 @@ class RealifyJob:
 
     def _apply(self, event, show: bool = True) -> None:
         report = status()
-        if isinstance(event, Connected):
+        if isinstance(event, Planned):
+            report.plan = event.summary
+            self._say(event.summary)
+        elif isinstance(event, Connected):
             self.connected = True
             report.connection = event.message
             self._say(event.message)
@@ -242,7 +245,7 @@ class RealifyJob:
 
 
 class RealifyRangeJob(RealifyJob):
-    """Render the scene's frame range with Blender's render job and stream every frame as it is written."""
+    """Render the scene's frame range with Blender's render, streaming every frame as it is written."""
 
     def __init__(self, context, connect=SHARED_CLIENT):
         scene = context.scene
@@ -256,14 +259,15 @@ class RealifyRangeJob(RealifyJob):
         # The context's view layer belongs to the scene on screen, which need not be this one.
         layer = context.view_layer.name if context.view_layer else ""
         self.view_layer = scene.view_layers.get(layer) or scene.view_layers[0]
-        self.window = context.window  # where the render job shows its progress; None in background mode
+        # Where the render jobs show their progress; background mode renders without one (render_job.py).
+        self.window = None if bpy.app.background else context.window
         buffers = ("color", "depth", "normals") if settings.send_normals else ("color", "depth")
         worker = SessionWorker(connect_settings(prefs), session_settings(scene, prefs, buffers), self.path_for_index,
-                               len(self.frames), connect)  # fmt: skip
+                               len(self.frames), results.render_size(scene), connect)  # fmt: skip
         super().__init__(scene, worker, len(self.frames))
         self.send_normals = settings.send_normals
         self.capture: PassCapture | None = None
-        self.render: AnimationRender | None = None
+        self.render: FrameRender | None = None
         self.sent: set[int] = set()
         self.movie: Path | None = None
 
@@ -272,16 +276,13 @@ class RealifyRangeJob(RealifyJob):
 
     def begin(self) -> None:
         self.capture = PassCapture(self.scene, self.view_layer)
-        self.render = AnimationRender(self.scene, self.capture, self.send, self.stop_sending)
-        self.render.start(self.window)  # background mode: renders (and streams) the whole range before returning
+        self.render = FrameRender(self.scene, self.capture, self.frames, self.send, self.window)
 
     def send(self, captured: CapturedFrame) -> None:
         """One rendered frame to the daemon (called as Blender finishes each frame)."""
-        if self.cancelled or self.error is not None or captured.frame not in self.frames:
+        if self.cancelled or self.error is not None:
             return
         index = self.frames.index(captured.frame)
-        if index in self.sent:
-            return
         self.worker.submit(FrameToSend(
             index,
             captured.color,
@@ -297,20 +298,18 @@ class RealifyRangeJob(RealifyJob):
         render = self.render
         if render is None:
             return
-        render.collect()
-        if render.error is not None:
-            raise render.error
-        if render.outcome == "cancelled":  # ESC in Blender's render window (sending stopped in the handler)
+        if self.cancelled or self.error is not None or self.closed:
+            render.stop()
+        render.step()
+        if render.outcome == "cancelled":  # ESC in Blender's render window
             self.cancel()
-        elif render.outcome == "complete" and len(self.sent) < len(self.frames) and not self.cancelled:
-            self._fail(RuntimeError(f"Blender's render ended after {len(self.sent)} of {len(self.frames)} frames"))
 
     def idle(self) -> bool:
-        return self.render is None or bool(self.render.outcome)
+        return self.render is None or not self.render.busy
 
     def release(self) -> None:
         if self.render is not None:
-            self.render.stop()
+            self.render.close()
         if self.capture is not None:
             self.capture.close()
             self.capture = None
@@ -318,12 +317,12 @@ class RealifyRangeJob(RealifyJob):
     def finish(self) -> str:
         written = [self.frames[i] for i in self.returned]
         results.load_sequence(self.folder, written)
-        note = ""
+        notes = []
         if self.write_movie and written:
             self.movie, note = results.write_movie(self.folder, written, self.scene.render.fps / self.scene.render.fps_base)
-            note = f"; {note}"
+            notes.append(note)
         results.add_ab_strips(self.scene, self.folder, written, self.movie)
-        return f"{len(written)} frames realified into {self.folder}{note}"
+        return "; ".join([f"{len(written)} frames realified into {self.folder}", *notes])
 
 
 class RealifyViewportJob(RealifyJob):
@@ -337,8 +336,9 @@ class RealifyViewportJob(RealifyJob):
         prefs = preferences.get(context)
         self.path = results.output_folder(scene) / "viewport.png"
         buffers = ("color", "depth", "normals")
+        height, width = self.capture.color.shape[:2]
         worker = SessionWorker(connect_settings(prefs), session_settings(scene, prefs, buffers, single_frame=True),
-                               lambda index: self.path, 1, connect)  # fmt: skip
+                               lambda index: self.path, 1, (width, height), connect)  # fmt: skip
         super().__init__(scene, worker, 1)
 
     def begin(self) -> None:

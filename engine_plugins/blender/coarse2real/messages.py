@@ -14,6 +14,10 @@ from .daemon_env import DaemonSetupError
 PREFERENCES = "Edit > Preferences > Add-ons > coarse2real"
 
 
+class DoesNotFit(Exception):
+    """The daemon's planner says the run does not fit on its GPU; the message is its summary and advice."""
+
+
 def _client_errors():
     try:
         from c2r.client import errors
@@ -49,6 +53,8 @@ def _unavailable(error: BaseException, connection) -> str:
 
 def describe(error: BaseException, connection=None) -> str:
     """The panel's message for ``error``; ``connection`` is the run's ConnectSettings."""
+    if isinstance(error, DoesNotFit):
+        return f"Nothing was rendered: {error}"
     if isinstance(error, DaemonSetupError):
         return str(error)[0].upper() + str(error)[1:]
     errors = _client_errors()

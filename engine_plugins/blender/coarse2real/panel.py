@@ -45,6 +45,8 @@ class _RealifyPanel:
                 text=f"{report.frames_returned}/{report.frames_total} realified ({report.frames_rendered} rendered)",
             )
             box.operator("coarse2real.cancel", icon="CANCEL")
+        if report.plan:
+            draw_message(layout, report.plan, "TIME", context.region.width)
         if report.connection:
             draw_message(layout, report.connection, "LINKED", context.region.width)
         if report.message:

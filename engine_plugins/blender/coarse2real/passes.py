@@ -62,10 +62,10 @@ def world_to_camera_normals(normals: np.ndarray, camera: bpy.types.Object) -> np
 class PassCapture:
     """Enables the passes and a File Output node on ``scene``; ``close`` puts the scene back as it was.
 
-    The render output is pointed into the capture folder as PNG for the length of the run, so an
-    animation render writes neither over the artist's own renders nor a movie. Nodes Blender adds
-    when compositing is switched on (Composite, Render Layers) are removed again: a scene that had
-    no compositor tree keeps none in use, and no nodes.
+    The run renders stills without Write Image (render_job.py), so nothing goes to the artist's
+    render output. The current frame, which the run steps through, is put back too. Nodes Blender
+    adds when compositing is switched on (Composite, Render Layers) are removed again: a scene
+    that had no compositor tree keeps none in use, and no nodes.
     """
 
     def __init__(self, scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer):
@@ -76,8 +76,8 @@ class PassCapture:
         self._saved = [
             (owner, attribute, getattr(owner, attribute))
             for owner, attribute in (
-                (scene, "use_nodes"), (render, "use_compositing"), (render, "use_sequencer"), (render, "filepath"),
-                (render.image_settings, "file_format"), (view_layer, "use_pass_z"), (view_layer, "use_pass_normal"),
+                (scene, "frame_current"), (scene, "use_nodes"), (render, "use_compositing"), (render, "use_sequencer"),
+                (view_layer, "use_pass_z"), (view_layer, "use_pass_normal"),
             )
         ]  # fmt: skip
         self._nodes_before = {node.name for node in scene.node_tree.nodes} if scene.node_tree else set()
@@ -86,8 +86,6 @@ class PassCapture:
         scene.use_nodes = True
         render.use_compositing = True  # the File Output node only runs with it
         render.use_sequencer = False  # with strips in the scene's sequencer, they would be rendered instead
-        render.filepath = os.path.join(self.folder, "render_")
-        render.image_settings.file_format = "PNG"
         tree = scene.node_tree
         layers = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers" and n.scene == scene
                        and n.layer == view_layer.name), None)  # fmt: skip

@@ -96,6 +96,7 @@ class C2RStatus(bpy.types.PropertyGroup):
     state: EnumProperty(items=STATES, default="IDLE")
     message: StringProperty(default="")
     connection: StringProperty(default="")  # which daemon the last run used, and whether Blender started it
+    plan: StringProperty(default="")  # the daemon's plan for the last run (c2r plan): fits or not, about how long
     is_error: BoolProperty(default=False)
     progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     frames_rendered: IntProperty(default=0)

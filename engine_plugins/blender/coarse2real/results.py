@@ -35,6 +35,13 @@ def output_folder(scene: bpy.types.Scene) -> Path:
     return folder / SUBFOLDER
 
 
+def render_size(scene: bpy.types.Scene) -> tuple[int, int]:
+    """(width, height) in pixels of the frames a render of ``scene`` gives (Output Properties > Format)."""
+    render = scene.render
+    return (max(1, render.resolution_x * render.resolution_percentage // 100),
+            max(1, render.resolution_y * render.resolution_percentage // 100))  # fmt: skip
+
+
 def frame_path(folder: Path, frame: int) -> Path:
     return folder / f"{frame:04d}.png"
 

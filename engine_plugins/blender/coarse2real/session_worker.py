@@ -19,6 +19,7 @@ import numpy as np
 from c2r.client import png
 
 from . import daemon_env
+from .messages import DoesNotFit
 
 _END = object()
 
@@ -63,6 +64,13 @@ class Connected:
     """The daemon answered, accepted the token and the session's settings: frames may be rendered now."""
 
     message: str
+
+
+@dataclass
+class Planned:
+    """The daemon's planner on this run (``c2r plan``): fits or not, time per window, in one sentence."""
+
+    summary: str
 
 
 @dataclass
@@ -175,9 +183,11 @@ class SessionWorker:
     """One realify session: a thread that connects and reads events, one that sends frames."""
 
     def __init__(self, connection: ConnectSettings, session: SessionSettings, name_for_index: Callable[[int], Path],
-                 total: int, connect: Callable[[ConnectSettings], object] = SHARED_CLIENT):  # fmt: skip
+                 total: int, size: tuple[int, int], connect: Callable[[ConnectSettings], object] = SHARED_CLIENT):  # fmt: skip
         self.connection = connection
         self.total = total
+        self.size = size  # (width, height) of the frames the run renders, for the plan
+        self.shared_memory: bool | None = None  # how frames went: None until the session opened
         self.session_settings = session
         self.name_for_index = name_for_index
         self._connect = connect
@@ -226,8 +236,10 @@ class SessionWorker:
         try:
             with self._connect(self.connection) as client:
                 connected = self._connected_message(client)
+                self._events.put(Planned(self._plan(client)))
                 with client.realify(**vars(self.session_settings)) as session:
                     self._session = session
+                    self.shared_memory = session.shared_memory
                     self._events.put(Connected(connected))
                     if self._cancel.is_set():
                         session.cancel()
@@ -249,6 +261,14 @@ class SessionWorker:
         if started is None:
             return where
         return f"Blender started the daemon (process {started.pid}); {where}"
+
+    def _plan(self, client) -> str:
+        """The daemon's plan for this run; a run that cannot fit on the daemon's GPU stops here, before rendering."""
+        width, height = self.size
+        plan = client.plan(width, height, self.total, **vars(self.session_settings))
+        if plan.gpu_name and not plan.fits:
+            raise DoesNotFit(" ".join(part for part in (plan.summary, plan.advice) if part))
+        return plan.summary
 
     def _send_all(self, session) -> None:
         from c2r.client.errors import C2RError

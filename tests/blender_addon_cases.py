@@ -1,14 +1,19 @@
 """The Blender extension, in real Blender (bpy from PyPI, headless, Cycles on the CPU).
 
+test_blender_addon.py runs each test here in a bpy process of its own (``pytest
+blender_addon_cases.py::test_x``), against the daemon its own pytest started (C2R_TEST_DAEMON),
+so that one crash of bpy fails one test, not the run.
+
 The extension is enabled from a local extensions repository (as Blender's extension system
-does it), renders a small procedural scene through Blender's own render job, and realifies
-it against a real daemon with the tiny model on 127.0.0.1. This Python also has the daemon
-on its path; test_blender_installed.py runs the built extension zip in a Blender whose
+does it), renders a small procedural scene through Blender's own render operator, and
+realifies it against a real daemon with the tiny model on 127.0.0.1. This Python also has the
+daemon on its path; test_blender_installed.py runs the built extension zip in a Blender whose
 Python has only the extension's wheels.
 
-Background Blender renders a whole animation inside the render operator (its handlers fire
-on the main thread, between frames), so what an artist does mid-render (Cancel, ESC) is done
-here from a render_post handler of the test's own, between two frames.
+Background Blender renders a frame inside the render operator, its handlers on the main
+thread, so what an artist does mid-render (Cancel, ESC) is done here from a render_post
+handler of the test's own, while a frame renders. ESC cannot be pressed without a window:
+the test fires ``render_cancel``, as Blender does on ESC (bpy.app.handlers.render_cancel).
 """
 
 from __future__ import annotations
@@ -42,6 +47,15 @@ _spec.loader.exec_module(demo_scene)
 
 pytestmark = pytest.mark.blender
 WIDTH, HEIGHT = 64, 48
+
+
+@pytest.fixture(scope="session")
+def daemon():
+    """The daemon the outer pytest started (test_blender_addon.py), so each bpy process does not start one."""
+    address = os.environ.get("C2R_TEST_DAEMON")
+    if not address:
+        pytest.fail("run these through tests/test_blender_addon.py, which starts the daemon and one bpy process per test")
+    return SimpleNamespace(address=address)
 
 
 def addon_module(name: str, part: str):
@@ -177,17 +191,20 @@ def test_extension_registers_its_ui_and_unregisters_cleanly(addon):
 
 
 def test_render_job_passes_match_the_scene_geometry_and_the_scene_is_put_back(addon, scene):
-    """Z and Normal as captured from Blender's render job agree with ray casts through the camera."""
-    scene.frame_end = 3
+    """Z and Normal as captured from Blender's render (through the run's handlers) agree with ray casts through the camera."""
+    scene.frame_end, scene.frame_current = 3, 2
     view_layer = bpy.context.view_layer
     output = scene.render.filepath
     assert scene.node_tree is None, "the demo scene has no compositor tree"
     capture = addon.passes.PassCapture(scene, view_layer)
     frames = []
-    render = addon.render_job.AnimationRender(scene, capture, frames.append)
-    render.start()
-    render.collect()
-    assert render.outcome == "complete" and [f.frame for f in frames] == [1, 2, 3]
+    render = addon.render_job.FrameRender(scene, capture, [1, 2, 3], frames.append)
+    steps = 0
+    while not render.outcome:
+        render.step()
+        steps += 1
+        assert [f.frame for f in frames] == [1, 2, 3][: min(steps, 3)], "one frame per step, read as it is written"
+    assert render.outcome == "complete" and not render.busy and steps == 4
     depsgraph = bpy.context.evaluated_depsgraph_get()
     for captured in frames:
         scene.frame_set(captured.frame)
@@ -197,12 +214,13 @@ def test_render_job_passes_match_the_scene_geometry_and_the_scene_is_put_back(ad
         assert captured.color.shape == (HEIGHT, WIDTH, 3) and captured.color.dtype == np.uint8 and captured.color.std() > 5
     first, last = (f.depth[np.isfinite(f.depth)].mean() for f in (frames[0], frames[-1]))
     assert not np.isclose(first, last, rtol=1e-3)
-    render.stop()
+    render.close()
     capture.close()
+    assert scene.frame_current == 2, "the capture puts back the frame it found"
     assert not view_layer.use_pass_z and not view_layer.use_pass_normal and not scene.use_nodes
     assert scene.node_tree is None or len(scene.node_tree.nodes) == 0, "no Composite/Render Layers/Viewer left behind"
     assert scene.render.filepath == output and scene.render.image_settings.file_format == "PNG"
-    assert not Path(output).exists(), "the coarse frames went to the capture folder, not over the artist's renders"
+    assert not Path(output).exists(), "nothing is written over the artist's renders"
     assert all(h not in bpy.app.handlers.render_post for h in render._handlers.values())
 
 
@@ -219,14 +237,21 @@ def test_realify_frame_range_against_a_real_daemon(addon, scene, daemon):
     scene.frame_start, scene.frame_end = 3, 9  # output names must carry these numbers
     scene.coarse2real.write_movie = True  # this venv's Python has coarse2real's media writer (PyAV)
     addon.prefs().address = daemon.address
+    scene.frame_current = 5
     recorder = RecordingConnectDouble(addon)
     run = addon.job.RealifyRangeJob(bpy.context, connect=recorder)
-    run.start()
-    drive(addon)
+    plan_at_render = []
+    with RenderCounter(lambda scene: plan_at_render.append(addon.job.status().plan)) as renders:
+        run.start()
+        drive(addon)
 
     report = addon.job.status()
     assert report.state == "IDLE" and not report.is_error, report.message
-    assert report.frames_returned == report.frames_total == 7
+    assert report.frames_returned == report.frames_total == 7 and renders.scenes == [scene.name] * 7
+    assert scene.frame_current == 5, "the scene's current frame is put back"
+    # The daemon's plan (c2r plan) is on the panel before the first frame renders; on this CPU daemon it says so.
+    assert plan_at_render[0].startswith("No NVIDIA GPU on the daemon's machine: tiny runs on the CPU"), plan_at_render
+    assert run.worker.shared_memory is True, "frames to a daemon on this machine go through shared memory"
     folder = Path(scene.render.filepath) / "realified"
     assert sorted(p.name for p in folder.glob("*.png")) == [f"{f:04d}.png" for f in range(3, 10)]
     assert [p.name for p in folder.glob("*.mp4")] == ["realified_0003-0009.mp4"] and "movie written" in report.message
@@ -296,8 +321,15 @@ def press_esc(scene):
         handler(scene, None)
 
 
-@pytest.mark.parametrize("act", [press_cancel, press_esc], ids=["cancel-button", "esc"])
-def test_cancel_mid_render_keeps_every_earlier_result_and_restores_the_scene(addon, scene, daemon, act):
+def test_cancel_button_mid_render_keeps_every_earlier_result_and_restores_the_scene(addon, scene, daemon):
+    cancel_mid_render(addon, scene, daemon, press_cancel)
+
+
+def test_esc_mid_render_keeps_every_earlier_result_and_restores_the_scene(addon, scene, daemon):
+    cancel_mid_render(addon, scene, daemon, press_esc)
+
+
+def cancel_mid_render(addon, scene, daemon, act):
     scene.frame_end = 17
     addon.prefs().address = daemon.address
     folder = Path(scene.render.filepath) / "realified"
@@ -324,10 +356,11 @@ def test_cancel_mid_render_keeps_every_earlier_result_and_restores_the_scene(add
 
 
 class RenderCounter:
-    """Counts the frames Blender renders (render_pre), per scene."""
+    """Counts the frames Blender renders (render_pre), per scene; ``also`` is called at each."""
 
-    def __init__(self):
+    def __init__(self, also=lambda scene: None):
         self.scenes: list[str] = []
+        self.also = also
 
     def __enter__(self):
         bpy.app.handlers.render_pre.append(self)
@@ -338,6 +371,7 @@ class RenderCounter:
 
     def __call__(self, scene, *_):
         self.scenes.append(scene.name)
+        self.also(scene)
 
 
 def test_no_daemon_is_reported_before_anything_renders(addon, scene):
