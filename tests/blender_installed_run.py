@@ -9,6 +9,8 @@ wheel folder to create the managed environment from, offline), ``build-cancel`` 
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -18,11 +20,34 @@ import threading
 import time
 from pathlib import Path
 
-# An editable install of the project puts its source roots on sys.path through a .pth file;
-# Blender's own Python has none of them, so take them off before anything imports c2r.
-_REPO = Path(__file__).resolve().parents[1]
-_ROOTS = {str(_REPO / root) for root in ("cli", "client", "daemon", "models", "proto")}
-sys.path[:] = [entry for entry in sys.path if str(Path(entry or ".").resolve()) not in _ROOTS]
+# An editable install of the project (of this checkout or another) puts its source roots on
+# sys.path through a .pth file; Blender's own Python has none of them, so take every folder that
+# holds a c2r part off before anything imports c2r (site-packages, which holds bpy, stays).
+def _source_root(entry: str) -> bool:
+    folder = Path(entry or ".")
+    return (folder / "c2r").is_dir() and not (folder / "bpy").exists()
+
+
+sys.path[:] = [entry for entry in sys.path if not _source_root(entry)]
+
+
+class OnlyBundled(importlib.abc.MetaPathFinder):
+    """The client's dependencies come from the extension's wheels or not at all, as in a Blender download
+    (whose Python has numpy but no grpcio, protobuf or typing_extensions): this Python's own copies are hidden."""
+
+    ROOTS = ("grpc", "grpc_health", "google", "typing_extensions")
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] not in self.ROOTS or path is not None:
+            return None  # submodules are found through their package's own __path__
+        bundled = [entry for entry in sys.path if "/extensions/.local/" in entry.replace(os.sep, "/")]
+        spec = importlib.machinery.PathFinder.find_spec(name, bundled)
+        if spec is None:
+            raise ModuleNotFoundError(f"No module named {name!r} among the extension's wheels", name=name)
+        return spec
+
+
+sys.meta_path.insert(0, OnlyBundled())
 
 import bpy  # noqa: E402
 
@@ -73,8 +98,8 @@ def realify() -> None:
 
 def build(cancel: bool) -> None:
     control = addon["daemon_control"]
-    # Offline from the extension's wheel folder, without dependencies (typing-extensions, which
-    # grpcio asks for, is not among the bundled wheels: Blender installs extension wheels as is).
+    # Offline from the extension's wheel folder, the client wheel alone (--no-deps: installing grpcio
+    # too would only cost time; the probe refuses the environment for want of the daemon either way).
     builder = control.start_build(pip_options=("--no-index", "--find-links", ARG, "--no-deps"), package="coarse2real_client")
     seen = set()
     deadline = time.monotonic() + 300
@@ -93,6 +118,7 @@ def build(cancel: bool) -> None:
 
 
 {"realify": realify, "build": lambda: build(False), "build-cancel": lambda: build(True)}[ACTION]()
+report["bundled_from"] = {name: getattr(sys.modules.get(name), "__file__", None) for name in OnlyBundled.ROOTS if name != "google"}
 report["threads_left"] = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
 print("RESULT " + json.dumps(report), flush=True)
 sys.stderr.flush()

@@ -4,9 +4,11 @@ A Blender download's Python has numpy and whatever an extension bundles, nothing
 each test runs bpy in a subprocess without this repository on its path (no PYTHONPATH, own
 user folder), installs the zip that build_extension.py builds with Blender's own
 ``bpy.ops.extensions.package_install_files``, and checks that ``c2r.client`` comes from the
-extension's wheels and that ``c2r.daemon`` is absent. (That Python is this test's Python
-minus the repository, so it still has torch and friends installed; what matters is that
-coarse2real's daemon is not importable in it, as in Blender.)
+extension's wheels and that ``c2r.daemon`` is absent. That Python is this test's Python minus
+the repository, with its own grpcio, protobuf and typing_extensions hidden
+(blender_installed_run.OnlyBundled): the client's dependencies must come from the wheels the
+extension bundles, as in a Blender download. (Torch and friends stay installed there; what
+matters is that coarse2real's daemon is not importable in it, as in Blender.)
 
 What the managed-environment test covers: a real ``python -m venv`` and a real offline
 ``pip install`` of the bundled client wheel through the add-on's builder (progress, log,
@@ -70,6 +72,13 @@ def run_in_blender(tmp_path: Path, extension_zip: Path, action: str, arg: str = 
     return result
 
 
+def assert_dependencies_from_the_wheels(result: dict) -> None:
+    """grpcio, its typing_extensions and the health service were imported, from the extension's wheels only."""
+    origins = result["bundled_from"]
+    assert set(origins) == {"grpc", "grpc_health", "typing_extensions"}
+    assert all(origin and "/extensions/.local/" in origin for origin in origins.values()), origins
+
+
 def existing_install(where: Path) -> Path:
     """A virtual environment where coarse2real[daemon] is importable (see the module docstring)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
@@ -97,6 +106,7 @@ def test_an_existing_install_as_daemon_python_starts_the_daemon_and_realifies(tm
     assert result["daemon_cmdline"].startswith(f"{python} -m c2r.cli.main serve"), result["daemon_cmdline"]
     assert result["connection"].startswith("Blender started the daemon (process ")
     assert result["daemon_exit"] is not None, "closing the add-on's client stops the daemon Blender started"
+    assert_dependencies_from_the_wheels(result)
 
 
 def test_creating_the_managed_environment_runs_venv_and_pip_and_refuses_one_without_the_daemon(tmp_path, extension_zip, wheel_dir):

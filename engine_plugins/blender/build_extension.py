@@ -48,8 +48,10 @@ PLATFORMS: dict[str, Platform] = {
 # the version the committed c2r.v1 stubs were generated with (coarse2real_pb2_grpc.py).
 NATIVE_PACKAGES = {"grpcio": "1.85.1", "protobuf": "7.36.2"}
 # Pure-Python wheels, one for all platforms: the health service is how the client sees that
-# a daemon it started (Preferences > Start a local daemon) is ready.
-PURE_PACKAGES = {"grpcio-health-checking": "1.85.1"}
+# a daemon it started (Preferences > Start a local daemon) is ready; grpcio imports
+# typing_extensions (grpc/aio/_metadata.py, grpcio's Requires-Dist typing-extensions~=4.12),
+# which Blender's Python does not have and Blender installs no dependency of a wheel itself.
+PURE_PACKAGES = {"grpcio-health-checking": "1.85.1", "typing-extensions": "4.16.0"}
 # Files of the pure-Python client wheel, relative to the repository root -> path in the wheel.
 CLIENT_SOURCES = {"client/c2r/client": "c2r/client", "proto/c2r/v1": "c2r/v1"}
 CLIENT_WHEEL_NAME = "coarse2real_client"
