@@ -374,6 +374,35 @@ class RenderCounter:
         self.also(scene)
 
 
+def test_a_run_the_daemons_gpu_cannot_hold_stops_before_anything_renders(addon, scene, daemon):
+    """The plan's verdict as a daemon on a small card gives it (this CPU daemon has no GPU to plan for)."""
+    addon.prefs().address = daemon.address
+    real_connect = addon.session_worker.connect_client
+
+    def small_card(settings):
+        client = real_connect(settings)
+        real_plan = client.plan
+
+        def plan(width, height, frames=0, **options):
+            reply = real_plan(width, height, frames, **options)
+            assert (width, height, frames) == (WIDTH, HEIGHT, 9), "the plan is for the scene's frame size and range"
+            reply.fits, reply.gpu_name = False, "NVIDIA GeForce RTX 3060"
+            reply.summary = "Does not fit on your NVIDIA GeForce RTX 3060 (12 GiB): needs about 30 GiB."
+            reply.advice = "Use the Preview preset or a shorter Window."
+            return reply
+
+        client.plan = plan
+        return client
+
+    with RenderCounter() as renders:
+        addon.job.RealifyRangeJob(bpy.context, connect=small_card).start()
+        drive(addon)
+    report = addon.job.status()
+    assert report.is_error and renders.scenes == []
+    assert report.message == ("Nothing was rendered: Does not fit on your NVIDIA GeForce RTX 3060 (12 GiB): needs about "
+                              "30 GiB. Use the Preview preset or a shorter Window.")  # fmt: skip
+
+
 def test_no_daemon_is_reported_before_anything_renders(addon, scene):
     earlier = png_file_double(Path(scene.render.filepath) / "realified" / "0001.png")
     addon.prefs().address = f"127.0.0.1:{free_port()}"

@@ -14,6 +14,8 @@ one run exists at a time (``ACTIVE``).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import bpy
@@ -196,6 +198,7 @@ class RealifyJob:
             self.returned.append(event.index)
             report.frames_returned = len(self.returned)
             report.progress = len(self.returned) / max(self.total, 1)
+            self.written(event)
             if show:  # the ProgressChanged that follows every written frame refreshes the UI
                 self.show(event.image)
         elif isinstance(event, PreviewArrived) and show:
@@ -209,6 +212,9 @@ class RealifyJob:
 
     def show(self, image: np.ndarray) -> None:
         results.show_live(image)
+
+    def written(self, event: FrameWritten) -> None:
+        """A realified frame is on disk (main thread)."""
 
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
@@ -266,6 +272,10 @@ class RealifyRangeJob(RealifyJob):
                                len(self.frames), results.render_size(scene), connect)  # fmt: skip
         super().__init__(scene, worker, len(self.frames))
         self.send_normals = settings.send_normals
+        self.write_layers = settings.write_layers
+        self.layers: list[int] = []  # frames whose multilayer EXR is written
+        self.layers_note = ""  # why no multilayer EXR could be written, if so
+        self.spill: Path | None = None  # the render passes of frames sent, until their realified frame is back
         self.capture: PassCapture | None = None
         self.render: FrameRender | None = None
         self.sent: set[int] = set()
@@ -275,7 +285,9 @@ class RealifyRangeJob(RealifyJob):
         return results.frame_path(self.folder, self.frames[index])
 
     def begin(self) -> None:
-        self.capture = PassCapture(self.scene, self.view_layer)
+        self.capture = PassCapture(self.scene, self.view_layer, keep_passes=self.write_layers)
+        if self.write_layers:
+            self.spill = Path(tempfile.mkdtemp(prefix="c2r-layers-"))
         self.render = FrameRender(self.scene, self.capture, self.frames, self.send, self.window)
 
     def send(self, captured: CapturedFrame) -> None:
@@ -290,6 +302,8 @@ class RealifyRangeJob(RealifyJob):
             normals=captured.normals.astype(np.float16) if self.send_normals else None,
         ))  # fmt: skip
         self.sent.add(index)
+        if captured.passes is not None:
+            np.savez(self.spill / f"{captured.frame}.npz", **captured.passes)
         status().frames_rendered = len(self.sent)
         if len(self.sent) == len(self.frames):
             self.worker.end()
@@ -304,6 +318,22 @@ class RealifyRangeJob(RealifyJob):
         if render.outcome == "cancelled":  # ESC in Blender's render window
             self.cancel()
 
+    def written(self, event: FrameWritten) -> None:
+        """With Write Multilayer EXR: the frame's render passes and the realified frame, as one file."""
+        if not self.write_layers or self.layers_note:
+            return
+        frame = self.frames[event.index]
+        spilled = self.spill / f"{frame}.npz"
+        try:
+            with np.load(spilled) as passes:
+                planes = dict(passes)
+            results.write_layers(results.layers_path(self.folder, frame), self.view_layer.name, planes, event.image)
+        except Exception as error:  # e.g. no OpenEXR in this Blender's Python: the PNG sequence is complete anyway
+            self.layers_note = f"multilayer EXR stopped after {len(self.layers)} frames: {error}"
+            return
+        spilled.unlink()
+        self.layers.append(frame)
+
     def idle(self) -> bool:
         return self.render is None or not self.render.busy
 
@@ -313,11 +343,16 @@ class RealifyRangeJob(RealifyJob):
         if self.capture is not None:
             self.capture.close()
             self.capture = None
+        if self.spill is not None:
+            shutil.rmtree(self.spill, ignore_errors=True)
+            self.spill = None
 
     def finish(self) -> str:
         written = [self.frames[i] for i in self.returned]
         results.load_sequence(self.folder, written)
         notes = []
+        if self.write_layers and written:
+            notes.append(self.layers_note or f"multilayer EXR of {len(self.layers)} frames in {self.folder / results.LAYERS_SUBFOLDER}")
         if self.write_movie and written:
             self.movie, note = results.write_movie(self.folder, written, self.scene.render.fps / self.scene.render.fps_base)
             notes.append(note)

@@ -34,6 +34,7 @@ class _RealifyPanel:
         sub.prop(settings, "overlap")
         layout.prop(settings, "send_normals")
         layout.prop(settings, "write_movie")
+        layout.prop(settings, "write_layers")
         row = layout.row(align=True)
         row.enabled = job.ACTIVE is None
         row.operator("coarse2real.realify_range", icon="RENDER_ANIMATION")

@@ -24,7 +24,10 @@ import numpy as np
 # marks sky with inf, which the daemon's preprocessing understands.
 SKY_DEPTH = 1.0e9
 NODE_NAME = "coarse2real capture"
-PASS_FILES = {"Image": "png", "Depth": "exr", "Normal": "exr"}  # render-layer output -> file written
+# File Output slot -> (render-layer output, file written). "Linear" (Combined in scene-linear
+# light, as Blender's own EXRs hold it) is written only for a run that keeps the passes.
+PASS_FILES = {"Image": ("Image", "png"), "Depth": ("Depth", "exr"), "Normal": ("Normal", "exr")}
+LINEAR_FILE = {"Linear": ("Image", "exr")}
 
 
 @dataclass
@@ -35,6 +38,7 @@ class CapturedFrame:
     color: np.ndarray  # (H, W, 3) uint8 sRGB, through the scene's view transform
     depth: np.ndarray  # (H, W) float32 view-axis distance, inf for sky
     normals: np.ndarray  # (H, W, 3) float32 camera-space unit normals, 0 for sky
+    passes: dict[str, np.ndarray] | None = None  # the render passes as Blender wrote them (PassCapture keep_passes)
 
 
 def read_image_pixels(path: str) -> np.ndarray:
@@ -68,9 +72,10 @@ class PassCapture:
     that had no compositor tree keeps none in use, and no nodes.
     """
 
-    def __init__(self, scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer):
+    def __init__(self, scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, keep_passes: bool = False):
         self.scene = scene
         self.view_layer = view_layer
+        self.files = PASS_FILES | LINEAR_FILE if keep_passes else PASS_FILES
         self.folder = tempfile.mkdtemp(prefix="c2r-passes-")
         render = scene.render
         self._saved = [
@@ -99,9 +104,9 @@ class PassCapture:
         node.format.color_depth = "32"
         node.format.exr_codec = "NONE"
         node.file_slots.clear()
-        for name in PASS_FILES:
+        for name, (output, _) in self.files.items():
             node.file_slots.new(name)
-            tree.links.new(layers.outputs[name], node.inputs[name])
+            tree.links.new(layers.outputs[output], node.inputs[name])
         display = node.file_slots["Image"]
         display.use_node_format = False
         display.format.file_format, display.format.color_depth, display.format.color_mode = "PNG", "8", "RGB"
@@ -109,7 +114,7 @@ class PassCapture:
     def read(self, frame: int) -> CapturedFrame:
         """The passes the File Output node wrote for ``frame``; the files are deleted after reading."""
         planes = {}
-        for name, extension in PASS_FILES.items():
+        for name, (_, extension) in self.files.items():
             path = os.path.join(self.folder, f"{name}{frame:04d}.{extension}")
             if not os.path.exists(path):
                 raise RuntimeError(
@@ -118,13 +123,15 @@ class PassCapture:
                 )
             planes[name] = read_image_pixels(path)
             os.remove(path)
-        depth = planes["Depth"][..., 0].copy()
+        raw_depth, raw_normals = planes["Depth"][..., 0], planes["Normal"][..., :3]
+        depth = raw_depth.copy()
         sky = ~np.isfinite(depth) | (depth >= SKY_DEPTH)
         depth[sky] = np.inf
-        normals = world_to_camera_normals(planes["Normal"][..., :3], self.scene.camera)
+        normals = world_to_camera_normals(raw_normals, self.scene.camera)
         normals[sky] = 0.0
         color = np.round(planes["Image"][..., :3] * 255.0).astype(np.uint8)  # 8-bit pixels read back as code / 255
-        return CapturedFrame(frame, color, depth, np.ascontiguousarray(normals))
+        passes = {"Combined": planes["Linear"], "Depth": raw_depth, "Normal": raw_normals} if "Linear" in planes else None
+        return CapturedFrame(frame, color, depth, np.ascontiguousarray(normals), passes)
 
     def close(self) -> None:
         tree = self.scene.node_tree

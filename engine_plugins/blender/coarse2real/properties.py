@@ -83,6 +83,11 @@ class C2RSceneSettings(bpy.types.PropertyGroup):
     )
     send_normals: BoolProperty(name="Send Normals", description="Send the Normal pass as well as Z", default=True)
     write_movie: BoolProperty(name="Write Movie", description="Also write an mp4 (needs PyAV in Blender's Python)", default=False)
+    write_layers: BoolProperty(
+        name="Write Multilayer EXR",
+        description="Also write realified/layers/####.exr for compositors: the render passes (Combined, Depth, Normal) with the realified frame as a pass beside them",
+        default=False,
+    )
 
 
 STATES = [

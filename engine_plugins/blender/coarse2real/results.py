@@ -15,6 +15,7 @@ import numpy as np
 from .passes import read_image_pixels
 
 SUBFOLDER = "realified"
+LAYERS_SUBFOLDER = "layers"  # realified/layers/0001.exr: multilayer EXR, render passes + Realified
 LIVE_IMAGE = "coarse2real live"
 SEQUENCE_IMAGE = "coarse2real realified"
 STRIP_NAME = "coarse2real realified"
@@ -130,6 +131,30 @@ def add_ab_strips(source: bpy.types.Scene, folder: Path, frames: list[int], movi
     for frame in written[1:]:
         strip.elements.append(frame_path(folder, frame).name)
     return strip
+
+
+def layers_path(folder: Path, frame: int) -> Path:
+    return folder / LAYERS_SUBFOLDER / f"{frame:04d}.exr"
+
+
+def write_layers(path: Path, layer: str, passes: dict[str, np.ndarray], realified: np.ndarray) -> None:
+    """One multilayer EXR: the render passes (Combined, Depth, Normal) of view layer ``layer`` and
+    the realified frame as a pass beside them (``<layer>.Realified.R/G/B``), as Blender's own
+    multilayer files name channels, so the compositor's Image node offers each pass.
+
+    Realified is converted from sRGB to scene-linear (EXR's convention); it went through the
+    scene's view transform on the way to the daemon, so it is display-referred linear light, not
+    the render's radiometric Combined. Raises media.MediaError where this Python lacks OpenEXR.
+    """
+    from c2r.client import media
+
+    channels = {f"{layer}.Combined.{c}": passes["Combined"][..., i] for i, c in enumerate("RGBA")}
+    channels[f"{layer}.Depth.Z"] = passes["Depth"]
+    channels.update({f"{layer}.Normal.{c}": passes["Normal"][..., i] for i, c in enumerate("XYZ")})
+    linear = media.srgb_to_linear(realified)
+    channels.update({f"{layer}.Realified.{c}": linear[..., i] for i, c in enumerate("RGB")})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    media.write_exr(path, channels, half=False)
 
 
 def write_movie(folder: Path, frames: list[int], fps: float) -> tuple[Path | None, str]:
