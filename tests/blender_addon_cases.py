@@ -236,6 +236,7 @@ def test_an_existing_compositor_tree_keeps_exactly_its_nodes(addon, scene):
 def test_realify_frame_range_against_a_real_daemon(addon, scene, daemon):
     scene.frame_start, scene.frame_end = 3, 9  # output names must carry these numbers
     scene.coarse2real.write_movie = True  # this venv's Python has coarse2real's media writer (PyAV)
+    scene.coarse2real.write_layers = True  # and OpenEXR (the extension bundles it: test_blender_installed.py)
     addon.prefs().address = daemon.address
     scene.frame_current = 5
     recorder = RecordingConnectDouble(addon)
@@ -268,6 +269,30 @@ def test_realify_frame_range_against_a_real_daemon(addon, scene, daemon):
         assert_matches_geometry(sent["depth"], sent["normals"], ray_depth, ray_normals)
         assert sent["color"].shape == (HEIGHT, WIDTH, 3) and sent["color"].dtype == np.uint8 and sent["color"].std() > 5
     assert not np.array_equal(recorder.sent[0]["depth"], recorder.sent[6]["depth"])
+
+    # The multilayer EXRs: the render passes with the realified frame beside them, read by OpenEXR and by Blender.
+    layers = sorted((folder / "layers").glob("*.exr"))
+    assert [p.name for p in layers] == [f"{f:04d}.exr" for f in range(3, 10)] and "multilayer EXR of 7 frames" in report.message
+    from c2r.client import media
+
+    channels = media.read_exr(layers[0])
+    layer = bpy.context.view_layer.name
+    passes = {"Combined": "RGBA", "Depth": "Z", "Normal": "XYZ", "Realified": "RGB"}
+    assert set(channels) == {f"{layer}.{name}.{c}" for name, cs in passes.items() for c in cs}
+    png = np.round(addon.passes.read_image_pixels(str(folder / "0003.png"))[..., :3] * 255).astype(np.uint8)
+    realified = np.stack([channels[f"{layer}.Realified.{c}"] for c in "RGB"], axis=-1)
+    assert np.allclose(realified, media.srgb_to_linear(png), atol=1e-6), "the realified frame, in linear light"
+    sent_depth = recorder.sent[0]["depth"]
+    surface = np.isfinite(sent_depth)
+    assert np.array_equal(channels[f"{layer}.Depth.Z"][surface], sent_depth[surface]), "the Z pass frame 3 sent"
+    assert np.all(channels[f"{layer}.Depth.Z"][~surface] >= addon.passes.SKY_DEPTH), "as Blender wrote it: no inf"
+    check = bpy.data.scenes.new("exr check")
+    check.use_nodes = True
+    reader = check.node_tree.nodes.new("CompositorNodeImage")
+    reader.image = bpy.data.images.load(str(layers[0]))
+    assert reader.image.type == "MULTILAYER"
+    assert {"Combined", "Depth", "Normal", "Realified"} <= {o.name for o in reader.outputs if o.enabled}, "the compositor offers each pass"
+    bpy.data.scenes.remove(check)
 
     # Loaded for A/B: an image sequence and a Sequencer strip at the same frame numbers.
     sequence = bpy.data.images["coarse2real realified"]

@@ -33,9 +33,9 @@ sys.path[:] = [entry for entry in sys.path if not _source_root(entry)]
 
 class OnlyBundled(importlib.abc.MetaPathFinder):
     """The client's dependencies come from the extension's wheels or not at all, as in a Blender download
-    (whose Python has numpy but no grpcio, protobuf or typing_extensions): this Python's own copies are hidden."""
+    (whose Python has numpy but no grpcio, protobuf, typing_extensions or OpenEXR): this Python's own copies are hidden."""
 
-    ROOTS = ("grpc", "grpc_health", "google", "typing_extensions")
+    ROOTS = ("grpc", "grpc_health", "google", "typing_extensions", "OpenEXR")
 
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] not in self.ROOTS or path is not None:
@@ -77,6 +77,7 @@ def realify() -> None:
     scene.render.filepath = str(Path(OUT) / "render") + "/"
     settings = scene.coarse2real
     settings.preset, settings.resolution, settings.window, settings.overlap, settings.model = "preview", "native", 5, 1, "tiny"
+    settings.write_layers = True
     prefs.address, prefs.start_daemon, prefs.daemon_python = f"127.0.0.1:{free_port()}", True, ARG
     renders = []
     bpy.app.handlers.render_pre.append(lambda scene, *_: renders.append(scene.frame_current))
@@ -90,6 +91,7 @@ def realify() -> None:
     report.update(
         message=status.message, is_error=status.is_error, connection=status.connection, renders=renders,
         frames=sorted(p.name for p in (Path(OUT) / "render" / "realified").glob("*.png")),
+        layers=sorted(p.name for p in (Path(OUT) / "render" / "realified" / "layers").glob("*.exr")),
         daemon_cmdline=" ".join(daemon.process.args) if daemon else "",
     )  # fmt: skip
     addon["session_worker"].SHARED_CLIENT.close()

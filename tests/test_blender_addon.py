@@ -30,6 +30,8 @@ CHILD_TIMEOUT_S = 300
 # pytest in the child; os._exit so that bpy's exit cannot hang a finished test (see above).
 CHILD = "import os, sys, pytest; rc = pytest.main(sys.argv[1:]); sys.stdout.flush(); sys.stderr.flush(); os._exit(int(rc))"
 
+BLENDER_CHATTER = re.compile(r"^(Fra:|Saved:|\s*Time:|Info:|\s*$)")  # what Blender prints while it renders
+
 pytestmark = pytest.mark.blender
 
 
@@ -51,7 +53,8 @@ def run_case(name: str, daemon, tmp_path: Path) -> None:
         pytest.fail(f"{name} did not end within {CHILD_TIMEOUT_S} s in bpy:\n{(timeout.stdout or b'')[-4000:]!r}")
     if done.returncode != 0 or not re.search(r"^1 passed\b", done.stdout, re.M):
         crashed = " (bpy crashed)" if done.returncode < 0 else ""
-        pytest.fail(f"{name} in bpy: exit {done.returncode}{crashed}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}", pytrace=False)
+        output = "\n".join(line for line in done.stdout.splitlines() if not BLENDER_CHATTER.match(line))
+        pytest.fail(f"{name} in bpy: exit {done.returncode}{crashed}\n{output[-8000:]}\n{done.stderr[-3000:]}", pytrace=False)
 
 
 def _make_test(name: str):

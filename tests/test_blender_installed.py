@@ -5,7 +5,7 @@ each test runs bpy in a subprocess without this repository on its path (no PYTHO
 user folder), installs the zip that build_extension.py builds with Blender's own
 ``bpy.ops.extensions.package_install_files``, and checks that ``c2r.client`` comes from the
 extension's wheels and that ``c2r.daemon`` is absent. That Python is this test's Python minus
-the repository, with its own grpcio, protobuf and typing_extensions hidden
+the repository, with its own grpcio, protobuf, typing_extensions and OpenEXR hidden
 (blender_installed_run.OnlyBundled): the client's dependencies must come from the wheels the
 extension bundles, as in a Blender download. (Torch and friends stay installed there; what
 matters is that coarse2real's daemon is not importable in it, as in Blender.)
@@ -73,9 +73,9 @@ def run_in_blender(tmp_path: Path, extension_zip: Path, action: str, arg: str = 
 
 
 def assert_dependencies_from_the_wheels(result: dict) -> None:
-    """grpcio, its typing_extensions and the health service were imported, from the extension's wheels only."""
+    """grpcio, its typing_extensions, the health service and OpenEXR were imported, from the extension's wheels only."""
     origins = result["bundled_from"]
-    assert set(origins) == {"grpc", "grpc_health", "typing_extensions"}
+    assert set(origins) == {"grpc", "grpc_health", "typing_extensions", "OpenEXR"}
     assert all(origin and "/extensions/.local/" in origin for origin in origins.values()), origins
 
 
@@ -103,6 +103,7 @@ def test_an_existing_install_as_daemon_python_starts_the_daemon_and_realifies(tm
     result = run_in_blender(tmp_path, extension_zip, "realify", str(python))
     assert not result["is_error"], result["message"]
     assert result["frames"] == [f"{f:04d}.png" for f in range(1, 6)] and result["renders"] == [1, 2, 3, 4, 5]
+    assert result["layers"] == [f"{f:04d}.exr" for f in range(1, 6)], "Write Multilayer EXR works with the bundled OpenEXR"
     assert result["daemon_cmdline"].startswith(f"{python} -m c2r.cli.main serve"), result["daemon_cmdline"]
     assert result["connection"].startswith("Blender started the daemon (process ")
     assert result["daemon_exit"] is not None, "closing the add-on's client stops the daemon Blender started"
