@@ -314,6 +314,7 @@ class MidRender:
         self.addon, self.scene, self.frame, self.act = addon, scene, frame, act
         self.messages: list[str] = []
         self.rendered: list[int] = []
+        self.error: BaseException | None = None
 
     def __enter__(self):
         bpy.app.handlers.render_post.append(self)
@@ -326,12 +327,19 @@ class MidRender:
         self.rendered.append(scene.frame_current)
         if scene.frame_current != self.frame:
             return
+        try:
+            self.watch_then_act(scene)
+        except BaseException as error:  # Blender only prints what a handler raises: keep it for the test
+            self.error = error
+
+    def watch_then_act(self, scene):
         run, report = self.addon.job.ACTIVE, self.addon.job.status()
         deadline = time.monotonic() + 120
         while report.frames_returned == 0 and time.monotonic() < deadline:
             run.apply_events()
             self.messages.append(report.message)
             time.sleep(0.02)
+        self.messages.append(report.message)  # (the first window may have come back in an earlier tick)
         assert 0 < report.frames_returned < report.frames_total, "the first window came back mid-render"
         self.act(scene)
 
@@ -363,6 +371,8 @@ def cancel_mid_render(addon, scene, daemon, act):
     assert bpy.ops.coarse2real.realify_range() == {"FINISHED"}
     with MidRender(addon, scene, 7, act) as watcher:  # frames 1-5 are the first window (5 frames)
         drive(addon)
+    if watcher.error is not None:
+        raise watcher.error
 
     report = addon.job.status()
     assert report.state == "IDLE" and not report.is_error and report.message.startswith("Cancelled"), report.message
