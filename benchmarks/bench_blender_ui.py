@@ -13,7 +13,9 @@ weights) on the CPU, window 9 / overlap 1. What is measured:
   inside the operator instead (``EXEC_DEFAULT``, same handlers); the bench takes the time
   spent inside ``bpy.ops.render.render`` off each tick, so the figure is the longest the
   interface would wait for the add-on (target <= 0.1 s), with its 95th percentile and median
-  (on a shared machine the longest tick is mostly the scheduler's doing). Not measured headless: the few
+  (on a shared machine the longest tick is mostly the scheduler's doing); the run's first tick
+  (passes and the File Output node set up) and last (results loaded for A/B) are shown apart,
+  once per run. Not measured headless: the few
   milliseconds ``INVOKE_DEFAULT`` itself spends on the main thread setting up the job
   and the render window, and drawing.
 - the baseline, interleaved in the same run: what the add-on did before, one whole frame
@@ -74,19 +76,19 @@ def realify_round(addon: str, address: str) -> dict:
     render_job = sys.modules[f"{addon}.render_job"]
     frame_reads, ticks, first = [], [], {}
     in_render = {"s": 0.0}
-    original_render, original_take = render_job.FrameRender._render, render_job.FrameRender._take_events
+    original_render, original_read = render_job.FrameRender._render, render_job.FrameRender._read_finished
 
     def timed_render(self, frame):  # background Blender renders the frame in here; the interface's job thread would
         start = time.perf_counter()
         original_render(self, frame)
         in_render["s"] += time.perf_counter() - start
 
-    def timed_take(self):  # reading the finished frames' passes, handing them on
+    def timed_read(self):  # reading the finished frames' passes, handing them on
         start = time.perf_counter()
-        original_take(self)
+        original_read(self)
         frame_reads.append(time.perf_counter() - start)
 
-    render_job.FrameRender._render, render_job.FrameRender._take_events = timed_render, timed_take
+    render_job.FrameRender._render, render_job.FrameRender._read_finished = timed_render, timed_read
     try:
         bpy.context.preferences.addons[addon].preferences.address = address
         pressed = time.perf_counter()
@@ -109,12 +111,13 @@ def realify_round(addon: str, address: str) -> dict:
                 break
             time.sleep(job.TICK_SECONDS)
     finally:
-        render_job.FrameRender._render, render_job.FrameRender._take_events = original_render, original_take
+        render_job.FrameRender._render, render_job.FrameRender._read_finished = original_render, original_read
     report = job.status()
     assert not report.is_error and report.frames_returned == report.frames_total, report.message
-    ticks.sort()
-    return {"frame_read_max_s": max(frame_reads), "tick_max_s": ticks[-1], "tick_p95_s": ticks[int(0.95 * (len(ticks) - 1))],
-            "tick_median_s": statistics.median(ticks), "first_frame_s": first.get("s", float("nan"))}  # fmt: skip
+    first_tick, last_tick, during = ticks[0], ticks[-1], sorted(ticks[1:-1])
+    return {"frame_read_max_s": max(frame_reads), "tick_max_s": during[-1], "tick_p95_s": during[int(0.95 * (len(during) - 1))],
+            "tick_median_s": statistics.median(during), "first_tick_s": first_tick, "last_tick_s": last_tick,
+            "first_frame_s": first.get("s", float("nan"))}  # fmt: skip
 
 
 def baseline_round(scene, frames: int) -> dict:
@@ -165,20 +168,24 @@ def main() -> int:
         "95th percentile tick, add-on (s)": rounds.summarise(samples["add-on"], "tick_p95_s"),
         "median tick, add-on (s)": rounds.summarise(samples["add-on"], "tick_median_s"),
         "longest frame read, add-on (s)": rounds.summarise(samples["add-on"], "frame_read_max_s"),
+        "first tick: passes and File Output node set up (s)": rounds.summarise(samples["add-on"], "first_tick_s"),
+        "last tick: results loaded for A/B (s)": rounds.summarise(samples["add-on"], "last_tick_s"),
         "longest tick, frame rendered in a tick (baseline, s)": rounds.summarise(samples["baseline"], "tick_max_s"),
         "Realify -> first realified frame (s)": rounds.summarise(samples["add-on"], "first_frame_s"),
     }
     print(f"{args.frames} frames {args.width}x{args.height}, Cycles CPU {args.samples} samples, tiny model (random weights) on CPU; "
           f"{args.rounds} rounds after a warm-up; load {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(f"{'':56s} median (min-max)")
+    print(f"{'':60s} median (min-max)")
     for label, figure in rows.items():
-        print(f"{label:56s} {rounds.cell(figure)}")
+        print(f"{label:60s} {rounds.cell(figure)}")
     print(json.dumps({
         "bench": "blender_ui", "frames": args.frames, "width": args.width, "height": args.height, "samples": args.samples,
         "label": "CPU, Cycles, tiny model with random weights, headless bpy 4.5",
         "tick_max_s": rows["longest tick, add-on (s)"]["median"],
         "tick_p95_s": rows["95th percentile tick, add-on (s)"]["median"],
         "frame_read_max_s": rows["longest frame read, add-on (s)"]["median"],
+        "first_tick_s": rows["first tick: passes and File Output node set up (s)"]["median"],
+        "last_tick_s": rows["last tick: results loaded for A/B (s)"]["median"],
         "baseline_tick_max_s": rows["longest tick, frame rendered in a tick (baseline, s)"]["median"],
         "first_frame_s": rows["Realify -> first realified frame (s)"]["median"],
         "target_tick_s": 0.1,

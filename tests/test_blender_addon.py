@@ -26,7 +26,7 @@ import pytest
 
 CASES = Path(__file__).with_name("blender_addon_cases.py")
 BPY_MISSING = "bpy (Blender as a Python module) is not installed: pip install 'bpy==4.5.*' (Python 3.11)"
-CHILD_TIMEOUT_S = 300
+CHILD_TIMEOUT_S = 240  # under pytest-timeout's 300 s (pyproject), so this message is the one seen
 # pytest in the child; os._exit so that bpy's exit cannot hang a finished test (see above).
 CHILD = "import os, sys, pytest; rc = pytest.main(sys.argv[1:]); sys.stdout.flush(); sys.stderr.flush(); os._exit(int(rc))"
 

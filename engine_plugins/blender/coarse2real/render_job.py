@@ -47,6 +47,7 @@ class FrameRender:
         self.on_frame = on_frame
         self.window = window  # None in background mode: render with EXEC_DEFAULT
         self.rendering: int | None = None  # the frame whose render call has not ended yet
+        self.finished: list[int] = []  # frames rendered (render_post), not read yet
         self.outcome = ""  # "", then "complete", "cancelled" (ESC) or "stopped" (Cancel)
         self._pointer = scene.as_pointer()
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # ("post" | "complete" | "cancel", frame)
@@ -60,15 +61,24 @@ class FrameRender:
         return self.rendering is not None
 
     def step(self) -> None:
-        """Main thread, once per tick: read what finished, then start the next frame's render."""
+        """Main thread, once per tick: read what finished, then start the next frame's render.
+
+        A frame's passes are read once its render call has ended (``render_complete``), so bpy
+        data is not touched while Blender's render job still runs.
+        """
         self._take_events()
-        if self.busy or self.outcome:
+        if self.busy:
+            return
+        self._read_finished()
+        if self.outcome:
             return
         if not self.todo:
             self.outcome = "complete"
             return
         self._render(self.todo[0])
-        self._take_events()  # background mode: the frame is rendered (and read) by now
+        self._take_events()  # background mode: the frame is rendered by now
+        if not self.busy:
+            self._read_finished()
 
     def stop(self) -> None:
         """Render no further frame (Cancel); a frame being rendered in the interface runs to its end."""
@@ -108,14 +118,20 @@ class FrameRender:
                 kind, frame = self._events.get_nowait()
             except queue.Empty:
                 return
-            if kind == "post" and frame in self.todo:  # (not after Cancel: nothing more is sent)
-                self.todo.remove(frame)
-                self.on_frame(self.capture.read(frame))
+            if kind == "post":
+                self.finished.append(frame)
             elif kind == "cancel":
                 self.rendering, self.todo = None, []
                 self.outcome = "cancelled"
             elif kind == "complete":
                 self.rendering = None
+
+    def _read_finished(self) -> None:
+        while self.finished:
+            frame = self.finished.pop(0)
+            if frame in self.todo:  # (not after Cancel or ESC: nothing more is sent)
+                self.todo.remove(frame)
+                self.on_frame(self.capture.read(frame))
 
     # ---------------------------------------------------------------- handlers (possibly the render job's thread)
 
