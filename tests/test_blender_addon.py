@@ -1,395 +1,70 @@
-"""The Blender extension, in real Blender (bpy from PyPI, headless, Cycles on the CPU).
+"""The Blender extension in real Blender: every test of blender_addon_cases.py, each in a bpy process of its own.
 
-The extension is installed the way Blender installs one (a local extensions repository,
-then addon_enable), renders a small procedural scene, and realifies it against a real
-daemon with the tiny model on 127.0.0.1.
+Why a process per test: bpy 4.5 as a Python module is not a safe place for a long pytest run.
+Seen here with bpy 4.5.15: a segfault inside the Python interpreter on one of the add-on's
+worker threads (pure Python frames, the main thread asleep) a dozen tests into a run, and a
+process that never exits once any Python thread outlives the interpreter: bpy's static
+destructor (``GlobalState::~GlobalState``) destroys a condition variable its own
+``delayed_close_thread_run`` thread still waits on (gdb backtraces). So each test runs as
+``pytest blender_addon_cases.py::test_x`` in a fresh Python, which leaves with ``os._exit`` once
+its result is out; a crash fails that one test, with the child's output, and the rest still run.
+
+The daemon is started once, here (conftest's ``daemon``), and handed to every child.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
-import socket
-import struct
+import re
+import subprocess
 import sys
-import tempfile
-import time
-import zlib
 from pathlib import Path
-from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
-# Keep Blender's user preferences and extension repositories out of the real home folder;
-# Blender reads this once, when bpy is first imported.
-os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="c2r-blender-user-"))
-bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed: pip install 'bpy==4.5.*' (Python 3.11)")
+CASES = Path(__file__).with_name("blender_addon_cases.py")
+BPY_MISSING = "bpy (Blender as a Python module) is not installed: pip install 'bpy==4.5.*' (Python 3.11)"
+CHILD_TIMEOUT_S = 240  # under pytest-timeout's 300 s (pyproject), so this message is the one seen
+# pytest in the child; os._exit so that bpy's exit cannot hang a finished test (see above).
+CHILD = "import os, sys, pytest; rc = pytest.main(sys.argv[1:]); sys.stdout.flush(); sys.stderr.flush(); os._exit(int(rc))"
 
-BLENDER_DIR = Path(__file__).resolve().parents[1] / "engine_plugins" / "blender"
-_spec = importlib.util.spec_from_file_location("c2r_blender_demo_scene", BLENDER_DIR / "demo_scene.py")
-demo_scene = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(demo_scene)
+BLENDER_CHATTER = re.compile(r"^(Fra:|Saved:|\s*Time:|Info:|\s*$)")  # what Blender prints while it renders
 
 pytestmark = pytest.mark.blender
-WIDTH, HEIGHT = 64, 48
 
 
-def addon_module(name: str, part: str):
-    return sys.modules[f"{name}.{part}"]
+def case_names() -> list[str]:
+    tree = ast.parse(CASES.read_text())
+    return [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
 
 
-@pytest.fixture(scope="module")
-def addon(tmp_path_factory):
-    """The extension enabled from a local repository, as Blender's extension system does it."""
-    repo = tmp_path_factory.mktemp("extensions")
-    (repo / "coarse2real").symlink_to(BLENDER_DIR / "coarse2real", target_is_directory=True)
-    bpy.ops.preferences.extension_repo_add(name="c2r-tests", type="LOCAL", custom_directory=str(repo), use_custom_directory=True)
-    repo_module = next(r.module for r in bpy.context.preferences.extensions.repos if r.directory == str(repo))
-    name = f"bl_ext.{repo_module}.coarse2real"
-    assert bpy.ops.preferences.addon_enable(module=name) == {"FINISHED"}
-    yield SimpleNamespace(
-        name=name,
-        job=addon_module(name, "job"),
-        passes=addon_module(name, "passes"),
-        viewport=addon_module(name, "viewport"),
-        session_worker=addon_module(name, "session_worker"),
-        prefs=lambda: bpy.context.preferences.addons[name].preferences,
-    )
-    bpy.ops.preferences.addon_disable(module=name)
+def run_case(name: str, daemon, tmp_path: Path) -> None:
+    if importlib.util.find_spec("bpy") is None:
+        pytest.skip(BPY_MISSING)
+    env = dict(os.environ, C2R_TEST_DAEMON=daemon.address, BLENDER_USER_RESOURCES=str(tmp_path / "blender-user"))
+    command = [sys.executable, "-c", CHILD, f"{CASES}::{name}", "-q", "-x", "-p", "no:cacheprovider",
+               "--basetemp", str(tmp_path / "child"), "-o", "console_output_style=classic"]  # fmt: skip
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S,
+                              cwd=CASES.parents[1])  # fmt: skip
+    except subprocess.TimeoutExpired as timeout:
+        pytest.fail(f"{name} did not end within {CHILD_TIMEOUT_S} s in bpy:\n{(timeout.stdout or b'')[-4000:]!r}")
+    if done.returncode != 0 or not re.search(r"^1 passed\b", done.stdout, re.M):
+        crashed = " (bpy crashed)" if done.returncode < 0 else ""
+        output = "\n".join(line for line in done.stdout.splitlines() if not BLENDER_CHATTER.match(line))
+        pytest.fail(f"{name} in bpy: exit {done.returncode}{crashed}\n{output[-8000:]}\n{done.stderr[-3000:]}", pytrace=False)
 
 
-@pytest.fixture
-def scene(addon, tmp_path):
-    scene = demo_scene.build_scene(WIDTH, HEIGHT, frames=9)
-    scene.render.filepath = str(tmp_path / "render") + os.sep
-    settings = scene.coarse2real
-    settings.preset, settings.resolution, settings.window, settings.overlap = "preview", "native", 5, 1
-    prefs = addon.prefs()
-    prefs.start_daemon = False
-    yield scene
-    assert addon.job.ACTIVE is None, "a test left a run going"
+def _make_test(name: str):
+    def test(daemon, tmp_path):
+        run_case(name, daemon, tmp_path)
 
+    test.__name__ = test.__qualname__ = name
+    test.__doc__ = f"blender_addon_cases.py::{name}, in its own bpy process"
+    return test
 
-def drive(addon, limit_s: float = 180.0):
-    """Do what Blender's timer loop does: tick the active run until it says it is over."""
-    run = addon.job.ACTIVE
-    deadline = time.monotonic() + limit_s
-    while run.tick() is not None:
-        if time.monotonic() > deadline:
-            run.cancel()
-            raise AssertionError(f"the run did not finish within {limit_s} s: {addon.job.status().message}")
-        time.sleep(0.02)
-    return run
 
-
-def png_size(path: Path) -> tuple[int, int]:
-    """(width, height) of a complete PNG; fails on a truncated or corrupt file."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[-12:] == struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")), path
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
-
-
-def png_file_double(path: Path) -> Path:
-    """A frame file as an earlier run would have left it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n earlier run")
-    return path
-
-
-class RecordingConnectDouble:
-    """The add-on's real connect, plus a copy of every frame the add-on hands to Session.send."""
-
-    def __init__(self, addon):
-        self.real_connect = addon.session_worker.connect_client
-        self.sent: dict[int, dict[str, np.ndarray]] = {}
-
-    def __call__(self, settings):
-        client = self.real_connect(settings)
-        open_session = client.realify
-
-        def realify(**options):
-            session = open_session(**options)
-            send = session.send
-
-            def recording_send(index, color, **planes):
-                self.sent[index] = {"color": np.array(color), **{k: np.array(v) for k, v in planes.items() if v is not None}}
-                return send(index, color, **planes)
-
-            session.send = recording_send
-            return session
-
-        client.realify = realify
-        return client
-
-
-def camera_matrices(depsgraph, camera):
-    """The camera's (view, projection) pair, as a 3D view's region data would give them."""
-    return camera.matrix_world.inverted(), camera.calc_matrix_camera(depsgraph, x=WIDTH, y=HEIGHT)
-
-
-def assert_matches_geometry(depth: np.ndarray, normals: np.ndarray, ray_depth: np.ndarray, ray_normals: np.ndarray) -> None:
-    """Depth and normals agree with one camera ray per pixel centre.
-
-    Cycles takes each pass from several jittered samples per pixel, so a few pixels on
-    silhouettes and the horizon legitimately differ from the single centre ray.
-    """
-    assert depth.shape == ray_depth.shape and normals.shape == ray_normals.shape
-    hit = np.isfinite(ray_depth)
-    assert 0.05 < (~hit).mean() < 0.6, "the demo scene should show both sky and surfaces"
-    assert (np.isfinite(depth) == hit).mean() > 0.97, "sky (inf) is where camera rays miss"
-    both = hit & np.isfinite(depth)
-    relative = np.abs(depth[both] - ray_depth[both]) / ray_depth[both]
-    assert np.median(relative) < 1e-3 and np.percentile(relative, 90) < 1e-2
-    dots = (normals[both].astype(np.float32) * ray_normals[both]).sum(-1)
-    assert np.median(dots) > 0.99 and np.percentile(dots, 10) > 0.9, "normals are in camera space, like the ray casts"
-    assert np.all(normals[~np.isfinite(depth)] == 0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_extension_registers_its_ui_and_unregisters_cleanly(addon):
-    assert hasattr(bpy.types, "COARSE2REAL_PT_render") and hasattr(bpy.types, "COARSE2REAL_PT_sidebar")
-    assert {"realify_range", "realify_viewport", "cancel"} <= set(dir(bpy.ops.coarse2real))
-    prefs = addon.prefs()
-    assert prefs.address == "127.0.0.1:50051" and prefs.default_preset == "final"
-    assert bpy.context.window_manager.coarse2real_status.state == "IDLE"
-
-    bpy.ops.preferences.addon_disable(module=addon.name)
-    assert not hasattr(bpy.types.Scene, "coarse2real") and not hasattr(bpy.types, "COARSE2REAL_PT_render")
-    assert bpy.ops.preferences.addon_enable(module=addon.name) == {"FINISHED"}
-    assert hasattr(bpy.types.Scene, "coarse2real")
-
-
-def test_render_passes_match_the_scene_geometry(addon, scene):
-    """Z and Normal as captured agree with ray casts through the camera, pixel by pixel."""
-    view_layer = bpy.context.view_layer
-    capture = addon.passes.PassCapture(scene)
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    depths = []
-    for frame in (scene.frame_start, scene.frame_end):
-        captured = capture.render(frame)
-        view, projection = camera_matrices(depsgraph, scene.camera)
-        ray_depth, ray_normals = addon.viewport.raycast_planes(depsgraph, view, projection, WIDTH, HEIGHT)
-        assert_matches_geometry(captured.depth, captured.normals, ray_depth, ray_normals)
-        assert captured.color.shape == (HEIGHT, WIDTH, 3) and captured.color.dtype == np.uint8 and captured.color.std() > 5
-        depths.append(captured.depth)
-    assert not np.allclose(depths[0][np.isfinite(depths[0])].mean(), depths[1][np.isfinite(depths[1])].mean(), rtol=1e-3)
-    capture.close()
-    assert not view_layer.use_pass_z and not view_layer.use_pass_normal and not scene.use_nodes
-    assert addon.passes.NODE_NAME not in scene.node_tree.nodes
-
-
-def test_realify_frame_range_against_a_real_daemon(addon, scene, daemon):
-    scene.frame_start, scene.frame_end = 3, 9  # output names must carry these numbers
-    scene.coarse2real.write_movie = True  # this venv's Python has coarse2real's media writer (PyAV)
-    addon.prefs().address = daemon.address
-    recorder = RecordingConnectDouble(addon)
-    run = addon.job.RealifyRangeJob(bpy.context, connect=recorder)
-    run.start()
-    drive(addon)
-
-    report = addon.job.status()
-    assert report.state == "IDLE" and not report.is_error, report.message
-    assert report.frames_returned == report.frames_total == 7
-    folder = Path(scene.render.filepath) / "realified"
-    assert sorted(p.name for p in folder.glob("*.png")) == [f"{f:04d}.png" for f in range(3, 10)]
-    assert [p.name for p in folder.glob("*.mp4")] == ["realified_0003-0009.mp4"] and "movie written" in report.message
-    assert all(png_size(folder / f"{f:04d}.png") == (WIDTH, HEIGHT) for f in range(3, 10))
-
-    # What the daemon received is what the scene's geometry says, frame by frame.
-    assert sorted(recorder.sent) == list(range(7))
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    for index, frame in enumerate(range(3, 10)):
-        sent = recorder.sent[index]
-        scene.frame_set(frame)
-        view, projection = camera_matrices(depsgraph, scene.camera)
-        ray_depth, ray_normals = addon.viewport.raycast_planes(depsgraph, view, projection, WIDTH, HEIGHT)
-        assert_matches_geometry(sent["depth"], sent["normals"], ray_depth, ray_normals)
-        assert sent["color"].shape == (HEIGHT, WIDTH, 3) and sent["color"].dtype == np.uint8 and sent["color"].std() > 5
-    assert not np.array_equal(recorder.sent[0]["depth"], recorder.sent[6]["depth"])
-
-    # Loaded for A/B: an image sequence and a Sequencer strip at the same frame numbers.
-    sequence = bpy.data.images["coarse2real realified"]
-    assert sequence.source == "SEQUENCE" and Path(sequence.filepath).name == "0003.png"
-    strips = bpy.data.scenes["coarse2real A/B"].sequence_editor.strips
-    movie = strips["coarse2real realified"]
-    assert movie.type == "MOVIE" and movie.frame_final_start == 3 and movie.frame_final_duration == 7
-    assert strips["coarse render"].scene == scene and strips["coarse render"].frame_final_start == 3
-    assert scene.sequence_editor is None or len(scene.sequence_editor.strips) == 0, "the rendered scene stays untouched"
-    assert tuple(bpy.data.images["coarse2real live"].size) == (WIDTH, HEIGHT)
-
-
-def test_cancel_midway_keeps_complete_numbered_frames_and_returns_to_idle(addon, scene, daemon):
-    scene.frame_end = 17
-    addon.prefs().address = daemon.address
-    folder = Path(scene.render.filepath) / "realified"
-    earlier = png_file_double(folder / "0015.png")  # a previous run's frame inside this range
-    assert bpy.ops.coarse2real.realify_range() == {"FINISHED"}
-    run = addon.job.ACTIVE
-    report = addon.job.status()
-    for _ in range(7):  # render frames 1-7: the first window (5 frames) is complete, the second is not
-        run.tick()
-    deadline = time.monotonic() + 120
-    while report.frames_returned == 0 and time.monotonic() < deadline:
-        run.apply_events()  # wait for the first window without rendering more (the artist presses ESC here)
-        time.sleep(0.02)
-    assert 0 < report.frames_returned < report.frames_total and report.frames_rendered == 7
-    assert bpy.ops.coarse2real.cancel() == {"FINISHED"}
-    assert report.state == "CANCELLING"
-    drive(addon)
-
-    assert report.state == "IDLE" and not report.is_error and report.message.startswith("cancelled"), report.message
-    assert not earlier.exists(), "an earlier run's frame would read as part of this one"
-    names = sorted(p.name for p in folder.iterdir())
-    assert names == [f"{f:04d}.png" for f in range(1, 1 + len(names))], "a gap-free prefix of the range, nothing else"
-    assert len(names) == report.frames_returned <= 7, "only frames that were rendered before Cancel"
-    assert all(png_size(folder / n) == (WIDTH, HEIGHT) for n in names)
-    strip = bpy.data.scenes["coarse2real A/B"].sequence_editor.strips["coarse2real realified"]
-    assert strip.type == "IMAGE" and [e.filename for e in strip.elements] == names
-    assert addon.passes.NODE_NAME not in scene.node_tree.nodes and scene.frame_current == 1
-    assert bpy.ops.coarse2real.realify_range.poll(), "a new run can start"
-
-
-def test_no_reachable_daemon_gives_an_actionable_message(addon, scene):
-    earlier = png_file_double(Path(scene.render.filepath) / "realified" / "0001.png")
-    addon.prefs().address = f"127.0.0.1:{free_port()}"
-    bpy.ops.coarse2real.realify_range()
-    drive(addon)
-    report = addon.job.status()
-    assert report.state == "IDLE" and report.is_error
-    assert report.message.startswith(f"Daemon not reachable at {addon.prefs().address}") and "`c2r serve`" in report.message
-    assert addon.prefs().address in report.message
-    assert [p.name for p in earlier.parent.iterdir()] == ["0001.png"], "a failed run keeps earlier results and adds nothing"
-
-
-def test_realify_viewport_without_gpu_says_what_to_do(addon, scene):
-    with pytest.raises(RuntimeError, match="needs Blender's GPU drawing"):
-        bpy.ops.coarse2real.realify_viewport()
-    report = addon.job.status()
-    assert report.is_error and "Realify frame range" in report.message and addon.job.ACTIVE is None
-
-
-def test_a_viewport_capture_comes_back_as_the_viewport_image(addon, scene, daemon):
-    """Everything after the GPU draw (which background Blender cannot do): one frame, one-frame window."""
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    depth, normals = addon.viewport.raycast_planes(depsgraph, *camera_matrices(depsgraph, scene.camera), WIDTH, HEIGHT)
-    color = np.where(np.isfinite(depth)[..., None], 200, 40).astype(np.uint8).repeat(3, axis=2)
-    capture = addon.viewport.ViewCapture(color, depth, normals)
-    addon.prefs().address = daemon.address
-    run = addon.job.RealifyViewportJob(bpy.context, capture=capture)
-    run.start()
-    drive(addon)
-    report = addon.job.status()
-    assert report.state == "IDLE" and not report.is_error and report.frames_returned == 1, report.message
-    assert tuple(bpy.data.images["coarse2real viewport"].size) == (WIDTH, HEIGHT)
-    assert png_size(Path(scene.render.filepath) / "realified" / "viewport.png") == (WIDTH, HEIGHT)
-
-
-def test_relative_output_path_of_an_unsaved_file_is_refused_clearly(addon, scene):
-    scene.render.filepath = "//render/"
-    with pytest.raises(RuntimeError, match="not saved yet"):
-        bpy.ops.coarse2real.realify_range()
-    assert addon.job.ACTIVE is None
-
-
-def test_a_setting_the_daemon_refuses_is_reported_with_its_value(addon, scene, daemon):
-    scene.coarse2real.window = 6  # not 4k+1
-    addon.prefs().address = daemon.address
-    bpy.ops.coarse2real.realify_range()
-    drive(addon)
-    report = addon.job.status()
-    assert report.state == "IDLE" and report.is_error
-    assert report.message.startswith("The daemon refused the request") and "6" in report.message, report.message
-    assert not any((Path(scene.render.filepath) / "realified").glob("*.png"))
-
-
-def test_starts_a_local_daemon_when_none_answers_and_says_so(addon, scene, tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))  # the started daemon's default state and output folders
-    scene.frame_end = 5
-    prefs = addon.prefs()
-    prefs.address, prefs.start_daemon = f"127.0.0.1:{free_port()}", True
-    bpy.ops.coarse2real.realify_range()
-    drive(addon)
-    report = addon.job.status()
-    assert not report.is_error and report.frames_returned == 5, report.message
-    client = addon.session_worker.SHARED_CLIENT._client
-    started = client.daemon.process
-    assert started.poll() is None, "the daemon outlives the run, so the next run finds its model loaded"
-    assert f"so Blender started one (pid {started.pid})" in report.connection
-    addon.session_worker.SHARED_CLIENT.close()
-    assert started.wait(timeout=30) is not None
-
-
-class LayoutDouble:
-    """Stands in for bpy's UILayout (which exists only while Blender draws a window) and checks
-    what a real one would: every property exists on its owner, every operator is registered."""
-
-    def __init__(self, log: list):
-        self.log = log
-        self.enabled = True
-        self.use_property_split = False
-
-    def _child(self, *args, **kwargs):
-        return LayoutDouble(self.log)
-
-    row = column = box = _child
-
-    def prop(self, owner, name, **kwargs):
-        assert name in owner.bl_rna.properties, f"{owner} has no property {name!r}"
-        self.log.append(("prop", name))
-
-    def operator(self, idname, **kwargs):
-        group, name = idname.split(".")
-        assert getattr(getattr(bpy.ops, group), name).get_rna_type(), idname
-        self.log.append(("operator", idname))
-
-    def label(self, text="", icon="NONE"):
-        self.log.append(("label", text, icon))
-
-    def progress(self, factor, text=""):
-        self.log.append(("progress", factor, text))
-
-
-def draw_panel(addon, scene):
-    log: list = []
-    panel_class = sys.modules[f"{addon.name}.panel"].COARSE2REAL_PT_render
-    panel = SimpleNamespace(layout=LayoutDouble(log))
-    context = SimpleNamespace(scene=scene, window_manager=bpy.context.window_manager, region=SimpleNamespace(width=280))
-    panel_class.draw(panel, context)
-    return log
-
-
-def test_panel_shows_settings_progress_cancel_and_wrapped_messages(addon, scene, daemon):
-    idle = draw_panel(addon, scene)
-    props = [entry[1] for entry in idle if entry[0] == "prop"]
-    assert props[:6] == ["prompt", "negative_prompt", "preset", "model", "seed", "strength"]
-    assert [e[1] for e in idle if e[0] == "operator"] == ["coarse2real.realify_range", "coarse2real.realify_viewport"]
-
-    addon.prefs().address = daemon.address
-    bpy.ops.coarse2real.realify_range()
-    addon.job.ACTIVE.tick()
-    running = draw_panel(addon, scene)
-    assert ("operator", "coarse2real.cancel") in running
-    assert any(e[0] == "progress" and "0/9 realified (1 rendered)" == e[2] for e in running)
-    drive(addon)
-
-    addon.prefs().address = f"127.0.0.1:{free_port()}"
-    bpy.ops.coarse2real.realify_range()
-    drive(addon)
-    lines = [e for e in draw_panel(addon, scene) if e[0] == "label"]
-    error_lines = [text for _, text, icon in lines if icon in ("ERROR", "BLANK1")]
-    assert len(error_lines) > 1 and all(len(text) <= 280 // 7 for text in error_lines)
-    assert " ".join(error_lines) == addon.job.status().message
-
-
-def test_a_scene_without_camera_is_refused_clearly(addon, scene):
-    scene.camera = None
-    with pytest.raises(RuntimeError, match="no active camera: add one or set Scene Properties > Camera"):
-        bpy.ops.coarse2real.realify_range()
-    assert addon.job.ACTIVE is None and addon.passes.NODE_NAME not in (scene.node_tree.nodes if scene.node_tree else ())
+for _name in case_names():
+    globals()[_name] = _make_test(_name)

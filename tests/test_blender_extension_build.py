@@ -74,8 +74,9 @@ def test_manifest_wheels_cover_every_platform_for_every_native_package():
     for package, pin in build.PURE_PACKAGES.items():
         assert f"{build.wheel_name(package)}-{pin}-py3-none-any.whl" in wheels
     for package, pin in build.NATIVE_PACKAGES.items():
-        ours = [w for w in wheels if w.startswith(f"{package}-")]
-        assert ours and all(w.startswith(f"{package}-{pin}-") for w in ours), f"{package} wheels must all be {pin}: {ours}"
+        name = build.wheel_name(package)
+        ours = [w for w in wheels if w.startswith(f"{name}-")]
+        assert ours and all(w.startswith(f"{name}-{pin}-") for w in ours), f"{package} wheels must all be {pin}: {ours}"
         assert all("cp311" in w or "abi3" in w for w in ours), "Blender 4.2-4.5 run Python 3.11"
         covered = [build.wheel_platforms(w) for w in ours]
         for platform in build.PLATFORMS:

@@ -46,10 +46,12 @@ PLATFORMS: dict[str, Platform] = {
 }
 # The client's compiled dependencies; numpy ships inside Blender. grpcio must be at least
 # the version the committed c2r.v1 stubs were generated with (coarse2real_pb2_grpc.py).
-NATIVE_PACKAGES = {"grpcio": "1.85.1", "protobuf": "7.36.2"}
+NATIVE_PACKAGES = {"grpcio": "1.85.1", "protobuf": "7.36.2", "OpenEXR": "3.5.3"}  # OpenEXR: Write Multilayer EXR
 # Pure-Python wheels, one for all platforms: the health service is how the client sees that
-# a daemon it started (Preferences > Start a local daemon) is ready.
-PURE_PACKAGES = {"grpcio-health-checking": "1.85.1"}
+# a daemon it started (Preferences > Start a local daemon) is ready; grpcio imports
+# typing_extensions (grpc/aio/_metadata.py, grpcio's Requires-Dist typing-extensions~=4.12),
+# which Blender's Python does not have and Blender installs no dependency of a wheel itself.
+PURE_PACKAGES = {"grpcio-health-checking": "1.85.1", "typing-extensions": "4.16.0"}
 # Files of the pure-Python client wheel, relative to the repository root -> path in the wheel.
 CLIENT_SOURCES = {"client/c2r/client": "c2r/client", "proto/c2r/v1": "c2r/v1"}
 CLIENT_WHEEL_NAME = "coarse2real_client"
@@ -136,8 +138,8 @@ def wheel_platforms(filename: str) -> set[str]:
 
 
 def wheel_name(project: str) -> str:
-    """A project's name as wheel files spell it (PEP 427: runs of -_. become _)."""
-    return re.sub(r"[-_.]+", "_", project)
+    """A project's name as wheel files spell it (PEP 427: runs of -_. become _; lower case, as PyPI's wheels are)."""
+    return re.sub(r"[-_.]+", "_", project).lower()
 
 
 def select_wheels(wheel_dir: Path) -> list[str]:
@@ -151,7 +153,7 @@ def select_wheels(wheel_dir: Path) -> list[str]:
         chosen.append(pure)
     for name, version in NATIVE_PACKAGES.items():
         for platform in PLATFORMS:
-            candidates = [n for n in names if n.startswith(f"{name}-{version}-") and platform in wheel_platforms(n)]
+            candidates = [n for n in names if n.lower().startswith(f"{wheel_name(name)}-{version}-") and platform in wheel_platforms(n)]
             if not candidates:
                 raise SystemExit(f"no {name}=={version} wheel for {platform} in {wheel_dir}: run without --offline to download it")
             if not set(candidates) & set(chosen):

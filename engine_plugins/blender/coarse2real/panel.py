@@ -19,6 +19,7 @@ class _RealifyPanel:
         settings = context.scene.coarse2real
         report = job.status(context)
         layout.use_property_split = True
+        layout.prop(settings, "prompt_preset")
         layout.prop(settings, "prompt")
         layout.prop(settings, "negative_prompt")
         layout.prop(settings, "preset")
@@ -33,6 +34,7 @@ class _RealifyPanel:
         sub.prop(settings, "overlap")
         layout.prop(settings, "send_normals")
         layout.prop(settings, "write_movie")
+        layout.prop(settings, "write_layers")
         row = layout.row(align=True)
         row.enabled = job.ACTIVE is None
         row.operator("coarse2real.realify_range", icon="RENDER_ANIMATION")
@@ -44,6 +46,8 @@ class _RealifyPanel:
                 text=f"{report.frames_returned}/{report.frames_total} realified ({report.frames_rendered} rendered)",
             )
             box.operator("coarse2real.cancel", icon="CANCEL")
+        if report.plan:
+            draw_message(layout, report.plan, "TIME", context.region.width)
         if report.connection:
             draw_message(layout, report.connection, "LINKED", context.region.width)
         if report.message:

@@ -1,4 +1,4 @@
-"""Render one frame and read its Combined, Z and Normal passes as numpy arrays.
+"""Read the Combined, Z and Normal passes of a rendered frame as numpy arrays.
 
 Python cannot read the Render Result's pixels, and in background mode (bpy from PyPI, a
 render farm, CI) the compositor's Viewer node image stays an empty 256x256 placeholder in
@@ -24,7 +24,10 @@ import numpy as np
 # marks sky with inf, which the daemon's preprocessing understands.
 SKY_DEPTH = 1.0e9
 NODE_NAME = "coarse2real capture"
-PASS_FILES = {"Image": "png", "Depth": "exr", "Normal": "exr"}  # render-layer output -> file written
+# File Output slot -> (render-layer output, file written). "Linear" (Combined in scene-linear
+# light, as Blender's own EXRs hold it) is written only for a run that keeps the passes.
+PASS_FILES = {"Image": ("Image", "png"), "Depth": ("Depth", "exr"), "Normal": ("Normal", "exr")}
+LINEAR_FILE = {"Linear": ("Image", "exr")}
 
 
 @dataclass
@@ -35,6 +38,7 @@ class CapturedFrame:
     color: np.ndarray  # (H, W, 3) uint8 sRGB, through the scene's view transform
     depth: np.ndarray  # (H, W) float32 view-axis distance, inf for sky
     normals: np.ndarray  # (H, W, 3) float32 camera-space unit normals, 0 for sky
+    passes: dict[str, np.ndarray] | None = None  # the render passes as Blender wrote them (PassCapture keep_passes)
 
 
 def read_image_pixels(path: str) -> np.ndarray:
@@ -60,31 +64,39 @@ def world_to_camera_normals(normals: np.ndarray, camera: bpy.types.Object) -> np
 
 
 class PassCapture:
-    """Enables the passes and a File Output node on ``scene``; restores both on close."""
+    """Enables the passes and a File Output node on ``scene``; ``close`` puts the scene back as it was.
 
-    def __init__(self, scene: bpy.types.Scene):
+    The run renders stills without Write Image (render_job.py), so nothing goes to the artist's
+    render output. The current frame, which the run steps through, is put back too. Nodes Blender
+    adds when compositing is switched on (Composite, Render Layers) are removed again: a scene
+    that had no compositor tree keeps none in use, and no nodes.
+    """
+
+    def __init__(self, scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, keep_passes: bool = False):
         self.scene = scene
-        self.view_layer = scene.view_layers[0] if bpy.context.view_layer is None else bpy.context.view_layer
+        self.view_layer = view_layer
+        self.files = PASS_FILES | LINEAR_FILE if keep_passes else PASS_FILES
         self.folder = tempfile.mkdtemp(prefix="c2r-passes-")
-        self._saved = {
-            "use_nodes": scene.use_nodes,
-            "use_compositing": scene.render.use_compositing,
-            "use_sequencer": scene.render.use_sequencer,
-            "use_pass_z": self.view_layer.use_pass_z,
-            "use_pass_normal": self.view_layer.use_pass_normal,
-        }
-        self.view_layer.use_pass_z = True
-        self.view_layer.use_pass_normal = True
+        render = scene.render
+        self._saved = [
+            (owner, attribute, getattr(owner, attribute))
+            for owner, attribute in (
+                (scene, "frame_current"), (scene, "use_nodes"), (render, "use_compositing"), (render, "use_sequencer"),
+                (view_layer, "use_pass_z"), (view_layer, "use_pass_normal"),
+            )
+        ]  # fmt: skip
+        self._nodes_before = {node.name for node in scene.node_tree.nodes} if scene.node_tree else set()
+        view_layer.use_pass_z = True
+        view_layer.use_pass_normal = True
         scene.use_nodes = True
-        scene.render.use_compositing = True  # the File Output node only runs with it
-        scene.render.use_sequencer = False  # with strips in the scene's sequencer, they would be rendered instead
+        render.use_compositing = True  # the File Output node only runs with it
+        render.use_sequencer = False  # with strips in the scene's sequencer, they would be rendered instead
         tree = scene.node_tree
-        layers = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers" and n.layer == self.view_layer.name), None)
-        self._added_layers = layers is None
-        if layers is None:
+        layers = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers" and n.scene == scene
+                       and n.layer == view_layer.name), None)  # fmt: skip
+        if layers is None:  # (a Render Layers node may show another scene's layer: not this one's passes)
             layers = tree.nodes.new("CompositorNodeRLayers")
-            layers.layer = self.view_layer.name
-        self.layers_node = layers
+            layers.scene, layers.layer = scene, view_layer.name
         node = tree.nodes.new("CompositorNodeOutputFile")
         node.name = node.label = NODE_NAME
         node.base_path = self.folder + os.sep
@@ -92,45 +104,40 @@ class PassCapture:
         node.format.color_depth = "32"
         node.format.exr_codec = "NONE"
         node.file_slots.clear()
-        for name in PASS_FILES:
+        for name, (output, _) in self.files.items():
             node.file_slots.new(name)
-            tree.links.new(layers.outputs[name], node.inputs[name])
+            tree.links.new(layers.outputs[output], node.inputs[name])
         display = node.file_slots["Image"]
         display.use_node_format = False
         display.format.file_format, display.format.color_depth, display.format.color_mode = "PNG", "8", "RGB"
-        self.output_node = node
 
-    def render(self, frame: int) -> CapturedFrame:
-        """Render ``frame`` (blocking) and return its passes; the EXRs are deleted after reading."""
-        self.scene.frame_set(frame)
-        bpy.ops.render.render(write_still=False)
+    def read(self, frame: int) -> CapturedFrame:
+        """The passes the File Output node wrote for ``frame``; the files are deleted after reading."""
         planes = {}
-        for name, extension in PASS_FILES.items():
+        for name, (_, extension) in self.files.items():
             path = os.path.join(self.folder, f"{name}{frame:04d}.{extension}")
             if not os.path.exists(path):
                 raise RuntimeError(
-                    f"the {name} pass of frame {frame} was not written to {path}; check that the render "
-                    f"engine {self.scene.render.engine!r} produces Z and Normal passes (Cycles and EEVEE do)"
+                    f"Blender rendered frame {frame} but wrote no {name} pass for it: use Cycles or EEVEE "
+                    f"(Render Properties > Render Engine), which produce Z and Normal passes"
                 )
             planes[name] = read_image_pixels(path)
             os.remove(path)
-        depth = planes["Depth"][..., 0].copy()
+        raw_depth, raw_normals = planes["Depth"][..., 0], planes["Normal"][..., :3]
+        depth = raw_depth.copy()
         sky = ~np.isfinite(depth) | (depth >= SKY_DEPTH)
         depth[sky] = np.inf
-        normals = world_to_camera_normals(planes["Normal"][..., :3], self.scene.camera)
+        normals = world_to_camera_normals(raw_normals, self.scene.camera)
         normals[sky] = 0.0
         color = np.round(planes["Image"][..., :3] * 255.0).astype(np.uint8)  # 8-bit pixels read back as code / 255
-        return CapturedFrame(frame, color, depth, np.ascontiguousarray(normals))
+        passes = {"Combined": planes["Linear"], "Depth": raw_depth, "Normal": raw_normals} if "Linear" in planes else None
+        return CapturedFrame(frame, color, depth, np.ascontiguousarray(normals), passes)
 
     def close(self) -> None:
         tree = self.scene.node_tree
         if tree is not None:
-            tree.nodes.remove(self.output_node)
-            if self._added_layers:
-                tree.nodes.remove(self.layers_node)
-        self.scene.use_nodes = self._saved["use_nodes"]
-        self.scene.render.use_compositing = self._saved["use_compositing"]
-        self.scene.render.use_sequencer = self._saved["use_sequencer"]
-        self.view_layer.use_pass_z = self._saved["use_pass_z"]
-        self.view_layer.use_pass_normal = self._saved["use_pass_normal"]
+            for node in [n for n in tree.nodes if n.name not in self._nodes_before]:
+                tree.nodes.remove(node)
+        for owner, attribute, value in self._saved:
+            setattr(owner, attribute, value)
         shutil.rmtree(self.folder, ignore_errors=True)

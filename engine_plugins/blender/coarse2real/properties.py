@@ -13,7 +13,39 @@ PRESETS = [
 ]
 
 
+# Starting points for the prompt; choosing one fills the Prompt field, which stays editable.
+PROMPT_PRESETS = {
+    "street": ("Street", "a city street filmed on a real camera, asphalt, concrete and glass, parked cars, natural daylight, photorealistic video"),
+    "interior": ("Interior", "a real room filmed on a real camera, wood, fabric and plaster, soft window light, photorealistic video"),
+    "forest": ("Forest", "a real forest filmed on a real camera, bark, moss and leaves, dappled sunlight, photorealistic video"),
+    "crowd": ("Crowd", "real people walking, natural faces and clothing, candid street footage, photorealistic video"),
+    "product": ("Product", "a real product on a studio table, accurate materials, softbox lighting, photorealistic video"),
+}
+
+
+def _apply_prompt_preset(settings, context) -> None:
+    if settings.prompt_preset in PROMPT_PRESETS:
+        settings.prompt = PROMPT_PRESETS[settings.prompt_preset][1]
+
+
+def _daemon_models(settings, context, edit_text):
+    """The models the daemon reported (Preferences > Check Daemon), for the Model field's search list."""
+    from .daemon_control import STATUS
+
+    return [name for name in STATUS.models if edit_text.lower() in name.lower()]
+
+
 class C2RSceneSettings(bpy.types.PropertyGroup):
+    """Saved with the .blend: each scene keeps its own prompt and settings."""
+
+    prompt_preset: EnumProperty(
+        name="Look",
+        description="A starting prompt for the kind of shot; the Prompt stays editable",
+        items=[("CUSTOM", "Custom", "Write the prompt yourself")]
+        + [(key, label, text) for key, (label, text) in PROMPT_PRESETS.items()],
+        default="CUSTOM",
+        update=_apply_prompt_preset,
+    )
     prompt: StringProperty(
         name="Prompt",
         description="What the realistic version should look like",
@@ -24,7 +56,10 @@ class C2RSceneSettings(bpy.types.PropertyGroup):
         name="Preset", items=[("DEFAULT", "Default", "The default preset set in the add-on preferences")] + PRESETS, default="DEFAULT"
     )
     seed: IntProperty(name="Seed", description="Same seed, same result", default=0, min=0)
-    model: StringProperty(name="Model", description="Model name on the daemon; empty = the daemon's default", default="")
+    model: StringProperty(
+        name="Model", description="Model name on the daemon (the list comes from Check Daemon in the preferences); empty = the daemon's default",
+        default="", search=_daemon_models,
+    )  # fmt: skip
     strength: FloatProperty(
         name="Strength", description="1 = from noise (strongest change); lower keeps more of the render",
         default=1.0, min=0.05, max=1.0,
@@ -48,6 +83,11 @@ class C2RSceneSettings(bpy.types.PropertyGroup):
     )
     send_normals: BoolProperty(name="Send Normals", description="Send the Normal pass as well as Z", default=True)
     write_movie: BoolProperty(name="Write Movie", description="Also write an mp4 (needs PyAV in Blender's Python)", default=False)
+    write_layers: BoolProperty(
+        name="Write Multilayer EXR",
+        description="Also write realified/layers/####.exr for compositors: the render passes (Combined, Depth, Normal) with the realified frame as a pass beside them",
+        default=False,
+    )
 
 
 STATES = [
@@ -61,6 +101,7 @@ class C2RStatus(bpy.types.PropertyGroup):
     state: EnumProperty(items=STATES, default="IDLE")
     message: StringProperty(default="")
     connection: StringProperty(default="")  # which daemon the last run used, and whether Blender started it
+    plan: StringProperty(default="")  # the daemon's plan for the last run (c2r plan): fits or not, about how long
     is_error: BoolProperty(default=False)
     progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     frames_rendered: IntProperty(default=0)

@@ -15,6 +15,7 @@ import numpy as np
 from .passes import read_image_pixels
 
 SUBFOLDER = "realified"
+LAYERS_SUBFOLDER = "layers"  # realified/layers/0001.exr: multilayer EXR, render passes + Realified
 LIVE_IMAGE = "coarse2real live"
 SEQUENCE_IMAGE = "coarse2real realified"
 STRIP_NAME = "coarse2real realified"
@@ -35,14 +36,15 @@ def output_folder(scene: bpy.types.Scene) -> Path:
     return folder / SUBFOLDER
 
 
+def render_size(scene: bpy.types.Scene) -> tuple[int, int]:
+    """(width, height) in pixels of the frames a render of ``scene`` gives (Output Properties > Format)."""
+    render = scene.render
+    return (max(1, render.resolution_x * render.resolution_percentage // 100),
+            max(1, render.resolution_y * render.resolution_percentage // 100))  # fmt: skip
+
+
 def frame_path(folder: Path, frame: int) -> Path:
     return folder / f"{frame:04d}.png"
-
-
-def remove_stale_frames(folder: Path, frames: list[int]) -> None:
-    """Delete earlier results for these frame numbers (kept until a new run has results of its own)."""
-    for frame in frames:
-        frame_path(folder, frame).unlink(missing_ok=True)
 
 
 def show_live(image: np.ndarray, name: str = LIVE_IMAGE) -> bpy.types.Image:
@@ -129,6 +131,30 @@ def add_ab_strips(source: bpy.types.Scene, folder: Path, frames: list[int], movi
     for frame in written[1:]:
         strip.elements.append(frame_path(folder, frame).name)
     return strip
+
+
+def layers_path(folder: Path, frame: int) -> Path:
+    return folder / LAYERS_SUBFOLDER / f"{frame:04d}.exr"
+
+
+def write_layers(path: Path, layer: str, passes: dict[str, np.ndarray], realified: np.ndarray) -> None:
+    """One multilayer EXR: the render passes (Combined, Depth, Normal) of view layer ``layer`` and
+    the realified frame as a pass beside them (``<layer>.Realified.R/G/B``), as Blender's own
+    multilayer files name channels, so the compositor's Image node offers each pass.
+
+    Realified is converted from sRGB to scene-linear (EXR's convention); it went through the
+    scene's view transform on the way to the daemon, so it is display-referred linear light, not
+    the render's radiometric Combined. Raises media.MediaError where this Python lacks OpenEXR.
+    """
+    from c2r.client import media
+
+    channels = {f"{layer}.Combined.{c}": passes["Combined"][..., i] for i, c in enumerate("RGBA")}
+    channels[f"{layer}.Depth.Z"] = passes["Depth"]
+    channels.update({f"{layer}.Normal.{c}": passes["Normal"][..., i] for i, c in enumerate("XYZ")})
+    linear = media.srgb_to_linear(realified)
+    channels.update({f"{layer}.Realified.{c}": linear[..., i] for i, c in enumerate("RGB")})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    media.write_exr(path, channels, half=False)
 
 
 def write_movie(folder: Path, frames: list[int], fps: float) -> tuple[Path | None, str]:

@@ -7,7 +7,6 @@ are written to disk here (atomically, see ``png.write_png``) so the main thread 
 
 from __future__ import annotations
 
-import inspect
 import queue
 import threading
 from contextlib import contextmanager
@@ -19,6 +18,9 @@ import numpy as np
 
 from c2r.client import png
 
+from . import daemon_env
+from .messages import DoesNotFit
+
 _END = object()
 
 
@@ -27,7 +29,8 @@ class ConnectSettings:
     address: str
     token: str = ""
     start_daemon: bool = True
-    daemon_python: str = ""  # Python that has coarse2real[daemon]; "" = Blender's own
+    daemon_python: str = ""  # Python that has coarse2real[daemon]; "" = the managed environment
+    managed_env: Path | None = None  # the add-on's own daemon environment (daemon_env.ENV_FOLDER)
     timeout: float = 10.0
 
 
@@ -58,7 +61,16 @@ class FrameToSend:
 # What poll() returns, oldest first.
 @dataclass
 class Connected:
+    """The daemon answered, accepted the token and the session's settings: frames may be rendered now."""
+
     message: str
+
+
+@dataclass
+class Planned:
+    """The daemon's planner on this run (``c2r plan``): fits or not, time per window, in one sentence."""
+
+    summary: str
 
 
 @dataclass
@@ -89,21 +101,22 @@ class Closed:
 
 
 def connect_client(settings: ConnectSettings):
-    """c2r.client.connect with the add-on's preferences; the Python override needs client support."""
-    from c2r.client import connect
+    """c2r.client.connect with the add-on's preferences.
 
-    kwargs = {}
-    if settings.daemon_python:
-        if "python" not in inspect.signature(connect).parameters:
-            raise RuntimeError(
-                f"this c2r client cannot start a daemon with {settings.daemon_python}; start one yourself with "
-                f"`{settings.daemon_python} -m c2r.cli.main serve`, or clear 'Daemon Python' in the add-on preferences"
-            )
-        kwargs["python"] = settings.daemon_python
+    A daemon Blender starts runs in a Python that has coarse2real[daemon] (daemon_env), never in
+    Blender's own, which holds only the client; without one the run stops here, before anything
+    is rendered, saying how to get one.
+    """
+    from c2r.client import connect
+    from c2r.client.launcher import answers
+
+    python = None
+    if settings.start_daemon and not answers(settings.address, timeout=1.0):
+        python = daemon_env.resolve_python(settings.daemon_python, settings.managed_env or Path(daemon_env.ENV_FOLDER))
     # Blender gets previews through its own session, so a daemon it starts takes any free preview
-    # port rather than failing when 50052 is taken (`c2r info` shows which one it took).
+    # port rather than failing when 50052 is taken.
     return connect(settings.address, token=settings.token or None, start_daemon=settings.start_daemon,
-                   timeout=settings.timeout, daemon_args=("--preview-port", "0"), **kwargs)  # fmt: skip
+                   timeout=settings.timeout, daemon_args=("--preview-port", "0"), python=python)  # fmt: skip
 
 
 class SharedClient:
@@ -151,12 +164,30 @@ class SharedClient:
 SHARED_CLIENT = SharedClient()
 
 
+def gib(size: int) -> str:
+    return f"{size / 2**30:.0f} GB"
+
+
+def describe_info(info) -> str:
+    """GetInfo in words: device, memory, loaded model, version."""
+    if info.gpus:
+        gpu = info.gpus[0]
+        device = f"{gpu.name}, {gib(gpu.free_bytes)} free of {gib(gpu.total_bytes)}"
+    else:
+        device = "no GPU (CPU only: slow)" if info.device in ("", "cpu") else info.device
+    model = f"model {info.loaded_model} loaded" if info.loaded_model else "no model loaded yet"
+    return f"{device}; {model}; coarse2real {info.daemon_version}"
+
+
 class SessionWorker:
     """One realify session: a thread that connects and reads events, one that sends frames."""
 
     def __init__(self, connection: ConnectSettings, session: SessionSettings, name_for_index: Callable[[int], Path],
-                 connect: Callable[[ConnectSettings], object] = SHARED_CLIENT):  # fmt: skip
+                 total: int, size: tuple[int, int], connect: Callable[[ConnectSettings], object] = SHARED_CLIENT):  # fmt: skip
         self.connection = connection
+        self.total = total
+        self.size = size  # (width, height) of the frames the run renders, for the plan
+        self.shared_memory: bool | None = None  # how frames went: None until the session opened
         self.session_settings = session
         self.name_for_index = name_for_index
         self._connect = connect
@@ -165,7 +196,6 @@ class SessionWorker:
         self._cancel = threading.Event()
         self._session = None
         self._send_error: BaseException | None = None
-        self._submitted = 0
         self._returned = 0
         self._thread = threading.Thread(target=self._run, name="c2r-session", daemon=True)
 
@@ -175,7 +205,6 @@ class SessionWorker:
         self._thread.start()
 
     def submit(self, frame: FrameToSend) -> None:
-        self._submitted += 1
         self._outbox.put(frame)
 
     def end(self) -> None:
@@ -206,9 +235,12 @@ class SessionWorker:
     def _run(self) -> None:
         try:
             with self._connect(self.connection) as client:
-                self._events.put(Connected(self._connected_message(client)))
+                connected = self._connected_message(client)
+                self._events.put(Planned(self._plan(client)))
                 with client.realify(**vars(self.session_settings)) as session:
                     self._session = session
+                    self.shared_memory = session.shared_memory
+                    self._events.put(Connected(connected))
                     if self._cancel.is_set():
                         session.cancel()
                     sender = threading.Thread(target=self._send_all, args=(session,), name="c2r-send", daemon=True)
@@ -224,12 +256,19 @@ class SessionWorker:
             self._events.put(Closed())
 
     def _connected_message(self, client) -> str:
-        info = client.info()
+        where = f"daemon at {self.connection.address}: {describe_info(client.info())}"
         started = getattr(client, "daemon", None)
-        where = f"connected to {self.connection.address} ({info.device or 'unknown device'}, model {info.loaded_model or 'not loaded yet'})"
         if started is None:
             return where
-        return f"no daemon answered at {self.connection.address}, so Blender started one (pid {started.pid}); {where}"
+        return f"Blender started the daemon (process {started.pid}); {where}"
+
+    def _plan(self, client) -> str:
+        """The daemon's plan for this run; a run that cannot fit on the daemon's GPU stops here, before rendering."""
+        width, height = self.size
+        plan = client.plan(width, height, self.total, **vars(self.session_settings))
+        if plan.gpu_name and not plan.fits:
+            raise DoesNotFit(" ".join(part for part in (plan.summary, plan.advice) if part))
+        return plan.summary
 
     def _send_all(self, session) -> None:
         from c2r.client.errors import C2RError
@@ -259,9 +298,9 @@ class SessionWorker:
                 png.write_png(self.name_for_index(event.index), event.image)
                 self._returned += 1
                 self._events.put(FrameWritten(event.index, event.image))
-                self._events.put(ProgressChanged(f"{self._returned}/{self._submitted} frames realified"))
+                self._events.put(ProgressChanged(f"{self._returned}/{self.total} frames realified"))
             elif isinstance(event, Progress) and event.kind == "step":
-                text = f"window {event.window + 1}: step {event.step}/{event.num_steps}"
+                text = f"{self._returned}/{self.total} frames realified; window {event.window + 1}, step {event.step} of {event.num_steps}"
                 self._events.put(ProgressChanged(text))
             elif isinstance(event, Warning):
-                self._events.put(ProgressChanged(f"daemon: {event.message}"))
+                self._events.put(ProgressChanged(f"note from the daemon: {event.message}"))
