@@ -108,13 +108,14 @@ class Session:
         async with self._changed:
             await self._changed.wait_for(lambda: self.received - self.delivered < self.max_pending or self.ended)
 
-    async def accept(self, frame: pb.Frame) -> None:
-        """Check ``frame``, copy it into its windows (out of its shared-memory slot, which is then released)."""
+    async def accept(self, frame: pb.Frame, data: dict[str, memoryview] | None = None) -> None:
+        """Check ``frame`` (its planes' bytes in ``data`` if split off, see ``planes.Received``), copy it into its
+        windows (out of its shared-memory slot, which is then released)."""
         shared = self.ring.slot(frame.index, frame.slot) if frame.HasField("slot") and self.ring else None
         if frame.HasField("slot") and self.ring is None:
             raise InvalidInput(f"frame {frame.index} names slot {frame.slot} but this session has no shared-memory ring; "
                                "send a SharedRing first (transport SHARED_MEMORY), or the planes as bytes")
-        checked = self.checker.check(frame, shared)
+        checked = self.checker.check(frame, shared, data)
         try:
             self.store.put(checked, check=self.checker.check_values)
         finally:
