@@ -171,7 +171,8 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
                 await context.write(item)
                 if finals:
                     await session.delivered_results(finals)
-            log.info("session %s done: %d frames in, %d out", session_id, session.received, session.returned)
+            log.info("session %s done: %d frames in (%d through shared memory), %d out", session_id, session.received,
+                     session.through_ring, session.returned)
         except ClientError as e:
             if session:
                 log.info("session %s ended: %s", session.id, e)

@@ -91,6 +91,7 @@ class Session:
         self.outbox = Outbox()
         self.ring: SessionRing | None = None
         self.received = 0
+        self.through_ring = 0  # of the received frames, those handed over in shared memory
         self.returned = 0  # results produced (Progress/Done report these)
         self.delivered = 0  # results written to the client (backpressure counts these)
         self.ended = False
@@ -127,6 +128,7 @@ class Session:
                     pass
                 self.outbox.put(pb.ServerMessage(released=pb.SlotsReleased(slots=[frame.slot])))
         self.checker.accepted(frame.index)
+        self.through_ring += shared is not None
         await self._notify(received=self.received + 1)
 
     async def end(self, error: ClientError | None = None) -> None:
