@@ -6,7 +6,7 @@
 cpu: the README's demo (examples/coarse_cube.mp4 + depth, 48 frames of 128x96, model tiny,
 quality preview: 4 steps, a progressive preview every step) through a real daemon (CPU,
 random weights), one warm-up round then --rounds measured ones. Per round: the front end's
-user+system CPU (/proc, the process that speaks gRPC; the model runs in the engine) against
+CPU time (its threads' /proc schedstat, ns; the process that speaks gRPC; the model runs in the engine) against
 the window's wall time (STARTED to WINDOW_DONE as the client sees it), as a percentage; then
 what that CPU is spent on, each piece timed in this process on the same data (warm, median of
 repeats) and multiplied by how often a window does it.
@@ -37,12 +37,9 @@ from c2r.client import FramePlanes, Progress, connect, pack_frame
 from c2r.client.frames import pack_plane
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ingest import cpu_seconds, make_planes  # noqa: E402
 DEMO = dict(model="tiny", quality="preview", resolution="native", seed=1)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -179,9 +176,6 @@ def stream_720p(session, frames: int, planes: FramePlanes) -> None:
 
 
 def bench_rss(args) -> dict:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_ingest import make_planes
-
     planes = make_planes(720, 1280)
     frame_mb = sum(a.nbytes for _, a in planes.arrays()) / 2**20
     window_mb = frame_mb * args.window

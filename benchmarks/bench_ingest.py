@@ -19,8 +19,8 @@ stacking happens afterwards; the model's work is not ingest: the session is then
 A cancelled window still runs in the engine until its first denoising step (seconds at 720p
 on the CPU), so every run, of any method, first waits until the engine process is idle: no
 method is measured against a busy engine.
-Daemon CPU ms/frame: user+system CPU of the daemon's front-end process over the ingest
-(/proc/<pid>/stat), per frame. Client pack ms/frame: the median of warm repeated calls of
+Daemon CPU ms/frame: CPU time of the daemon's front-end process over the ingest (its threads'
+/proc/<pid>/task/*/schedstat, nanoseconds), per frame. Client pack ms/frame: the median of warm repeated calls of
 what send() does per frame: FramePlanes -> Frame message (bytes), or the copy into a ring slot
 (shared memory). Frames: colour uint8, depth float16, normals float16 (9.7 MiB at 720p).
 Labels: CPU only; the figures are front-end work, the tiny model never runs.
@@ -62,7 +62,12 @@ def make_planes(height: int, width: int) -> FramePlanes:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process, from /proc (Linux); None elsewhere."""
+    """CPU seconds process ``pid`` has used (Linux; None elsewhere): the sum of its threads' nanosecond
+    counters (/proc/PID/task/*/schedstat), /proc/PID/stat's 10 ms ticks if those cannot be read."""
+    try:
+        return sum(int((task / "schedstat").read_text().split()[0]) for task in Path(f"/proc/{pid}/task").iterdir()) / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:

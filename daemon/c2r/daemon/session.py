@@ -9,8 +9,9 @@ Bounded memory. Backpressure counts results *delivered* (written to the client),
 produced: ``wait_for_room`` holds the handler's reads while more than ``max_pending`` frames
 wait for delivery, and gRPC flow control then slows the client down; a client that never
 reads stalls its own session at two windows of frames, never the daemon. Progressive
-previews are coalesced: the outbox keeps only the latest unsent one and sends it only when
-nothing else waits, so previews never cost more than the results.
+previews never cost more than the results: a window's estimates take turns over its frames
+(``preview_share``: with E estimates per window each sends every E-th frame), and the outbox
+keeps only the latest unsent one and sends it only when nothing else waits.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ from .window_loop import PROGRESS_KINDS, run_windows
 
 # what the outbox holds: a message, or a function making one off the event loop (PNG) | ClientError | None (finished)
 Item = pb.ServerMessage | Callable[[], pb.ServerMessage] | ClientError | None
+
+
+def preview_share(step: int, num_steps: int, every: int) -> slice:
+    """Which frames of the estimate at ``step`` go out: a window's estimates take turns (every E-th frame, E the
+    estimates a window makes), so all its previews together cost what its results cost, one message per frame."""
+    estimates = max(1, (num_steps - 1) // every) if num_steps > 0 and every > 0 else 1
+    return slice((max(step // max(every, 1), 1) - 1) % estimates, None, estimates)
 
 
 class Outbox:
@@ -126,7 +134,8 @@ class Session:
                     shared.release()
                 except BufferError:  # a view outlived the copy; the slot is reused all the same (we copied it out)
                     pass
-                self.outbox.put(pb.ServerMessage(released=pb.SlotsReleased(slots=[frame.slot])))
+                if released := self.ring.copied(frame.slot):
+                    self.outbox.put(pb.ServerMessage(released=pb.SlotsReleased(slots=released)))
         self.checker.accepted(frame.index)
         self.through_ring += shared is not None
         await self._notify(received=self.received + 1)
@@ -186,8 +195,9 @@ class Session:
                            queue_position=event.get("position", 0))
         elif kind == "preview" and self.config.preview_every:
             frames = event["preview"][window.prefix_length :]
-            self.outbox.put_preview(window.index, [self._result(window.emit_start + i, f, preview=True)
-                                                   for i, f in enumerate(frames)])
+            share = preview_share(event.get("step", 0), event.get("num_steps", 0), self.config.preview_every)
+            self.outbox.put_preview(window.index, [self._result(window.emit_start + i, frames[i], preview=True)
+                                                   for i in range(len(frames))[share]])
 
     def _progress(self, window: Window, kind: int, returned: int | None = None, **fields) -> None:
         returned = self.returned if returned is None else returned
