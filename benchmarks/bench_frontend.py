@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from c2r.client import FramePlanes, Progress, connect, pack_frame
+from c2r.client import C2RError, FramePlanes, Progress, connect, pack_frame
 from c2r.client.frames import pack_plane
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,9 +170,12 @@ def bench_cpu(args) -> dict:
 
 
 def stream_720p(session, frames: int, planes: FramePlanes) -> None:
-    for i in range(frames):
-        session.send(i, planes)
-    session.end()
+    try:
+        for i in range(frames):
+            session.send(i, planes)
+        session.end()
+    except C2RError:  # the reader stopped at --seconds and closed the session
+        pass
 
 
 def bench_rss(args) -> dict:

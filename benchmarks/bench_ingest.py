@@ -21,7 +21,7 @@ on the CPU), so every run, of any method, first waits until the engine process i
 method is measured against a busy engine.
 Daemon CPU ms/frame: CPU time of the daemon's front-end process over the ingest (its threads'
 /proc/<pid>/task/*/schedstat, nanoseconds), per frame. Client pack ms/frame: the median of warm repeated calls of
-what send() does per frame: FramePlanes -> Frame message (bytes), or the copy into a ring slot
+what send() does per frame: FramePlanes -> the encoded ClientMessage (bytes), or the copy into a ring slot
 (shared memory). Frames: colour uint8, depth float16, normals float16 (9.7 MiB at 720p).
 Labels: CPU only; the figures are front-end work, the tiny model never runs.
 Prints a table, then one JSON line.
@@ -43,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from c2r.client import FramePlanes, Progress, connect, pack_frame, shm
+from c2r.client import FramePlanes, Progress, connect, shm
+from c2r.client.frames import encode_frame
 from c2r.client.png import write_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -181,7 +182,7 @@ def warm_median_ms(fn, repeats: int = 15) -> float:
 def pack_times(planes: FramePlanes) -> dict[str, float]:
     ring = shm.FrameRing(1, shm.slot_bytes_for(planes))
     try:
-        return {"gRPC bytes": warm_median_ms(lambda: pack_frame(0, planes)),
+        return {"gRPC bytes": warm_median_ms(lambda: encode_frame(0, planes)),
                 "shared memory": warm_median_ms(lambda: ring.write(0, 0, planes))}
     finally:
         ring.close()
@@ -212,7 +213,7 @@ def main() -> int:
 
     load_at_start = os.getloadavg()[0]
     planes = make_planes(args.height, args.width)
-    frame_bytes = pack_frame(0, planes).ByteSize() + 8  # + the ClientMessage oneof tag and length prefix, about
+    frame_bytes = len(encode_frame(0, planes))  # the ClientMessage a session sends, exactly
     with tempfile.TemporaryDirectory(prefix="c2r-bench-") as tmp:
         daemon_args = ("--state-dir", f"{tmp}/state", "--output-root", f"{tmp}/out", "--preview-port", "0", "--device", "cpu")
         with connect(f"127.0.0.1:{free_port()}", model="tiny", daemon_args=daemon_args, timeout=60) as client:

@@ -256,6 +256,10 @@ def test_previews_never_outnumber_the_results(daemon):
     previews = [r.index for r in results if r.preview]
     assert [r.index for r in results if not r.preview] == list(range(17))
     assert previews and len(previews) == len(set(previews)) <= 17, previews
+    short = session_config(steps=4, preview_every=1, window=5, overlap=0)  # 2 frames, 3 estimates: one has no turn
+    messages, error = collect(daemon.stub().Realify(stream(short, (frame(i) for i in range(2)))))
+    assert error is None, error
+    assert [m.result.index for m in messages if m.WhichOneof("kind") == "result" and not m.result.preview] == [0, 1]
 
 
 def test_png_result_encoding(daemon):

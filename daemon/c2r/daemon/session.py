@@ -61,8 +61,9 @@ class Outbox:
         self._ready.set()
 
     def put_preview(self, window: int, frames: list[Callable[[], pb.ServerMessage]]) -> None:
-        self.preview = (window, frames)  # replaces an unsent one: only the latest estimate matters
-        self._ready.set()
+        if frames:  # an estimate whose turn has no frame (a window shorter than its estimates) sends nothing
+            self.preview = (window, frames)  # replaces an unsent one: only the latest estimate matters
+            self._ready.set()
 
     def drop_previews(self, window: int) -> None:
         """Window ``window``'s finals are queued: its estimates are stale."""
@@ -144,6 +145,8 @@ class Session:
         """No more frames: flush the windows of what arrived, then finish (or fail with ``error``)."""
         if not self.ended:
             self.error = error
+            if self.ring is not None and (released := self.ring.unreleased()):
+                self.outbox.put(pb.ServerMessage(released=pb.SlotsReleased(slots=released)))
             await self._notify(ended=True)
 
     async def delivered_results(self, count: int) -> None:

@@ -3,7 +3,7 @@
 The daemon maps the client's segment, reads each frame's planes as views of its slot
 (``FrameChecker.check(frame, ring.slot(i))``), copies them into its own store, and only
 then releases the slot: in batches of half the ring (``copied``), one SlotsReleased message
-per batch instead of one per frame. The client never waits on a batch: while it waits for a
+per batch instead of one per frame, and the rest when the input ends (``unreleased``). The client never waits on a batch: while it waits for a
 slot, the daemon holds fewer than half the ring copied and the rest still to read. It unlinks the segment's name as soon as it has mapped it (the memory
 lives while either side maps it), so nothing is left in /dev/shm whoever crashes later; a
 client that died before offering its ring is swept by its dead pid (``ipc.sweep_stale_segments``).
@@ -57,6 +57,11 @@ class SessionRing:
         self._copied.append(slot)
         if len(self._copied) < self.release_batch:
             return []
+        batch, self._copied = self._copied, []
+        return batch
+
+    def unreleased(self) -> list[int]:
+        """The slots copied out but not yet released (the input ended: they go now)."""
         batch, self._copied = self._copied, []
         return batch
 
