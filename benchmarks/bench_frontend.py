@@ -116,7 +116,7 @@ def breakdown(frames: list[FramePlanes], steps: int) -> dict[str, float]:
             "window to the engine: RunWindow handle": warm_ms(lambda: pack(run, buffers)),
             "results back: shm handle, copied out": warm_ms(result_round_trip),
             "results out: RGB8 planes packed": warm_ms(lambda: [pack_plane(f) for f in out]),
-            f"previews out: {steps - 1} coalesced estimates packed (at most)": (steps - 1) * warm_ms(
+            f"previews out: {steps - 1} estimates taking turns, one frame each in all, packed": warm_ms(
                 lambda: [pack_plane(f) for f in out]),
         }
         store.close()
@@ -138,7 +138,9 @@ def bench_cpu(args) -> dict:
                         session.send(i, f)
                     session.end()
                     started = done = None
+                    received = 0
                     for event in session.events():
+                        received += 1
                         if isinstance(event, Progress) and event.kind == "started" and started is None:
                             started = time.perf_counter()
                         if isinstance(event, Progress) and event.kind == "window_done":
@@ -146,6 +148,7 @@ def bench_cpu(args) -> dict:
                         if isinstance(event, Progress) and event.kind == "step":
                             steps = max(steps, event.num_steps)
                     cpu = cpu_seconds(pid) - cpu_before
+                    messages = len(frames) + received  # frames in, and results, previews, progress, done out
                 if round_index:
                     walls.append(done - started)
                     cpus.append(cpu)
@@ -159,12 +162,13 @@ def bench_cpu(args) -> dict:
             ("front-end CPU / window wall", f"{statistics.median(shares):8.2f} %  ({min(shares):.2f}-{max(shares):.2f})")]
     rows += [(f"  {name}", f"{ms:8.2f} ms") for name, ms in pieces.items()]
     rest = statistics.median(cpus) * 1e3 - sum(pieces.values())
-    rows.append(("  the rest: gRPC reads/writes of every message, asyncio, engine events", f"{rest:8.2f} ms (total minus the above)"))
+    rows.append((f"  the rest: gRPC reads/writes of {messages} messages (+ ring, slot releases), asyncio, engine events",
+                 f"{rest:8.2f} ms (total minus the above)"))
     rows.append(("load average (1 min)", f"{os.getloadavg()[0]:8.2f} on {os.cpu_count()} CPUs"))
     return {"rows": rows, "json": {"bench": "frontend_cpu", "label": "CPU, random weights, tiny preview demo",
                                    "window_ms": round(statistics.median(walls) * 1e3, 1),
                                    "frontend_cpu_ms": round(statistics.median(cpus) * 1e3, 2),
-                                   "frontend_share_pct": round(statistics.median(shares), 3),
+                                   "frontend_share_pct": round(statistics.median(shares), 3), "messages": messages,
                                    "breakdown_ms": {k: round(v, 3) for k, v in pieces.items()},
                                    "load_average": round(os.getloadavg()[0], 2)}}
 
