@@ -16,9 +16,12 @@ For the sessions the window is exactly --frames long, so the model cannot start 
 last frame arrived; the daemon reports the complete window QUEUED and that event stops the
 clock. By then every frame was received, checked and copied into its window buffer (no
 stacking happens afterwards; the model's work is not ingest: the session is then cancelled).
-Daemon CPU ms/frame: user+system CPU of the daemon's front-end process over the ingest
-(/proc/<pid>/stat), per frame. Client pack ms/frame: the median of warm repeated calls of
-what send() does per frame: FramePlanes -> Frame message (bytes), or the copy into a ring slot
+A cancelled window still runs in the engine until its first denoising step (seconds at 720p
+on the CPU), so every run, of any method, first waits until the engine process is idle: no
+method is measured against a busy engine.
+Daemon CPU ms/frame: CPU time of the daemon's front-end process over the ingest (its threads'
+/proc/<pid>/task/*/schedstat, nanoseconds), per frame. Client pack ms/frame: the median of warm repeated calls of
+what send() does per frame: FramePlanes -> the encoded ClientMessage (bytes), or the copy into a ring slot
 (shared memory). Frames: colour uint8, depth float16, normals float16 (9.7 MiB at 720p).
 Labels: CPU only; the figures are front-end work, the tiny model never runs.
 Prints a table, then one JSON line.
@@ -40,8 +43,12 @@ from pathlib import Path
 
 import numpy as np
 
-from c2r.client import FramePlanes, Progress, connect, pack_frame, shm
+from c2r.client import FramePlanes, Progress, connect, shm
+from c2r.client.frames import encode_frame
 from c2r.client.png import write_png
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rounds import interleaved  # noqa: E402
 
 METHODS = ("shared memory", "gRPC bytes", "raw TCP", "PNG on disk")
 
@@ -56,12 +63,29 @@ def make_planes(height: int, width: int) -> FramePlanes:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process, from /proc (Linux); None elsewhere."""
+    """CPU seconds process ``pid`` has used (Linux; None elsewhere): the sum of its threads' nanosecond
+    counters (/proc/PID/task/*/schedstat), /proc/PID/stat's 10 ms ticks if those cannot be read."""
+    try:
+        return sum(int((task / "schedstat").read_text().split()[0]) for task in Path(f"/proc/{pid}/task").iterdir()) / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(pid: int, timeout: float = 60.0) -> None:
+    """Until process ``pid`` (the engine) used under 2 % of a CPU over 0.5 s."""
+    deadline = time.monotonic() + timeout
+    before = cpu_seconds(pid)
+    while before is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = cpu_seconds(pid)
+        if now - before < 0.01:
+            return
+        before = now
 
 
 def bench_session(client, frames: int, planes: FramePlanes, shared_memory: bool) -> tuple[float, float | None]:
@@ -158,7 +182,7 @@ def warm_median_ms(fn, repeats: int = 15) -> float:
 def pack_times(planes: FramePlanes) -> dict[str, float]:
     ring = shm.FrameRing(1, shm.slot_bytes_for(planes))
     try:
-        return {"gRPC bytes": warm_median_ms(lambda: pack_frame(0, planes)),
+        return {"gRPC bytes": warm_median_ms(lambda: encode_frame(0, planes)),
                 "shared memory": warm_median_ms(lambda: ring.write(0, 0, planes))}
     finally:
         ring.close()
@@ -180,58 +204,62 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (after one warm-up round)")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+                        help="handoffs to run (raw TCP always runs: the others are given relative to it)")
     args = parser.parse_args()
+    args.methods = [m for m in METHODS if m in args.methods or m == "raw TCP"]
     if (args.frames - 1) % 4:
         parser.error(f"--frames {args.frames}: use 4k+1 frames (e.g. 41), the window rule the session must follow")
 
+    load_at_start = os.getloadavg()[0]
     planes = make_planes(args.height, args.width)
-    frame_bytes = pack_frame(0, planes).ByteSize() + 8  # + the ClientMessage oneof tag and length prefix, about
-    seconds: dict[str, list[float]] = {m: [] for m in METHODS}
-    cpu_ms: dict[str, list[float]] = {"shared memory": [], "gRPC bytes": []}
+    frame_bytes = len(encode_frame(0, planes))  # the ClientMessage a session sends, exactly
     with tempfile.TemporaryDirectory(prefix="c2r-bench-") as tmp:
         daemon_args = ("--state-dir", f"{tmp}/state", "--output-root", f"{tmp}/out", "--preview-port", "0", "--device", "cpu")
         with connect(f"127.0.0.1:{free_port()}", model="tiny", daemon_args=daemon_args, timeout=60) as client:
-            runs = {
+            engine = int(Path(f"{tmp}/state/engine-0.pid").read_text())
+            methods = {
                 "shared memory": lambda: bench_session(client, args.frames, planes, True),
                 "gRPC bytes": lambda: bench_session(client, args.frames, planes, False),
                 "raw TCP": lambda: (bench_tcp(args.frames, frame_bytes), None),
                 "PNG on disk": lambda: (bench_png(args.frames, planes), None),
             }
-            for round_index in range(args.rounds + 1):
-                order = METHODS[round_index % len(METHODS):] + METHODS[: round_index % len(METHODS)]
-                for method in order:
-                    elapsed, cpu = runs[method]()
-                    if round_index == 0:
-                        continue  # warm-up
-                    seconds[method].append(elapsed)
-                    if cpu is not None:
-                        cpu_ms[method].append(cpu * 1e3 / args.frames)
+
+            def measured(method):
+                def run() -> dict:
+                    wait_until_idle(engine)
+                    elapsed, cpu = methods[method]()
+                    return {"fps": args.frames / elapsed, "cpu_ms": None if cpu is None else cpu * 1e3 / args.frames}
+                return run
+
+            samples = interleaved({m: measured(m) for m in args.methods}, args.rounds)
             pack_ms = pack_times(planes)
 
     mib = frame_bytes / 2**20
-    fps = {m: [args.frames / s for s in seconds[m]] for m in METHODS}
+    fps = {m: [r["fps"] for r in samples[m]] for m in samples}
+    cpu_ms = {m: [r["cpu_ms"] for r in samples[m]] for m in samples if samples[m][0]["cpu_ms"] is not None}
     tcp = statistics.median(fps["raw TCP"])
     rows = [("frame", f"{args.width}x{args.height} rgb8 + depth f16 + normals f16 = {mib:.1f} MiB; {args.frames} frames per run, "
                       f"{args.rounds} rounds (+1 warm-up), median (min-max); CPU only, the model never runs")]
-    for m in METHODS:
+    for m in fps:
         rows.append((f"{m} frames/s", f"{spread(fps[m])}   = {statistics.median(fps[m]) / tcp:5.2f}x raw TCP"))
     for m in cpu_ms:
-        if cpu_ms[m]:
-            rows.append((f"daemon CPU/frame, {m}", f"{spread(cpu_ms[m])} ms (front end, outside the model)"))
+        rows.append((f"daemon CPU/frame, {m}", f"{spread(cpu_ms[m])} ms (front end, outside the model)"))
     for m, ms in pack_ms.items():
         rows.append((f"client pack/frame, {m}", f"{ms:8.2f} ms (median of 15 warm calls)"))
-    rows.append(("load average (1 min)", f"{os.getloadavg()[0]:8.2f} on {os.cpu_count()} CPUs (other work slows every figure)"))
+    rows.append(("load average (1 min)", f"{load_at_start:8.2f} at the start, {os.getloadavg()[0]:.2f} at the end, on "
+                                         f"{os.cpu_count()} CPUs (other work slows every figure)"))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print(json.dumps({
         "bench": "ingest", "label": "CPU, loopback, tiny model never runs", "width": args.width, "height": args.height,
         "frames": args.frames, "rounds": args.rounds, "frame_mib": round(mib, 2),
-        "fps_median": {m: round(statistics.median(fps[m]), 2) for m in METHODS},
-        "over_tcp": {m: round(statistics.median(fps[m]) / tcp, 3) for m in METHODS},
-        "daemon_cpu_ms_per_frame": {m: round(statistics.median(v), 2) for m, v in cpu_ms.items() if v},
+        "fps_median": {m: round(statistics.median(v), 2) for m, v in fps.items()},
+        "over_tcp": {m: round(statistics.median(v) / tcp, 3) for m, v in fps.items()},
+        "daemon_cpu_ms_per_frame": {m: round(statistics.median(v), 2) for m, v in cpu_ms.items()},
         "client_pack_ms_per_frame": {m: round(v, 2) for m, v in pack_ms.items()},
-        "load_average": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
+        "load_average": [round(load_at_start, 2), round(os.getloadavg()[0], 2)], "cpus": os.cpu_count(),
     }))  # fmt: skip
     return 0
 

@@ -6,6 +6,7 @@ process that is SIGKILLed mid-session.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import grpc
 import numpy as np
 import pytest
 
-from c2r.client import connect, shm
+from c2r.client import aio, connect, shm
 from c2r.v1 import coarse2real_pb2 as pb
 from daemon_process import start_daemon
 from daemon_wire import collect, finals, frame, session_config
@@ -68,6 +69,31 @@ def test_a_loopback_client_picks_shared_memory_gets_the_same_frames_and_leaves_n
     wait_for(lambda: not segments_of(os.getpid(), daemon.engine_pid()), "the client's ring and the engine's results to go")
     warm = sum((SHM / name).stat().st_size for name in segments_of(daemon.proc.pid))
     assert warm <= 1024 * 2**20, "window buffers kept warm stay within --session-memory-mb (default 1024)"
+
+
+def test_the_asyncio_client_picks_shared_memory_too_and_leaves_nothing(daemon):
+    frames = clip(11)  # more frames than the ring's 8 slots: sending waits for slots the daemon released
+
+    async def run_async(shared_memory: bool | None) -> tuple[str, bool, list[np.ndarray]]:
+        async with await aio.connect(daemon.address, token=daemon.token, start_daemon=False) as client:
+            assert client.same_host()
+            async with await client.realify(buffers=("color", "depth", "normals"), shared_memory=shared_memory,
+                                            **FAST) as session:
+                for i, (color, depth, normals) in enumerate(frames):
+                    await session.send(i, color, depth, normals)
+                await session.end()
+                images = [r.image async for r in session.results()]
+                return session.session_id, session.shared_memory, images
+
+    session_id, used, by_memory = asyncio.run(run_async(None))
+    assert used, "a loopback daemon that offers shared memory gets it from the asyncio client too"
+    bytes_id, used, by_bytes = asyncio.run(run_async(False))
+    assert not used and len(by_bytes) == len(by_memory) == 11
+    assert all(np.array_equal(a, b) for a, b in zip(by_bytes, by_memory)), "bytes in the stream give the very same frames"
+    log = daemon.log()
+    assert f"session {session_id} done: 11 frames in (11 through shared memory), 11 out" in log
+    assert f"session {bytes_id} done: 11 frames in (0 through shared memory), 11 out" in log
+    wait_for(lambda: not segments_of(os.getpid(), daemon.engine_pid()), "the client's ring and the engine's results to go")
 
 
 def test_a_killed_client_leaves_no_segment_and_the_daemon_serves_on(daemon, tmp_path):

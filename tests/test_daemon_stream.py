@@ -246,6 +246,22 @@ def test_progressive_previews_come_before_the_final_frames(daemon):
     assert last_preview < first_final
 
 
+def test_previews_never_outnumber_the_results(daemon):
+    """4 steps, an estimate after each of the first 3: the estimates take turns over the window's frames, so a
+    client gets at most one preview message per result (each frame previewed once at most)."""
+    config = session_config(steps=4, preview_every=1, window=9, overlap=1)
+    messages, error = collect(daemon.stub().Realify(stream(config, (frame(i) for i in range(17)))))
+    assert error is None, error
+    results = [m.result for m in messages if m.WhichOneof("kind") == "result"]
+    previews = [r.index for r in results if r.preview]
+    assert [r.index for r in results if not r.preview] == list(range(17))
+    assert previews and len(previews) == len(set(previews)) <= 17, previews
+    short = session_config(steps=4, preview_every=1, window=5, overlap=0)  # 2 frames, 3 estimates: one has no turn
+    messages, error = collect(daemon.stub().Realify(stream(short, (frame(i) for i in range(2)))))
+    assert error is None, error
+    assert [m.result.index for m in messages if m.WhichOneof("kind") == "result" and not m.result.preview] == [0, 1]
+
+
 def test_png_result_encoding(daemon):
     messages, error = collect(daemon.stub().Realify(stream(session_config(result_encoding=pb.PNG), (frame(i) for i in range(2)))))
     assert error is None, error

@@ -142,3 +142,54 @@ def test_preview_sessions_run_the_default_model_on_its_small_sibling_without_its
     assert (final.model, final.lora) == ("tiny-a14b", str(lora.resolve()))
     chosen = resolve(pb.SessionConfig(protocol_major=1, quality="preview", model="tiny-a14b"), models, settings)
     assert chosen.model == "tiny-a14b"  # a model the session names explicitly is kept
+
+
+def test_finite_checks_agree_with_ieee_754_on_every_float16_and_the_float32_edges():
+    """The reductions on integer views against numpy's own isfinite/signbit, one value per frame, every float16."""
+    from c2r.daemon.frame_check import FrameChecker, has_non_finite
+
+    checker = FrameChecker(["color", "depth"])
+    f32_edges = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, -np.nan, 3.4e38, -3.4e38, 1e-45, -1e-45],
+                         np.float32)
+    for values in (np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16), f32_edges):
+        with np.errstate(invalid="ignore"):
+            for v in values:
+                one = np.full((2, 2), v)
+                assert has_non_finite(one) == (not np.isfinite(v)), f"{v!r} ({v.dtype})"
+                refuse = (not np.isfinite(v)) or (np.signbit(v) and v != 0)  # a lone -inf/NaN depth: nothing finite
+                try:
+                    checker.check_values(0, {"depth": one})
+                except InvalidInput:
+                    assert refuse, f"{v!r} ({v.dtype}) as the only depth value was refused"
+                else:
+                    assert not refuse, f"{v!r} ({v.dtype}) as the only depth value passed"
+    mixed = np.array([[2.0, np.nan], [-0.0, np.inf]], np.float16)  # sky, missing and -0 beside real depth: fine
+    checker.check_values(0, {"depth": mixed})
+    mixed[0, 1] = -0.5
+    with pytest.raises(InvalidInput, match="min -0.5"):
+        checker.check_values(0, {"depth": mixed})
+
+
+def test_frames_written_and_split_outside_protobuf_are_plain_client_messages():
+    """encode_frame's bytes parse as the Frame pack_frame builds; split_frame_data hands back the very pixel bytes
+    and a message protobuf parses to the same fields, and leaves anything unusual to protobuf."""
+    from c2r.client.frames import FramePlanes, encode_frame, pack_frame, split_frame_data
+    from c2r.daemon.planes import decode_client_message
+    from c2r.v1 import coarse2real_pb2 as pb
+
+    rng = np.random.default_rng(1)
+    planes = FramePlanes(rng.integers(0, 256, (5, 7, 3), dtype=np.uint8), rng.random((5, 7)).astype(np.float32),
+                         rng.random((5, 7, 3)).astype(np.float16), rng.random((5, 7)).astype(np.float16))
+    raw = encode_frame(300, planes)
+    assert pb.ClientMessage.FromString(raw) == pb.ClientMessage(frame=pack_frame(300, planes))
+    received = decode_client_message(raw)
+    assert received.size == len(raw) and received.message.frame.index == 300
+    for name, array in planes.arrays():
+        assert bytes(received.data[name]) == array.astype(array.dtype.newbyteorder("<")).tobytes()
+        assert getattr(received.message.frame, name).data == b""
+        assert list(getattr(received.message.frame, name).shape) == list(array.shape)
+    twice = raw + pb.ClientMessage(frame=pb.Frame(color=pb.Plane(data=b"xy"))).SerializeToString()  # protobuf merges
+    assert split_frame_data(twice) is None and decode_client_message(twice).message.frame.color.data == b"xy"
+    for other in (pb.ClientMessage(config=pb.SessionConfig(prompt="p")), pb.ClientMessage(end=pb.EndOfStream())):
+        assert decode_client_message(other.SerializeToString()).message == other
+    assert split_frame_data(raw[:-3]) is None  # truncated: protobuf's parser says so (DecodeError)

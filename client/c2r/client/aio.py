@@ -7,7 +7,9 @@
             async for event in session.events(): ...
 
 ``send`` awaits gRPC flow control (backpressure); a reader task drains the daemon's
-replies so sending everything before reading cannot deadlock the stream.
+replies so sending everything before reading cannot deadlock the stream. Frames leave as the
+synchronous session's do (``session.FrameHandoff``): in a shared-memory ring for a loopback
+daemon that offers it, else as bytes in the stream.
 """
 
 from __future__ import annotations
@@ -20,12 +22,11 @@ import grpc
 from c2r.v1 import coarse2real_pb2 as pb
 
 from .client import Connection, job_spec, negotiate
-from .config import info_request, plan_request, session_config
+from .config import info_request, plan_request
 from .errors import C2RError, Cancelled, DaemonUnavailable, InvalidInput, from_rpc_error, session_lost
 from .events import Event, EventDecoder, Result
-from .frames import FramePlanes, check_message_size, pack_frame
 from .launcher import ensure_daemon
-from .session import RETRY_DELAYS
+from .session import RETRY_DELAYS, FrameHandoff, Request, frame_planes
 from .transport import DEFAULT_ADDRESS
 
 _CLOSE = object()
@@ -41,7 +42,9 @@ class AsyncSession:
         self.warnings = list(started.warnings)
         self.frames_sent = 0
         self._call = call
-        self._max_message_bytes = max_message_bytes
+        self._handoff = FrameHandoff(started.effective.transport == pb.SHARED_MEMORY, max_message_bytes, self.warnings)
+        self._ring_status: asyncio.Queue[pb.RingStatus] = asyncio.Queue()
+        self._free_slots: asyncio.Queue[int] = asyncio.Queue()
         self._decoder = EventDecoder()
         self._inbox: asyncio.Queue = asyncio.Queue()
         self._ended = False
@@ -49,12 +52,18 @@ class AsyncSession:
         self._failure: C2RError | None = None
         self._reader = asyncio.ensure_future(self._read())
 
+    @property
+    def shared_memory(self) -> bool:
+        """As Session.shared_memory."""
+        return self._handoff.shared_memory
+
     @classmethod
-    async def open(cls, stub, metadata, config: pb.SessionConfig, address: str, max_message_bytes: int) -> "AsyncSession":
-        """Start the stream; a connection dropped before SessionStarted is retried with backoff."""
+    async def open(cls, open_call, config: pb.SessionConfig, address: str, max_message_bytes: int) -> "AsyncSession":
+        """Start the stream (``open_call()``: a new Realify call); a connection dropped before SessionStarted is
+        retried with backoff."""
         delays = iter(RETRY_DELAYS)
         while True:
-            call = stub.Realify(metadata=metadata)
+            call = open_call()
             try:
                 await call.write(pb.ClientMessage(config=config))
                 first = await call.read()
@@ -72,8 +81,15 @@ class AsyncSession:
     async def _read(self) -> None:
         try:
             while (message := await self._call.read()) is not grpc.aio.EOF:
-                for event in self._decoder.decode(message):
-                    self._inbox.put_nowait(event)
+                kind = message.WhichOneof("kind")
+                if kind == "released":
+                    for slot in message.released.slots:
+                        self._free_slots.put_nowait(slot)
+                elif kind == "ring":
+                    self._ring_status.put_nowait(message.ring)
+                else:
+                    for event in self._decoder.decode(message):
+                        self._inbox.put_nowait(event)
         except grpc.RpcError as error:
             self._failure = from_rpc_error(error, self.address)
             if isinstance(self._failure, DaemonUnavailable):
@@ -100,18 +116,36 @@ class AsyncSession:
                 yield event
 
     async def send(self, index: int, *planes, **named) -> None:
-        """Frame ``index``: a ``FramePlanes`` or its planes as ``FramePlanes`` takes them, as bytes in the stream."""
-        if self._failure is not None:
-            raise self._failure
-        if self._cancelled or self._ended:
-            raise InvalidInput(f"session {self.session_id} has ended; start a new session to send more frames")
-        frame_planes = planes[0] if len(planes) == 1 and isinstance(planes[0], FramePlanes) and not named else None
-        frame = pack_frame(index, frame_planes or FramePlanes(*planes, **named))
-        check_message_size(frame, self._max_message_bytes)
-        await self._write(pb.ClientMessage(frame=frame))
+        """Frame ``index``: a ``FramePlanes`` or its planes as ``FramePlanes`` takes them; awaits a free
+        shared-memory slot, then gRPC flow control (backpressure)."""
+        self._check_open()
+        checked = frame_planes(index, planes, named)
+        if (offer := self._handoff.offer(checked)) is not None:
+            await self._write(offer)
+            for slot in self._handoff.answered(await self._next(self._ring_status)):
+                self._free_slots.put_nowait(slot)
+        slot = await self._next(self._free_slots) if self._handoff.in_ring(checked) else None
+        self._check_open()
+        await self._write(self._handoff.encode(index, checked, slot))
         self.frames_sent += 1
 
-    async def _write(self, message: pb.ClientMessage) -> None:
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._cancelled or self._ended or self._reader.done():
+            raise InvalidInput(f"session {self.session_id} has ended; start a new session to send more frames")
+
+    async def _next(self, q: asyncio.Queue):
+        """The next item of ``q``, filled by the reader; raises what ended the session meanwhile."""
+        getter = asyncio.ensure_future(q.get())
+        await asyncio.wait([getter, self._reader], return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            return getter.result()
+        getter.cancel()
+        self._check_open()
+        raise InvalidInput(f"session {self.session_id} has ended; start a new session to send more frames")
+
+    async def _write(self, message: Request) -> None:
         try:
             await self._call.write(message)
         except (grpc.RpcError, asyncio.InvalidStateError):
@@ -144,6 +178,7 @@ class AsyncSession:
             if not done:
                 self._call.cancel()
                 await asyncio.wait([self._reader], timeout=5.0)
+        self._handoff.close()
 
     async def __aenter__(self) -> "AsyncSession":
         return self
@@ -173,12 +208,15 @@ class AsyncClient(Connection):
     async def handshake(self) -> pb.InfoReply:
         info = await self.info()
         self.max_message_bytes = negotiate(info, self.address)
+        self.daemon_info = info
         return info
 
-    async def realify(self, buffers: Sequence[str] = ("color", "depth"), **options) -> AsyncSession:
-        """Open a session; ``options`` are Client.realify's keyword arguments."""
-        config = session_config(buffers=buffers, **options)
-        return await AsyncSession.open(self._stub, self._metadata, config, self.address, self.max_message_bytes)
+    async def realify(self, buffers: Sequence[str] = ("color", "depth"), shared_memory: bool | None = None,
+                      **options) -> AsyncSession:
+        """Open a session; the arguments are Client.realify's (``shared_memory`` None: picked for a loopback daemon)."""
+        return await AsyncSession.open(lambda: self._realify(metadata=self._metadata),
+                                       self._session_config(buffers, shared_memory, options), self.address,
+                                       self.max_message_bytes)
 
     async def submit_job(self, input: str, output: str, depth: str = "", normals: str = "", format: str = "",
                          fps: float = 0.0, **options) -> pb.Job:

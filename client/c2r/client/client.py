@@ -13,12 +13,14 @@ from c2r.v1 import coarse2real_pb2_grpc as pb_grpc
 
 from .config import PROTOCOL_MAJOR, PROTOCOL_MINOR, info_request, plan_request, session_config
 from .errors import C2RError, InvalidInput, VersionMismatch, from_rpc_error
+from .frames import serialized
 from .launcher import EmbeddedDaemon, ensure_daemon
 from .session import Session
 from .transport import DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, auth_metadata, channel_options, is_local, split_address
 
 log = logging.getLogger("c2r.client")
 
+REALIFY = f"/{pb.DESCRIPTOR.services_by_name['Coarse2Real'].full_name}/Realify"  # the method's gRPC path
 OUTPUT_FORMATS = {"": pb.OUTPUT_FORMAT_UNSPECIFIED, "mp4": pb.MP4, "png": pb.PNG_SEQUENCE, "exr": pb.EXR_SEQUENCE}
 
 
@@ -70,7 +72,21 @@ class Connection:
         self._metadata = auth_metadata(token)
         self._channel = self.open_channel(address, options=channel_options())
         self._stub = pb_grpc.Coarse2RealStub(self._channel)
+        # Realify taking frames already encoded (frames.encode_frame): gRPC sends their bytes as they are
+        self._realify = self._channel.stream_stream(REALIFY, request_serializer=serialized,
+                                                    response_deserializer=pb.ServerMessage.FromString)
         self.daemon_info: pb.InfoReply | None = None  # from the handshake
+
+    def same_host(self) -> bool:
+        """Shared memory is worth asking for: a loopback daemon that offers it (GetInfo.capabilities.shared_memory)."""
+        return is_local(self.address) and self.daemon_info is not None and self.daemon_info.capabilities.shared_memory
+
+    def _session_config(self, buffers: Sequence[str], shared_memory: bool | None, options: dict) -> pb.SessionConfig:
+        """The SessionConfig to open a session with; transport SHARED_MEMORY when ``shared_memory`` (None: same_host())."""
+        config = session_config(buffers=buffers, **options)
+        if self.same_host() if shared_memory is None else shared_memory:
+            config.transport = pb.SHARED_MEMORY
+        return config
 
 
 class Client(Connection):
@@ -101,10 +117,6 @@ class Client(Connection):
         self.daemon_info = info
         return info
 
-    def same_host(self) -> bool:
-        """Shared memory is worth asking for: a loopback daemon that offers it (GetInfo.capabilities.shared_memory)."""
-        return is_local(self.address) and self.daemon_info is not None and self.daemon_info.capabilities.shared_memory
-
     def realify(self, buffers: Sequence[str] = ("color", "depth"), shared_memory: bool | None = None, **options) -> Session:
         """Open a session; returns once the daemon has accepted the config (SessionStarted).
 
@@ -116,12 +128,9 @@ class Client(Connection):
         ``shared_memory``: hand frames over in shared memory; None (default) picks it for a
         loopback daemon that offers it, False always sends bytes in the stream.
         """
-        config = session_config(buffers=buffers, **options)
-        if self.same_host() if shared_memory is None else shared_memory:
-            config.transport = pb.SHARED_MEMORY
         return Session(
-            lambda requests: self._stub.Realify(requests, metadata=self._metadata),
-            config,
+            lambda requests: self._realify(requests, metadata=self._metadata),
+            self._session_config(buffers, shared_memory, options),
             self.address,
             self.max_message_bytes,
         )

@@ -48,9 +48,10 @@ def unpack_plane(plane: pb.Plane) -> np.ndarray:
     dtype = NUMPY_DTYPES[plane.dtype].newbyteorder("<")
     shape = tuple(plane.shape)
     expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow whatever the shape
-    if len(plane.data) != expected:
-        raise InvalidInput(f"plane of shape {shape} {dtype.name} needs {expected} bytes, got {len(plane.data)}")
-    return np.frombuffer(plane.data, dtype=dtype).reshape(shape)
+    data = plane.data  # once: each read of a protobuf bytes field is a copy
+    if len(data) != expected:
+        raise InvalidInput(f"plane of shape {shape} {dtype.name} needs {expected} bytes, got {len(data)}")
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
 PLANE_NAMES = ("color", "depth", "normals", "edges")  # wire order (and the shared-memory slot order)
@@ -122,24 +123,129 @@ def pack_frame(index: int, planes: FramePlanes) -> pb.Frame:
     return frame
 
 
-# Bytes of a Frame message beyond its planes' pixel data (indices, shapes, tags), rounded up.
-FRAME_OVERHEAD = 1024
-
-
-def frame_bytes(frame: pb.Frame) -> int:
-    """A Frame's size on the wire, about: its planes' data plus a fixed overhead.
-
-    Both ends measure frames this way instead of calling ByteSize(), which walks the whole
-    message and costs several milliseconds per 720p frame.
-    """
-    return FRAME_OVERHEAD + sum(len(getattr(frame, slot).data) for slot in ("color", "depth", "normals", "edges"))
-
-
-def check_message_size(frame: pb.Frame, limit: int) -> None:
-    """Refuse a frame the daemon would reject as oversize, with the ways to make it fit."""
-    size = frame_bytes(frame)
+def check_message_size(size: int, index: int, limit: int) -> None:
+    """Refuse a frame message of ``size`` bytes that the daemon would reject as oversize, with the ways to make it fit."""
     if size > limit:
         raise InvalidInput(
-            f"frame {frame.index} is {size / 2**20:.1f} MiB, over the daemon's {limit / 2**20:.0f} MiB message limit: "
+            f"frame {index} is {size / 2**20:.1f} MiB, over the daemon's {limit / 2**20:.0f} MiB message limit: "
             "lower the resolution, send colour as uint8 or half float, or send depth/normals as float16"
         )
+
+
+# ---------------------------------------------------------------- frames on the wire, pixels outside protobuf
+#
+# Protobuf (upb) copies a bytes field whenever it is set, serialised, parsed or read: four or
+# more copies of a 10 MB 720p frame. So a Realify stream's frames are written by
+# ``encode_frame`` (protobuf encodes every field but the pixels, which are joined in once) and
+# read by ``split_frame_data`` (the pixel bytes become views of the received message; protobuf
+# parses the rest). The bytes on the wire are a plain ClientMessage either way: protobuf
+# accepts fields in any order, and anything unusual (a repeated plane, a malformed length) is
+# left to protobuf's own parser.
+
+_FRAME = pb.ClientMessage.DESCRIPTOR.fields_by_name["frame"].number
+_PLANE_NUMBERS = {name: pb.Frame.DESCRIPTOR.fields_by_name[name].number for name in PLANE_NAMES}
+_PLANES = {number: name for name, number in _PLANE_NUMBERS.items()}
+_DATA = pb.Plane.DESCRIPTOR.fields_by_name["data"].number
+_LEN = 2  # the length-delimited wire type
+
+
+def serialized(message) -> bytes:
+    """The Realify stream's serializer (both ends): a message, or one already encoded (``encode_frame``)."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(number: int, payload_length: int) -> bytes:
+    """Tag and length of a length-delimited field."""
+    return _varint(number << 3 | _LEN) + _varint(payload_length)
+
+
+def encode_frame(index: int, planes: FramePlanes) -> bytes:
+    """The ClientMessage carrying frame ``index`` with ``planes`` as bytes in the stream: one copy of the pixels."""
+    planes.check(index)
+    head = frame_message(index, planes).SerializeToString()
+    parts: list = [head]
+    for name, array in planes.arrays():
+        little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        header = pb.Plane(dtype=DTYPES[array.dtype.newbyteorder("=")], shape=list(array.shape)).SerializeToString()
+        data = _field(_DATA, little.nbytes)
+        parts += [_field(_PLANE_NUMBERS[name], len(header) + len(data) + little.nbytes), header, data, little.reshape(-1).view(np.uint8)]
+    frame_length = sum(len(p) if isinstance(p, bytes) else p.nbytes for p in parts)
+    return b"".join([_field(_FRAME, frame_length), *parts])
+
+
+def _read_varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < end and shift < 64:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+    raise ValueError("truncated varint")
+
+
+def _fields(buf: memoryview, pos: int, end: int) -> list[tuple[int, int, int, int]]:
+    """(number, start, value start, end) of each field in buf[pos:end]; value start is -1 unless length-delimited."""
+    fields = []
+    while pos < end:
+        start = pos
+        key, pos = _read_varint(buf, pos, end)
+        number, wire = key >> 3, key & 7
+        value = -1
+        if wire == 0:
+            _, pos = _read_varint(buf, pos, end)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == _LEN:
+            length, value = _read_varint(buf, pos, end)
+            pos = value + length
+        else:
+            raise ValueError(f"wire type {wire}")  # groups: protobuf's parser decides
+        if pos > end:
+            raise ValueError("field runs past its message")
+        fields.append((number, start, value, pos))
+    return fields
+
+
+def split_frame_data(raw: bytes) -> tuple[bytes, dict[str, memoryview]] | None:
+    """A received ClientMessage ``raw`` as (the same message without its planes' data, slot -> data as a view
+    of ``raw``); None if it carries no frame or is anything but plain (protobuf then parses ``raw`` itself)."""
+    buf = memoryview(raw)
+    try:
+        top = _fields(buf, 0, len(buf))
+        frames = [f for f in top if f[0] == _FRAME]
+        if len(frames) != 1 or frames[0][2] < 0:
+            return None
+        data: dict[str, memoryview] = {}
+        frame_parts = []
+        for number, start, value, end in _fields(buf, frames[0][2], frames[0][3]):
+            name = _PLANES.get(number)
+            if name is None or value < 0:
+                frame_parts.append(buf[start:end])
+                continue
+            if name in data:
+                return None  # a plane twice: protobuf merges them
+            plane = _fields(buf, value, end)
+            payloads = [f for f in plane if f[0] == _DATA]
+            if len(payloads) != 1 or payloads[0][2] < 0:
+                return None
+            data[name] = buf[payloads[0][2] : payloads[0][3]]
+            rest = b"".join(buf[s:e] for n, s, v, e in plane if n != _DATA)
+            frame_parts.append(_field(number, len(rest)) + rest)
+    except ValueError:
+        return None
+    frame = b"".join(frame_parts)
+    _, start, _, end = frames[0]
+    return b"".join([buf[:start], _field(_FRAME, len(frame)), frame, buf[end:]]), data

@@ -12,7 +12,8 @@ frame the session makes a ring sized for it and offers it; once the daemon has m
 ``send`` copies each frame into a free slot and sends only the slot and plane offsets; the
 daemon lists slots it has copied out in ``SlotsReleased``. A ring the daemon cannot map
 (another machine after all, a container) or a frame that does not fit its slot goes as
-bytes in the stream, so the choice never fails a session.
+bytes in the stream, so the choice never fails a session. ``FrameHandoff`` is that choice,
+shared with the asyncio session (``aio``); each session only waits its own way.
 """
 
 from __future__ import annotations
@@ -29,21 +30,76 @@ from c2r.v1 import coarse2real_pb2 as pb
 from .errors import C2RError, Cancelled, DaemonUnavailable, InvalidInput, from_rpc_error, session_lost
 from .events import Event, EventDecoder, Result
 from . import shm
-from .frames import FramePlanes, check_message_size, pack_frame
+from .frames import FramePlanes, check_message_size, encode_frame
 
 # Seconds to wait before each retry of a stream that dropped before SessionStarted.
 RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 _CLOSE = object()  # tells the request generator to stop without sending anything
+Request = pb.ClientMessage | bytes  # bytes: a frame already encoded (frames.encode_frame)
 
 
-def _messages_until_closed(outbox: queue.Queue) -> Iterator[pb.ClientMessage]:
+class FrameHandoff:
+    """How a session's frames leave, for both sessions: as bytes in the stream (``encode_frame``: the pixels
+    copied once), or written into a free slot of the session's shared-memory ring (``shm.FrameRing``).
+
+    The ring is made for the first frame and offered (``offer``); the daemon's RingStatus
+    (``answered``) gives the free slots to start with, or refuses it, and frames go as bytes from then on.
+    """
+
+    def __init__(self, shared_memory: bool, max_message_bytes: int, warnings: list[str], ring_slots: int = 8):
+        self.shared_memory = shared_memory  # granted by the daemon; false again if it cannot map the ring
+        self.max_message_bytes = max_message_bytes
+        self.warnings = warnings  # the session's: a refused ring is noted there
+        self.ring_slots = ring_slots
+        self.ring: shm.FrameRing | None = None
+
+    def offer(self, planes: FramePlanes) -> pb.ClientMessage | None:
+        """The SharedRing message to send, then wait for its RingStatus, before this frame; None if none is due."""
+        if not self.shared_memory or self.ring is not None:
+            return None
+        self.ring = shm.FrameRing(self.ring_slots, shm.slot_bytes_for(planes))
+        return pb.ClientMessage(ring=self.ring.message)
+
+    def answered(self, status: pb.RingStatus) -> range:
+        """The daemon's answer to the offer: the slots now free (none if it refused the ring)."""
+        if status.attached:
+            return range(self.ring.slots)
+        self.warnings.append(f"shared memory refused by the daemon ({status.reason}); sending frames as bytes")
+        self.shared_memory = False
+        self.close()
+        return range(0)
+
+    def in_ring(self, planes: FramePlanes) -> bool:
+        """This frame goes into a slot (wait for a free one, then ``encode`` with it)."""
+        return self.ring is not None and self.ring.fits(planes)
+
+    def encode(self, index: int, planes: FramePlanes, slot: int | None = None) -> Request:
+        if slot is not None:
+            return pb.ClientMessage(frame=self.ring.write(slot, index, planes))
+        message = encode_frame(index, planes)
+        check_message_size(len(message), index, self.max_message_bytes)
+        return message
+
+    def close(self) -> None:
+        if self.ring is not None:  # the daemon unlinks it too when the session ends: whoever is first
+            self.ring.close()
+            self.ring = None
+
+
+def frame_planes(index: int, planes: tuple, named: dict) -> FramePlanes:
+    """``send``'s arguments (a FramePlanes, or its planes as FramePlanes takes them) as checked FramePlanes."""
+    given = planes[0] if len(planes) == 1 and isinstance(planes[0], FramePlanes) and not named else FramePlanes(*planes, **named)
+    return given.check(index)
+
+
+def _messages_until_closed(outbox: queue.Queue) -> Iterator[Request]:
     """The request stream: messages from ``outbox`` up to and including end/cancel."""
     while True:
         message = outbox.get()
         if message is _CLOSE:
             return
         yield message
-        if message.WhichOneof("kind") in ("end", "cancel"):
+        if isinstance(message, pb.ClientMessage) and message.WhichOneof("kind") in ("end", "cancel"):
             return
 
 
@@ -76,10 +132,8 @@ class Session:
         address: str,
         max_message_bytes: int,
         max_queued: int = 4,
-        ring_slots: int = 8,
     ):
         self.address = address
-        self._max_message_bytes = max_message_bytes
         self._max_queued = max_queued
         self._decoder = EventDecoder()
         self._inbox: queue.Queue = queue.Queue()
@@ -88,17 +142,20 @@ class Session:
         self._ended = False
         self._failure: C2RError | None = None
         self.frames_sent = 0
-        self._ring_slots = ring_slots
-        self._ring: shm.FrameRing | None = None
         self._ring_status: queue.Queue[pb.RingStatus] = queue.Queue()
         self._free_slots: queue.Queue[int] = queue.Queue()
         self._call, first = self._open(open_stream, config)
         self.session_id: str = first.session_id
         self.effective: pb.SessionConfig = first.effective
         self.warnings: list[str] = list(first.warnings)
-        self.shared_memory = first.effective.transport == pb.SHARED_MEMORY  # granted; may still fall back at the ring
+        self._handoff = FrameHandoff(first.effective.transport == pb.SHARED_MEMORY, max_message_bytes, self.warnings)
         self._reader = threading.Thread(target=self._read, name=f"c2r-session-{self.session_id}", daemon=True)
         self._reader.start()
+
+    @property
+    def shared_memory(self) -> bool:
+        """Frames go (or will go) through shared memory: granted by the daemon and, once offered, its ring mapped."""
+        return self._handoff.shared_memory
 
     # ---------------------------------------------------------------- opening
 
@@ -179,33 +236,14 @@ class Session:
     def send(self, index: int, *planes, **named) -> None:
         """Queue frame ``index``: a ``FramePlanes``, or its planes as ``FramePlanes`` takes them (color, depth,
         normals, edges, color_space, depth_kind); blocks while the daemon is behind (backpressure)."""
-        frame_planes = (planes[0] if len(planes) == 1 and isinstance(planes[0], FramePlanes) and not named
-                        else FramePlanes(*planes, **named)).check(index)
-        if self.shared_memory and self._usable_ring(frame_planes):
-            frame = self._ring.write(self._free_slot(), index, frame_planes)
-        else:
-            frame = pack_frame(index, frame_planes)
-            check_message_size(frame, self._max_message_bytes)
-        self._put(pb.ClientMessage(frame=frame))
-        self.frames_sent += 1
-
-    def _usable_ring(self, planes: FramePlanes) -> bool:
-        if self._ring is None:
-            self._ring = shm.FrameRing(self._ring_slots, shm.slot_bytes_for(planes))
-            self._put(pb.ClientMessage(ring=self._ring.message))
-            status = self._wait(self._ring_status)
-            if not status.attached:
-                self.warnings.append(f"shared memory refused by the daemon ({status.reason}); sending frames as bytes")
-                self.shared_memory = False
-                self._ring.close()
-                self._ring = None
-                return False
-            for slot in range(self._ring.slots):
+        checked = frame_planes(index, planes, named)
+        if (offer := self._handoff.offer(checked)) is not None:
+            self._put(offer)
+            for slot in self._handoff.answered(self._wait(self._ring_status)):
                 self._free_slots.put(slot)
-        return self._ring.fits(planes)
-
-    def _free_slot(self) -> int:
-        return self._wait(self._free_slots)
+        slot = self._wait(self._free_slots) if self._handoff.in_ring(checked) else None
+        self._put(self._handoff.encode(index, checked, slot))
+        self.frames_sent += 1
 
     def _wait(self, q: queue.Queue):
         """The next item of ``q``, filled by the reader; raises what ended the session meanwhile."""
@@ -238,7 +276,7 @@ class Session:
         except queue.Full:  # a blocked send() slipped a frame in; the call itself still stops
             self._call.cancel()
 
-    def _put(self, message: pb.ClientMessage) -> None:
+    def _put(self, message: Request) -> None:
         while True:
             if self._cancelled.is_set():
                 raise Cancelled(f"session {self.session_id} was cancelled; start a new session to send more frames")
@@ -261,9 +299,7 @@ class Session:
             if not self._finished.wait(5.0):
                 self._call.cancel()
         self._reader.join(5.0)
-        if self._ring is not None:  # the daemon unlinks it too when the session ends: whoever is first
-            self._ring.close()
-            self._ring = None
+        self._handoff.close()
 
     def __enter__(self) -> "Session":
         return self

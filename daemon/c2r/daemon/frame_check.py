@@ -13,8 +13,9 @@ What a session refuses (INVALID_ARGUMENT, with the frame index and value):
   wrong convention.
 
 The value checks (``check_values``) run on the daemon's own copy of a frame (see
-``FrameStore.put``), bit-level on integer views of the floats, into scratch arrays kept
-across frames: no per-frame allocation, and a float16 plane is never widened to check it.
+``FrameStore.put``), as min/max reductions over same-width integer views of the floats: no
+temporary array, and a float16 plane is never widened. Only a frame that fails (or holds a
+-0 depth, which a reduction cannot tell from a negative one) is looked at element by element.
 """
 
 from __future__ import annotations
@@ -38,9 +39,22 @@ SLOTS: dict[str, tuple[tuple[int, ...], int | None]] = {
     "edges": ((pb.UINT8, *FLOATS), None),
 }
 BUFFER_SLOTS = {pb.COLOR: "color", pb.DEPTH: "depth", pb.NORMALS: "normals", pb.EDGES: "edges"}
-# float dtype -> (same-width unsigned view, exponent mask): a float is NaN/inf exactly when its exponent bits are all set
-EXPONENT = {np.dtype(np.float16): (np.uint16, 0x7C00), np.dtype(np.float32): (np.uint32, 0x7F800000)}
-SIGNED = {2: np.int16, 4: np.int32}  # a float's sign bit is its same-width signed integer's
+# float dtype -> (same-width unsigned and signed integers, exponent mask). A float is NaN/inf exactly when its exponent
+# bits are all set. As a signed integer a positive NaN/inf is >= mask (the top of the range) and a finite negative is
+# below INT_MIN + mask; as an unsigned one a negative NaN/inf is >= sign bit | mask and a finite positive below mask.
+BITS = {np.dtype(np.float16): (np.uint16, np.int16, 0x7C00), np.dtype(np.float32): (np.uint32, np.int32, 0x7F800000)}
+
+
+def _views(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(unsigned view, signed view, exponent mask, the signed integer's minimum) of float array ``a``."""
+    unsigned, signed, mask = BITS[a.dtype.newbyteorder("=")]
+    return a.view(unsigned), a.view(signed), mask, int(np.iinfo(signed).min)
+
+
+def has_non_finite(a: np.ndarray) -> bool:
+    """Any NaN/inf in float16/float32 ``a``: two integer reductions."""
+    unsigned, signed, mask, low = _views(a)
+    return int(signed.max()) >= mask or int(unsigned.max()) >= (-low | mask)
 
 
 @dataclass
@@ -60,10 +74,10 @@ class FrameChecker:
         self.limits = limits
         self.size: tuple[int, int] | None = None
         self.color_kind: tuple[int, str] | None = None
-        self._scratch: dict[tuple[str, str], np.ndarray] = {}
 
-    def check(self, frame: pb.Frame, shared: memoryview | None = None) -> CheckedFrame:
-        """The frame's planes as views (of the message, or of its shared-memory slot ``shared``), their shapes checked.
+    def check(self, frame: pb.Frame, shared: memoryview | None = None, data: dict[str, memoryview] | None = None) -> CheckedFrame:
+        """The frame's planes as views (of the message, of the bytes split off it ``data``, or of its shared-memory
+        slot ``shared``), their shapes checked.
 
         The values are not checked yet: call ``check_values`` on a copy.
         """
@@ -73,7 +87,8 @@ class FrameChecker:
                 f"frame index {frame.index} received where {self.next_index} was expected ({what}); "
                 f"send frames with consecutive indices starting at 0, resending from frame {self.next_index}"
             )
-        planes = {slot: self._plane(frame, slot, shared) for slot in self.declared}
+        data = data or {}
+        planes = {slot: self._plane(frame, slot, shared, data.get(slot)) for slot in self.declared}
         color_space = self._color_space(frame, planes["color"])
         depth_kind = "inverse" if frame.depth_kind == pb.INVERSE else "distance"
         return CheckedFrame(frame.index, planes, color_space, depth_kind)
@@ -82,7 +97,7 @@ class FrameChecker:
         """Frame ``index``'s values passed and it is stored: the next index is expected."""
         self.next_index = index + 1
 
-    def _plane(self, frame: pb.Frame, slot: str, shared: memoryview | None) -> np.ndarray:
+    def _plane(self, frame: pb.Frame, slot: str, shared: memoryview | None, data: memoryview | None) -> np.ndarray:
         if not frame.HasField(slot):
             raise InvalidInput(
                 f"frame {frame.index}: the session declared buffer {slot.upper()} but the frame has no {slot} plane; "
@@ -93,7 +108,7 @@ class FrameChecker:
         if len(plane.shape) >= 2:
             self.limits.check(frame.index, slot, tuple(plane.shape))
         try:
-            array = plane_to_array(plane, slot, dtypes, channels, shared)
+            array = plane_to_array(plane, slot, dtypes, channels, shared, data)
         except InvalidInput as e:
             raise InvalidInput(f"frame {frame.index}: {e}") from None
         size = (int(array.shape[0]), int(array.shape[1]))
@@ -123,42 +138,29 @@ class FrameChecker:
             )
         return space
 
-    def _scratch_for(self, slot: str, kind: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-        array = self._scratch.get((slot, kind))
-        if array is None or array.shape != shape or array.dtype != dtype:
-            array = self._scratch[(slot, kind)] = np.empty(shape, dtype)
-        return array
-
-    def _non_finite(self, slot: str, a: np.ndarray) -> np.ndarray:
-        """A reused boolean scratch: True where ``a`` (float16/float32) is NaN or inf, from its exponent bits."""
-        unsigned, mask = EXPONENT[a.dtype.newbyteorder("=")]
-        bits = self._scratch_for(slot, "bits", a.shape, unsigned)
-        flags = self._scratch_for(slot, "flags", a.shape, np.bool_)
-        np.bitwise_and(a.view(unsigned), unsigned(mask), out=bits)
-        return np.equal(bits, unsigned(mask), out=flags)
-
     def check_values(self, index: int, planes: dict[str, np.ndarray]) -> None:
         for slot in ("color", "normals", "edges"):
             a = planes.get(slot)
-            if a is not None and a.dtype != np.uint8 and (bad := self._non_finite(slot, a)).any():
+            if a is not None and a.dtype != np.uint8 and has_non_finite(a):
                 raise InvalidInput(
-                    f"frame {index}: {slot} has {int(np.count_nonzero(bad))} NaN/inf values; {slot} must be finite everywhere "
-                    "(check the render pass; clamp or zero invalid pixels before sending)"
+                    f"frame {index}: {slot} has {int(np.count_nonzero(~np.isfinite(a)))} NaN/inf values; {slot} must be "
+                    "finite everywhere (check the render pass; clamp or zero invalid pixels before sending)"
                 )
         depth = planes.get("depth")
         if depth is None:
             return
-        non_finite = self._non_finite("depth", depth)
-        if non_finite.all():
+        unsigned, signed, mask, low = _views(depth)
+        lowest = int(signed.min())
+        if int(unsigned.min()) >= mask and lowest >= low + mask:  # no finite positive, no finite negative
             raise InvalidInput(
                 f"frame {index}: depth has no finite value (all NaN/inf); NaN/inf marks sky or missing samples per pixel, "
                 "but a whole frame of it means the depth pass is missing: send a real depth pass, or leave DEPTH out of buffers"
             )
-        signed = depth.view(SIGNED[depth.dtype.itemsize])  # sign bit set: negative, -0, -inf or a NaN
-        negative = np.less(signed, 0, out=self._scratch_for("depth", "negative", depth.shape, np.bool_))
-        if negative.any() and (negative & ~non_finite & (depth != 0)).any():  # -inf/NaN: missing samples; -0 is 0
-            low = float(depth[negative & ~non_finite].min())
+        if lowest >= low + mask:
+            return  # nothing finite below zero (NaN/-inf are missing samples)
+        negative = depth[np.signbit(depth) & np.isfinite(depth) & (depth != 0)]  # -0 is 0
+        if negative.size:
             raise InvalidInput(
-                f"frame {index}: depth has negative values (min {low:g}); send positive view distances (DISTANCE) "
-                "or positive disparities (INVERSE), e.g. negate an OpenGL-style view-space z"
+                f"frame {index}: depth has negative values (min {float(negative.min()):g}); send positive view distances "
+                "(DISTANCE) or positive disparities (INVERSE), e.g. negate an OpenGL-style view-space z"
             )

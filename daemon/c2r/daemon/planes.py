@@ -10,14 +10,34 @@ Each refusal names the slot, the value received and what to send instead.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from c2r.client.frames import NUMPY_DTYPES
+from c2r.client.frames import NUMPY_DTYPES, split_frame_data
 from c2r.v1 import coarse2real_pb2 as pb
 
 from .errors import InvalidInput
 
+
+@dataclass
+class Received:
+    """One ClientMessage of a Realify stream as the daemon reads it (``decode_client_message``)."""
+
+    message: pb.ClientMessage
+    size: int  # bytes on the wire
+    data: dict[str, memoryview] = field(default_factory=dict)  # plane slot -> its pixel bytes, a view of the received
+    # bytes (the message's own Plane.data is then empty); empty: the planes' data is in the message
+
+
+def decode_client_message(raw: bytes) -> Received:
+    """Realify's request deserializer: protobuf parses everything but the pixels, which stay where gRPC put them
+    (``split_frame_data``: no copy); raises DecodeError for bytes that are no ClientMessage."""
+    split = split_frame_data(raw)
+    if split is None:
+        return Received(pb.ClientMessage.FromString(raw), len(raw))
+    stripped, data = split
+    return Received(pb.ClientMessage.FromString(stripped), len(raw), data)
 
 
 def dtype_name(code: int) -> str:
@@ -25,11 +45,13 @@ def dtype_name(code: int) -> str:
 
 
 def plane_to_array(plane: pb.Plane, slot: str, dtypes: tuple[int, ...], channels: int | None,
-                   shared: memoryview | None = None) -> np.ndarray:
+                   shared: memoryview | None = None, data: memoryview | None = None) -> np.ndarray:
     """Decode ``plane`` for ``slot`` ("color", "depth", ...); channels None means an (H, W) plane.
 
     ``shared``: the frame's shared-memory slot; the plane's bytes are at ``plane.offset`` in it
     (a view, no copy: copy it before trusting its values, the client may still write it).
+    ``data``: the plane's bytes when they were split off the message (``Received.data``); else
+    ``plane.data`` is read, once (each read of a protobuf bytes field is a copy).
     """
     allowed = ", ".join(dtype_name(d) for d in dtypes)
     if plane.dtype not in dtypes:
@@ -41,21 +63,21 @@ def plane_to_array(plane: pb.Plane, slot: str, dtypes: tuple[int, ...], channels
         raise InvalidInput(f"frame {slot}: shape {list(shape)} is not {want}; send the plane with shape {want}")
     dtype = NUMPY_DTYPES[plane.dtype].newbyteorder("<")
     expected = math.prod(shape) * dtype.itemsize  # Python ints: a crafted shape cannot overflow past the checks
+    data = plane.data if data is None else data
     if shared is not None:
-        return _shared_plane(plane, slot, shape, dtype, expected, shared)
-    if len(plane.data) != expected:
+        return _shared_plane(plane, slot, shape, dtype, expected, shared, len(data))
+    if len(data) != expected:
         raise InvalidInput(
-            f"frame {slot}: {len(plane.data)} bytes for shape {list(shape)} {dtype_name(plane.dtype)}, expected {expected}; "
+            f"frame {slot}: {len(data)} bytes for shape {list(shape)} {dtype_name(plane.dtype)}, expected {expected}; "
             "send exactly prod(shape) * itemsize little-endian bytes in C order"
         )
-    return np.frombuffer(plane.data, dtype=dtype).reshape(shape)
-
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
 def _shared_plane(plane: pb.Plane, slot: str, shape: tuple[int, ...], dtype: np.dtype, nbytes: int,
-                  shared: memoryview) -> np.ndarray:
-    if plane.data:
-        raise InvalidInput(f"frame {slot}: a shared-memory frame carries no plane bytes, got {len(plane.data)}; "
+                  shared: memoryview, data_bytes: int) -> np.ndarray:
+    if data_bytes:
+        raise InvalidInput(f"frame {slot}: a shared-memory frame carries no plane bytes, got {data_bytes}; "
                            "leave Plane.data empty and give Plane.offset in the slot")
     if plane.offset % 64 or plane.offset + nbytes > len(shared):
         raise InvalidInput(

@@ -9,8 +9,9 @@ Bounded memory. Backpressure counts results *delivered* (written to the client),
 produced: ``wait_for_room`` holds the handler's reads while more than ``max_pending`` frames
 wait for delivery, and gRPC flow control then slows the client down; a client that never
 reads stalls its own session at two windows of frames, never the daemon. Progressive
-previews are coalesced: the outbox keeps only the latest unsent one and sends it only when
-nothing else waits, so previews never cost more than the results.
+previews never cost more than the results: a window's estimates take turns over its frames
+(``preview_share``: with E estimates per window each sends every E-th frame), and the outbox
+keeps only the latest unsent one and sends it only when nothing else waits.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ from .window_loop import PROGRESS_KINDS, run_windows
 Item = pb.ServerMessage | Callable[[], pb.ServerMessage] | ClientError | None
 
 
+def preview_share(step: int, num_steps: int, every: int) -> slice:
+    """Which frames of the estimate at ``step`` go out: a window's estimates take turns (every E-th frame, E the
+    estimates a window makes), so all its previews together cost what its results cost, one message per frame."""
+    estimates = max(1, (num_steps - 1) // every) if num_steps > 0 and every > 0 else 1
+    return slice((max(step // max(every, 1), 1) - 1) % estimates, None, estimates)
+
+
 class Outbox:
     """The session's messages to the client, in order, with one coalesced preview slot."""
 
@@ -53,8 +61,9 @@ class Outbox:
         self._ready.set()
 
     def put_preview(self, window: int, frames: list[Callable[[], pb.ServerMessage]]) -> None:
-        self.preview = (window, frames)  # replaces an unsent one: only the latest estimate matters
-        self._ready.set()
+        if frames:  # an estimate whose turn has no frame (a window shorter than its estimates) sends nothing
+            self.preview = (window, frames)  # replaces an unsent one: only the latest estimate matters
+            self._ready.set()
 
     def drop_previews(self, window: int) -> None:
         """Window ``window``'s finals are queued: its estimates are stale."""
@@ -91,6 +100,7 @@ class Session:
         self.outbox = Outbox()
         self.ring: SessionRing | None = None
         self.received = 0
+        self.through_ring = 0  # of the received frames, those handed over in shared memory
         self.returned = 0  # results produced (Progress/Done report these)
         self.delivered = 0  # results written to the client (backpressure counts these)
         self.ended = False
@@ -108,13 +118,14 @@ class Session:
         async with self._changed:
             await self._changed.wait_for(lambda: self.received - self.delivered < self.max_pending or self.ended)
 
-    async def accept(self, frame: pb.Frame) -> None:
-        """Check ``frame``, copy it into its windows (out of its shared-memory slot, which is then released)."""
+    async def accept(self, frame: pb.Frame, data: dict[str, memoryview] | None = None) -> None:
+        """Check ``frame`` (its planes' bytes in ``data`` if split off, see ``planes.Received``), copy it into its
+        windows (out of its shared-memory slot, which is then released)."""
         shared = self.ring.slot(frame.index, frame.slot) if frame.HasField("slot") and self.ring else None
         if frame.HasField("slot") and self.ring is None:
             raise InvalidInput(f"frame {frame.index} names slot {frame.slot} but this session has no shared-memory ring; "
                                "send a SharedRing first (transport SHARED_MEMORY), or the planes as bytes")
-        checked = self.checker.check(frame, shared)
+        checked = self.checker.check(frame, shared, data)
         try:
             self.store.put(checked, check=self.checker.check_values)
         finally:
@@ -124,14 +135,18 @@ class Session:
                     shared.release()
                 except BufferError:  # a view outlived the copy; the slot is reused all the same (we copied it out)
                     pass
-                self.outbox.put(pb.ServerMessage(released=pb.SlotsReleased(slots=[frame.slot])))
+                if released := self.ring.copied(frame.slot):
+                    self.outbox.put(pb.ServerMessage(released=pb.SlotsReleased(slots=released)))
         self.checker.accepted(frame.index)
+        self.through_ring += shared is not None
         await self._notify(received=self.received + 1)
 
     async def end(self, error: ClientError | None = None) -> None:
         """No more frames: flush the windows of what arrived, then finish (or fail with ``error``)."""
         if not self.ended:
             self.error = error
+            if self.ring is not None and (released := self.ring.unreleased()):
+                self.outbox.put(pb.ServerMessage(released=pb.SlotsReleased(slots=released)))
             await self._notify(ended=True)
 
     async def delivered_results(self, count: int) -> None:
@@ -183,8 +198,9 @@ class Session:
                            queue_position=event.get("position", 0))
         elif kind == "preview" and self.config.preview_every:
             frames = event["preview"][window.prefix_length :]
-            self.outbox.put_preview(window.index, [self._result(window.emit_start + i, f, preview=True)
-                                                   for i, f in enumerate(frames)])
+            share = preview_share(event.get("step", 0), event.get("num_steps", 0), self.config.preview_every)
+            self.outbox.put_preview(window.index, [self._result(window.emit_start + i, frames[i], preview=True)
+                                                   for i in range(len(frames))[share]])
 
     def _progress(self, window: Window, kind: int, returned: int | None = None, **fields) -> None:
         returned = self.returned if returned is None else returned

@@ -2,7 +2,9 @@
 
 The daemon maps the client's segment, reads each frame's planes as views of its slot
 (``FrameChecker.check(frame, ring.slot(i))``), copies them into its own store, and only
-then releases the slot. It unlinks the segment's name as soon as it has mapped it (the memory
+then releases the slot: in batches of half the ring (``copied``), one SlotsReleased message
+per batch instead of one per frame, and the rest when the input ends (``unreleased``). The client never waits on a batch: while it waits for a
+slot, the daemon holds fewer than half the ring copied and the rest still to read. It unlinks the segment's name as soon as it has mapped it (the memory
 lives while either side maps it), so nothing is left in /dev/shm whoever crashes later; a
 client that died before offering its ring is swept by its dead pid (``ipc.sweep_stale_segments``).
 """
@@ -41,12 +43,27 @@ class SessionRing:
             shm.close(self.segment)
             raise RingRefused(f"segment {self.name!r} has {self.segment.size} bytes, fewer than {self.slots} x {self.slot_bytes}")
         self.view = self.segment.buf[:total]
+        self.release_batch = max(1, self.slots // 2)
+        self._copied: list[int] = []
         shm.unlink(self.name)  # both sides have it mapped: the name is no longer needed, and now nothing can leak
 
     def slot(self, index: int, slot: int) -> memoryview:
         if slot >= self.slots:
             raise InvalidInput(f"frame {index}: slot {slot} is not in the ring of {self.slots} slots; use 0..{self.slots - 1}")
         return self.view[slot * self.slot_bytes : (slot + 1) * self.slot_bytes]
+
+    def copied(self, slot: int) -> list[int]:
+        """Slot ``slot`` was copied out; the slots to release now (a batch, or none yet)."""
+        self._copied.append(slot)
+        if len(self._copied) < self.release_batch:
+            return []
+        batch, self._copied = self._copied, []
+        return batch
+
+    def unreleased(self) -> list[int]:
+        """The slots copied out but not yet released (the input ended: they go now)."""
+        batch, self._copied = self._copied, []
+        return batch
 
     def close(self) -> None:
         try:
