@@ -13,8 +13,9 @@ model) and scores 250-frame sequences.
 
 Scoring: held-out sequences (other seeds than training) are realified window by window
 (17-frame windows, 5 frames of overlap); "pinned" is the default stitching (each window
-continues the previous one's last frames, `Backend.realify`), "independent" runs the same
-windows without the prefix. Columns:
+continues the previous one's last frames, `Backend.realify`: prefix latents pinned, then the
+pixel hand-over of ``pinning.hand_over``), "no hand-over" pins the prefix only, "independent"
+runs the same windows without the prefix. Columns:
 
   psnr / err   PSNR (dB) and mean absolute error (0-255) of the output against the "real" target
   struct_tgt   `c2r eval`'s structure distance (patch self-similarity) between output and target
@@ -53,12 +54,13 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from c2r.models.backend import RealifyConfig
+from c2r.models.backend import RealifyConfig, WindowRequest
 from c2r.models.backends import ICLoRABackend
 from c2r.models.pipeline import RealifyPipeline
 from c2r.models.research import evaluate
@@ -152,9 +154,22 @@ def independent_windows(backend: ICLoRABackend, clip, config: RealifyConfig) -> 
     """The same windows as ``Backend.realify`` but none continues the previous one (no prefix)."""
     out = np.empty(clip.color.shape, np.uint8)
     for w in plan_windows(clip.num_frames, config.window, config.overlap):
-        frames = backend.realify_window(clip.slice(w.start, w.end), config, None, window=w)
+        frames = backend.realify_window(WindowRequest(clip.slice(w.start, w.end), config, None, w))
         out[w.emit_start : w.end] = frames[w.prefix_length :]
     return out
+
+
+def pinned_without_hand_over(backend: ICLoRABackend, clip, config: RealifyConfig) -> np.ndarray:
+    """The default stitching with the pipeline's pixel hand-over switched off: prefix pinning alone
+    (each window's new frames follow the VAE round trip of the prefix, not the prefix as emitted)."""
+    import c2r.models.pipeline as pipeline_module
+
+    kept = pipeline_module.hand_over
+    pipeline_module.hand_over = lambda frames, prefix: frames
+    try:
+        return backend.realify(clip, config)
+    finally:
+        pipeline_module.hand_over = kept
 
 
 def score(name: str, clip, output: np.ndarray, dino) -> dict:
@@ -187,6 +202,7 @@ def run_rows(components: dict, base_state: dict, loras: dict, budget: Budget, se
         variants[f"IC {mode}"] = (mode, config, "pinned")
     if "full" in loras:
         variants["IC full, independent"] = ("full", config, "independent")
+        variants["IC full, no hand-over"] = ("full", config, "no-hand-over")
         variants["IC full, strength 0.6"] = ("full", RealifyConfig(**{**config.__dict__, "strength": 0.6}), "pinned")
         variants["IC full, ref downscale 2"] = ("full", RealifyConfig(**{**config.__dict__, "reference_downscale": 2}), "pinned")
     backends = {"base": backend_for(with_transformer(components, base_state), "full")}
@@ -197,8 +213,9 @@ def run_rows(components: dict, base_state: dict, loras: dict, budget: Budget, se
         outputs = {"identity": clip.coarse, "vae ceiling": round_trip(components["vae"], clip.real)}
         for name, (key, cfg, stitching) in variants.items():
             backend = backends[key]
-            outputs[name] = (backend.realify(clip.gbuffers(), cfg) if stitching == "pinned"
-                             else independent_windows(backend, clip.gbuffers(), cfg))
+            stitch = {"pinned": backend.realify, "independent": partial(independent_windows, backend),
+                      "no-hand-over": partial(pinned_without_hand_over, backend)}[stitching]
+            outputs[name] = stitch(clip.gbuffers(), cfg)
         for name, out in outputs.items():
             rows[name].append(score(name, clip, out, dino))
         if k == 0:
@@ -290,7 +307,11 @@ def main() -> None:
     parser.add_argument("--save-preset", type=Path, help="write the trained VAE, base and full-attention LoRA as the tiny-trained preset here")
     parser.add_argument("--vae-weights", type=Path, help="start from this trained VAE state (train_vae's snapshot) instead of training one")
     parser.add_argument("--contact-sheet", type=Path, help="write a PNG of coarse, target and each model's output for a few frames")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared 2-core machine a VAE step took 0.25 s with 1 thread "
+                             "and 1.7-12 s with 2, the tiny ops' thread hand-offs waiting on other processes)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     overrides = {f: getattr(args, f) for f in Budget.__dataclass_fields__ if getattr(args, f) is not None}
     workdir = Path(tempfile.mkdtemp(prefix="c2r-testbed-"))
     try:
