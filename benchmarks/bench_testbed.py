@@ -35,14 +35,20 @@ denoiser without a LoRA (it never learned to read the reference). Anchor-paralle
 (issue 16) are not measured here. The C2R-style feature adapter is not measured either.
 Last line: one JSON line with every figure; two runs with the same flags give the same figures.
 
-    python benchmarks/bench_testbed.py                      # quick: about 2 minutes on 2 CPU cores
-    python benchmarks/bench_testbed.py --mode full          # from scratch (VAE ~30 CPU-min, base ~6, LoRAs ~4 each), 250 frames
+    python benchmarks/bench_testbed.py                      # quick: a few minutes on 2 idle CPU cores
+    python benchmarks/bench_testbed.py --mode full          # from scratch (VAE ~25 CPU-min, base ~6, LoRAs ~4 each), 250 frames
     python benchmarks/bench_testbed.py --mode full --save-preset models/c2r/models/tiny_trained
 
-The committed preset was made in two steps: ``train_vae`` for 3000 steps (snapshot saved), then
+The committed preset was made in three steps: ``train_vae`` for 3000 steps on 9-frame crops
+(snapshot saved; the training then had neither the long crops nor the frame-change loss), then
 ``--mode full --vae-weights VAE.pt --base-steps 4000 --lora-steps 4000 --train-clips 32
---sequence-frames 65 --sequences 2 --save-preset ...`` (its preset.json records this).
-Quick mode's LoRAs (300 steps) are a determinism and plumbing check, weaker than the preset's.
+--sequence-frames 65 --sequences 2 --save-preset ...``, then ``refine_decoder`` for 1200 steps
+written with ``tiny_trained.replace_vae`` (encoder frozen, so the latents the base and LoRA were
+trained on are unchanged); its preset.json records each. ``--mode full`` with the current
+``train_vae`` (long crops, frame-change loss) was not run to completion on the shared 2-core
+machine. Quick mode's LoRAs (300 steps) are a determinism and plumbing check, weaker than the
+preset's; the README table is quick mode with ``--lora-steps 2000 --train-clips 32
+--sequence-frames 65 --sequences 2``.
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ class Budget:
 
 MODES = {
     "quick": Budget(vae_steps=0, base_steps=0, lora_steps=300, train_clips=24, sequence_frames=41, sequences=2, sample_steps=8),
-    "full": Budget(vae_steps=8000, base_steps=6000, lora_steps=4000, train_clips=64, sequence_frames=250, sequences=3,
+    "full": Budget(vae_steps=4000, base_steps=6000, lora_steps=4000, train_clips=64, sequence_frames=250, sequences=3,
                    sample_steps=8),
 }
 
