@@ -13,8 +13,9 @@ model) and scores 250-frame sequences.
 
 Scoring: held-out sequences (other seeds than training) are realified window by window
 (17-frame windows, 5 frames of overlap); "pinned" is the default stitching (each window
-continues the previous one's last frames, `Backend.realify`), "independent" runs the same
-windows without the prefix. Columns:
+continues the previous one's last frames, `Backend.realify`: prefix latents pinned, then the
+pixel hand-over of ``pinning.hand_over``), "no hand-over" pins the prefix only, "independent"
+runs the same windows without the prefix. Columns:
 
   psnr / err   PSNR (dB) and mean absolute error (0-255) of the output against the "real" target
   struct_tgt   `c2r eval`'s structure distance (patch self-similarity) between output and target
@@ -34,14 +35,20 @@ denoiser without a LoRA (it never learned to read the reference). Anchor-paralle
 (issue 16) are not measured here. The C2R-style feature adapter is not measured either.
 Last line: one JSON line with every figure; two runs with the same flags give the same figures.
 
-    python benchmarks/bench_testbed.py                      # quick: about 2 minutes on 2 CPU cores
-    python benchmarks/bench_testbed.py --mode full          # from scratch (VAE ~30 CPU-min, base ~6, LoRAs ~4 each), 250 frames
+    python benchmarks/bench_testbed.py                      # quick: a few minutes on 2 idle CPU cores
+    python benchmarks/bench_testbed.py --mode full          # from scratch (VAE ~25 CPU-min, base ~6, LoRAs ~4 each), 250 frames
     python benchmarks/bench_testbed.py --mode full --save-preset models/c2r/models/tiny_trained
 
-The committed preset was made in two steps: ``train_vae`` for 3000 steps (snapshot saved), then
+The committed preset was made in three steps: ``train_vae`` for 3000 steps on 9-frame crops
+(snapshot saved; the training then had neither the long crops nor the frame-change loss), then
 ``--mode full --vae-weights VAE.pt --base-steps 4000 --lora-steps 4000 --train-clips 32
---sequence-frames 65 --sequences 2 --save-preset ...`` (its preset.json records this).
-Quick mode's LoRAs (300 steps) are a determinism and plumbing check, weaker than the preset's.
+--sequence-frames 65 --sequences 2 --save-preset ...``, then ``refine_decoder`` for 1200 steps
+written with ``tiny_trained.replace_vae`` (encoder frozen, so the latents the base and LoRA were
+trained on are unchanged); its preset.json records each. ``--mode full`` with the current
+``train_vae`` (long crops, frame-change loss) was not run to completion on the shared 2-core
+machine. Quick mode's LoRAs (300 steps) are a determinism and plumbing check, weaker than the
+preset's; the README table is quick mode with ``--lora-steps 2000 --train-clips 32
+--sequence-frames 65 --sequences 2``.
 """
 
 from __future__ import annotations
@@ -53,12 +60,13 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from c2r.models.backend import RealifyConfig
+from c2r.models.backend import RealifyConfig, WindowRequest
 from c2r.models.backends import ICLoRABackend
 from c2r.models.pipeline import RealifyPipeline
 from c2r.models.research import evaluate
@@ -84,7 +92,7 @@ class Budget:
 
 MODES = {
     "quick": Budget(vae_steps=0, base_steps=0, lora_steps=300, train_clips=24, sequence_frames=41, sequences=2, sample_steps=8),
-    "full": Budget(vae_steps=8000, base_steps=6000, lora_steps=4000, train_clips=64, sequence_frames=250, sequences=3,
+    "full": Budget(vae_steps=4000, base_steps=6000, lora_steps=4000, train_clips=64, sequence_frames=250, sequences=3,
                    sample_steps=8),
 }
 
@@ -152,9 +160,22 @@ def independent_windows(backend: ICLoRABackend, clip, config: RealifyConfig) -> 
     """The same windows as ``Backend.realify`` but none continues the previous one (no prefix)."""
     out = np.empty(clip.color.shape, np.uint8)
     for w in plan_windows(clip.num_frames, config.window, config.overlap):
-        frames = backend.realify_window(clip.slice(w.start, w.end), config, None, window=w)
+        frames = backend.realify_window(WindowRequest(clip.slice(w.start, w.end), config, None, w))
         out[w.emit_start : w.end] = frames[w.prefix_length :]
     return out
+
+
+def pinned_without_hand_over(backend: ICLoRABackend, clip, config: RealifyConfig) -> np.ndarray:
+    """The default stitching with the pipeline's pixel hand-over switched off: prefix pinning alone
+    (each window's new frames follow the VAE round trip of the prefix, not the prefix as emitted)."""
+    import c2r.models.pipeline as pipeline_module
+
+    kept = pipeline_module.hand_over
+    pipeline_module.hand_over = lambda frames, prefix: frames
+    try:
+        return backend.realify(clip, config)
+    finally:
+        pipeline_module.hand_over = kept
 
 
 def score(name: str, clip, output: np.ndarray, dino) -> dict:
@@ -187,6 +208,7 @@ def run_rows(components: dict, base_state: dict, loras: dict, budget: Budget, se
         variants[f"IC {mode}"] = (mode, config, "pinned")
     if "full" in loras:
         variants["IC full, independent"] = ("full", config, "independent")
+        variants["IC full, no hand-over"] = ("full", config, "no-hand-over")
         variants["IC full, strength 0.6"] = ("full", RealifyConfig(**{**config.__dict__, "strength": 0.6}), "pinned")
         variants["IC full, ref downscale 2"] = ("full", RealifyConfig(**{**config.__dict__, "reference_downscale": 2}), "pinned")
     backends = {"base": backend_for(with_transformer(components, base_state), "full")}
@@ -197,8 +219,9 @@ def run_rows(components: dict, base_state: dict, loras: dict, budget: Budget, se
         outputs = {"identity": clip.coarse, "vae ceiling": round_trip(components["vae"], clip.real)}
         for name, (key, cfg, stitching) in variants.items():
             backend = backends[key]
-            outputs[name] = (backend.realify(clip.gbuffers(), cfg) if stitching == "pinned"
-                             else independent_windows(backend, clip.gbuffers(), cfg))
+            stitch = {"pinned": backend.realify, "independent": partial(independent_windows, backend),
+                      "no-hand-over": partial(pinned_without_hand_over, backend)}[stitching]
+            outputs[name] = stitch(clip.gbuffers(), cfg)
         for name, out in outputs.items():
             rows[name].append(score(name, clip, out, dino))
         if k == 0:
@@ -290,7 +313,11 @@ def main() -> None:
     parser.add_argument("--save-preset", type=Path, help="write the trained VAE, base and full-attention LoRA as the tiny-trained preset here")
     parser.add_argument("--vae-weights", type=Path, help="start from this trained VAE state (train_vae's snapshot) instead of training one")
     parser.add_argument("--contact-sheet", type=Path, help="write a PNG of coarse, target and each model's output for a few frames")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared 2-core machine a VAE step took 0.25 s with 1 thread "
+                             "and 1.7-12 s with 2, the tiny ops' thread hand-offs waiting on other processes)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     overrides = {f: getattr(args, f) for f in Budget.__dataclass_fields__ if getattr(args, f) is not None}
     workdir = Path(tempfile.mkdtemp(prefix="c2r-testbed-"))
     try:

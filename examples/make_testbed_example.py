@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from c2r.daemon.media import open_writer
+from c2r.client.media import open_writer
 from c2r.models.research.testbed import render_clip
 
 HERE = Path(__file__).resolve().parent

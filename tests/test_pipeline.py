@@ -81,26 +81,63 @@ def test_prefix_frames_are_pinned_to_the_previous_windows_output(tiny):
 
 
 def test_window_seams_are_where_the_plan_puts_them(tiny):
-    """Stitching, seen through the seam figure (printed with -s).
+    """Stitching: every window's new frames are its output continuing the frames before it, and the
+    seam figure (printed with -s) reads the hand-overs where the plan puts them.
 
-    Random tiny weights cannot continue motion across a hand-over, so every seam shows as a
-    jump (real weights are judged by `c2r eval`'s seam_ratio, c2r.models.research.temporal).
-    That makes the jumps a probe of the stitching: the largest frame-to-frame changes of the
-    stitched clip are exactly the plan's seams, and the research metric, reading the same
-    plan, reports them as such. Windows placed, overlapped or emitted wrongly move the jumps.
+    Random tiny weights cannot continue motion, so each hand-over still jumps (real weights are
+    judged by `c2r eval`'s seam_ratio, c2r.models.research.temporal); windows placed, overlapped
+    or emitted wrongly break the equality with the window run on its own.
     """
     from c2r.models.research.temporal import seam_flicker
 
     clip = moving_square(49)
     config = RealifyConfig(steps=2, guidance=1.0, resolution="native", window=17, overlap=5)
     out = tiny.realify(clip, config)
+    plan = plan_windows(49, 17, 5)
+    for w in plan:
+        prefix = out[w.start : w.emit_start] if w.prefix_length else None
+        again = tiny.realify_window(WindowRequest(clip.slice(w.start, w.end), config, prefix, window=w))
+        np.testing.assert_array_equal(out[w.emit_start : w.end], again[w.prefix_length :])
     jumps = np.abs(np.diff(out.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # jumps[i]: frame i -> i+1
-    seams = [w.emit_start - 1 for w in plan_windows(49, 17, 5)[1:]]
+    seams = [w.emit_start - 1 for w in plan[1:]]
     figure = seam_flicker(out, 17, 5)
     print(f"random weights: seam flicker {figure['seam_flicker']:.2f}, seam ratio {figure['seam_ratio']:.2f}")
     assert seams == [16, 28, 40]
-    assert sorted(np.argsort(jumps)[-len(seams):].tolist()) == seams, f"largest jumps {np.argsort(jumps)[-3:]}, seams {seams}"
-    assert figure["seam_flicker"] == pytest.approx(jumps[seams].mean(), rel=1e-3) and figure["seam_ratio"] > 1.5
+    assert figure["seam_flicker"] == pytest.approx(jumps[seams].mean(), rel=1e-3) and figure["seam_ratio"] > 1.2
+
+
+def test_hand_over_continues_the_emitted_prefix():
+    """The new frames take the emitted-vs-decoded difference of the last prefix frame, fading out."""
+    from c2r.models.pinning import hand_over
+
+    rng = np.random.default_rng(0)
+    decoded = rng.integers(60, 190, (17, 8, 8, 3)).astype(np.uint8)
+    prefix = np.clip(decoded[:5].astype(int) + 24, 0, 255).astype(np.uint8)  # emitted 24 brighter than decoded
+    out = hand_over(decoded, prefix)
+    np.testing.assert_array_equal(out[:5], decoded[:5])  # the prefix frames stay as decoded (they are not emitted)
+    shift = out.astype(int) - decoded.astype(int)
+    assert (shift[5] == round(24 * 12 / 13)).all() and (shift[16] == round(24 / 13)).all()
+    assert (np.diff(shift[5:].mean(axis=(1, 2, 3))) < 0).all()  # fades over the window, evenly
+    assert out[5:].astype(int).mean() - decoded[5:].astype(int).mean() == pytest.approx(24 * 6.5 / 13, abs=0.3)
+    np.testing.assert_array_equal(hand_over(decoded, decoded[:5]), decoded)  # nothing to hand over: unchanged
+    # clipped to the 8-bit range rather than wrapping
+    bright = hand_over(np.full((9, 2, 2, 3), 250, np.uint8), np.full((5, 2, 2, 3), 255, np.uint8))
+    assert bright.dtype == np.uint8 and bright[5:].min() >= 250
+
+
+def test_windows_hand_over_the_emitted_prefix(tiny, monkeypatch):
+    """realify_window shifts the frames after its prefix by what hand_over computes from its own decode."""
+    import c2r.models.pipeline as pipeline_module
+
+    clip = moving_square(17)
+    prefix = tiny.realify_window(WindowRequest(moving_square(5, seed=3), FAST))
+    out = tiny.realify_window(WindowRequest(clip, FAST, prefix=prefix))
+    monkeypatch.setattr(pipeline_module, "hand_over", lambda frames, prefix: frames)
+    raw = tiny.realify_window(WindowRequest(clip, FAST, prefix=prefix))
+    from c2r.models.pinning import hand_over
+
+    np.testing.assert_array_equal(out, hand_over(raw, prefix))
+    assert np.abs(out[5].astype(int) - prefix[-1].astype(int)).mean() < np.abs(raw[5].astype(int) - prefix[-1].astype(int)).mean()
 
 
 def test_references_and_guidance_choose_the_model_calls(tiny):

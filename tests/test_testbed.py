@@ -92,9 +92,10 @@ def test_committed_tiny_trained_preset_moves_a_held_out_render_towards_its_real_
     def error(video):
         return np.abs(video.astype(np.float32) - clip.real.astype(np.float32)).mean()
 
-    # shipped weights: 0.79x the identity's error; the base without its LoRA 0.93x, random weights 1.5x
-    assert error(out) < 0.85 * error(clip.coarse)
+    # shipped weights: 0.60x the identity's error (0.79x before the decoder was refined on long crops);
+    # with the previous VAE the base without its LoRA gave 0.93x, random weights 1.5x
+    assert error(out) < 0.7 * error(clip.coarse)
     # it follows the render (not only the average look): another scene's render gives a worse match
-    # (0.70x; without the LoRA the two are alike, 0.96x)
+    # (0.60x; 0.70x before the refined decoder; without the LoRA the two are alike, 0.96x)
     other = backend.realify(render_clip(9002, 17).gbuffers(), config)
-    assert error(out) < 0.8 * error(other)
+    assert error(out) < 0.7 * error(other)

@@ -15,6 +15,7 @@ frames before it) only gives them their causal context and is not pinned.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .sampler import add_noise
@@ -47,3 +48,24 @@ def pin_ends(latents: torch.Tensor, noise: torch.Tensor, prefix: torch.Tensor | 
     if tail:
         parts.append(add_noise(suffix, noise[:, :, frames - tail :], sigma).expand(latents.shape[0], -1, -1, -1, -1))
     return torch.cat(parts, dim=2) if len(parts) > 1 else latents
+
+
+def hand_over(frames: np.ndarray, prefix: np.ndarray) -> np.ndarray:
+    """A window's decoded ``frames`` (T, H, W, 3) uint8 with the frames after its prefix shifted to continue ``prefix``.
+
+    The difference between the last prefix frame as emitted and as this window decoded it
+    (the VAE round trip of an already-decoded frame) is added to the new frames, fading
+    linearly to almost nothing at the window's end: frame P + i gets (n - i) / (n + 1) of it
+    (n = T - P new frames), so the jump is spread over the window in n + 1 equal steps instead
+    of landing on the seam. The prefix frames themselves are returned as decoded.
+    """
+    count = len(prefix)
+    new = len(frames) - count
+    if count == 0 or new <= 0:
+        return frames
+    offset = prefix[-1].astype(np.float32) - frames[count - 1].astype(np.float32)
+    weights = (new - np.arange(new, dtype=np.float32)) / (new + 1)
+    shifted = frames[count:].astype(np.float32) + weights[:, None, None, None] * offset
+    out = frames.copy()
+    out[count:] = np.clip(np.rint(shifted), 0, 255).astype(np.uint8)
+    return out

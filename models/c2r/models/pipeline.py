@@ -11,7 +11,9 @@ frames the previous window already produced: its first P = 4j+1 frames are those
 VAE-encoded to exactly j+1 latent frames (the VAE is causal in time). At every step those
 latent frames are replaced by the clean prefix latents re-noised to the current sigma with
 the window's own noise (RePaint-style pinning), so the model generates the new frames as a
-continuation of the old ones. A final partial window is padded to 4k+1 frames by repeating
+continuation of the old ones; what it decodes for the prefix is their VAE round trip, so the
+new frames are shifted to continue the prefix as emitted (``pinning.hand_over``, fading out
+over the window). A final partial window is padded to 4k+1 frames by repeating
 its last frame and cropped back.
 
 Previews (``config.preview_every``): the x0 estimate of a step is shown either through the
@@ -34,7 +36,7 @@ from .latents import LatentCodec
 from .iclora import ICLoRAWan, ReferenceKVCache
 from .latent_preview import LatentToRGB
 from .levers import Levers
-from .pinning import check_suffix, pin_ends, suffix_latents
+from .pinning import check_suffix, hand_over, pin_ends, suffix_latents
 from .preprocess import Grid, frames_to_model, grid_for, model_to_frames, prepare_conditions
 from .sampler import add_noise, euler_step, expert_for, flow_sigmas, guided, predicted_clean, timestep_of, uses_cfg
 from .text_encoder import PromptEncoder
@@ -160,8 +162,9 @@ class RealifyPipeline:
         window = self._prepare_window(clip, config, prefix, config.seed if seed is None else seed, suffix)
         # 3. denoise
         latents = self._denoise(window, config, cond_embeds, uncond_embeds, on_step, cancel)
-        # 4. decode, back to the input size, crop the padding frames
-        return self._to_frames(latents, window)
+        # 4. decode, back to the input size, crop the padding frames; the new frames continue the prefix as emitted
+        frames = self._to_frames(latents, window)
+        return frames if prefix is None else hand_over(frames, np.asarray(prefix))
 
     def _prepare_window(self, clip: GBuffers, config: RealifyConfig, prefix, seed: int, suffix=None) -> _Window:
         if config.reference[0] != "color":

@@ -90,3 +90,19 @@ def save(folder: str | Path, components: dict, lora: str | Path, info: dict) -> 
     (folder / "lora").mkdir()
     shutil.copy(Path(lora) / "pytorch_lora_weights.safetensors", folder / "lora")
     return folder
+
+
+def replace_vae(folder: str | Path, vae, note: str, facts: dict | None = None) -> Path:
+    """Write ``vae`` as the preset's vae.safetensors (float16) and record ``note`` (and ``facts``) in
+    preset.json. For a VAE whose encoder is unchanged (``refine_decoder``): the latents, their
+    statistics and the transformer trained on them stay as they are."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in vae.state_dict().items()}, folder / "vae.safetensors")
+    info = json.loads((folder / "preset.json").read_text())
+    info["facts"]["vae_refined"] = note
+    info["facts"].update(facts or {})
+    (folder / "preset.json").write_text(json.dumps(info, indent=2) + "\n")
+    return folder
