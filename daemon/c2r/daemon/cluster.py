@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,7 @@ from .settings import DaemonSettings
 
 log = logging.getLogger("c2r.daemon")
 RETRIES = 1  # a window whose worker died is run once more (on the restarted actor)
+RESTART_WAIT_S = 120.0  # how long Ray may take to restart a dead worker before its window fails
 
 
 @dataclass
@@ -135,18 +137,35 @@ class ClusterScheduler:
                 log.info("ray worker %d: window %d of %s stopped: %s", index, request.index, task.owner,
                          str(e).strip().splitlines()[-1])
                 raise SessionCancelled("cancelled by a client") from None
-            except RayActorError as e:
+            except RayActorError as e:  # died under the window (ActorDiedError, or ActorUnavailableError: restarting)
                 failures += 1
                 if failures > RETRIES:
                     raise EngineUnavailable(f"ray worker {index} died twice on window {request.index} of {task.owner} "
                                             f"({type(e).__name__}); check the cluster's nodes and logs") from None
                 log.warning("ray worker %d died on window %d of %s; retrying it once", index, request.index, task.owner)
+                await self._until_back(index, worker)
                 continue
             finally:
                 self.calls.pop(task, None)
             log.info("ray worker %d (pid %d): window %d of %s in %.2f s (ran %.3f-%.3f)", index, pid, request.index,
                      task.owner, seconds, started, finished)
             return ClusterResult(frames, seconds)
+
+    @staticmethod
+    async def _until_back(index: int, worker) -> None:
+        """Wait until Ray has restarted a dead worker (it answers a call), so the retry is not refused meanwhile."""
+        from ray.exceptions import RayActorError
+
+        deadline = time.monotonic() + RESTART_WAIT_S
+        while True:
+            try:
+                await worker.pid.remote()
+                return
+            except RayActorError:
+                if time.monotonic() > deadline:
+                    raise EngineUnavailable(f"ray worker {index} did not come back within {RESTART_WAIT_S:g} s of dying; "
+                                            "check the cluster's nodes and logs") from None
+                await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
         for loop in self._loops:
