@@ -268,7 +268,7 @@ def reuse_freed_memory() -> None:
 
     By default glibc hands blocks this size back to the kernel when freed, so every frame the
     front end receives pays ~2500 fresh page faults. The peak (what --session-memory-mb bounds)
-    is unchanged: freed memory is reused, not added to.
+    stays within bounds: at most 64 MiB freed memory is kept per heap.
     """
     try:
         import ctypes
@@ -277,8 +277,8 @@ def reuse_freed_memory() -> None:
     except OSError:  # not glibc (macOS, Windows, musl): their allocators keep their defaults
         return
     m_trim_threshold, m_mmap_threshold = -1, -3
-    libc.mallopt(m_mmap_threshold, 64 * 2**20)  # blocks up to 64 MiB come from the heap, reusable
-    libc.mallopt(m_trim_threshold, 256 * 2**20)  # give memory back only beyond 256 MiB free at the top
+    libc.mallopt(m_mmap_threshold, 32 * 2**20)  # blocks up to 32 MiB (a 4K frame's plane) come from the heap, reusable
+    libc.mallopt(m_trim_threshold, 64 * 2**20)  # give memory back beyond 64 MiB free at a heap's top: a few frames' worth
 
 
 async def serve(settings: DaemonSettings) -> int:
