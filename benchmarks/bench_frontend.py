@@ -39,6 +39,7 @@ from c2r.client.frames import pack_plane
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest import cpu_seconds, make_planes  # noqa: E402
+from rounds import warm_median_ms  # noqa: E402
 DEMO = dict(model="tiny", quality="preview", resolution="native", seed=1)
 
 
@@ -65,16 +66,6 @@ def demo_clip() -> list[FramePlanes]:
     return [FramePlanes(c, depth[i]) for i, c in enumerate(colors)]
 
 
-def warm_ms(fn, repeats: int = 20) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
 def breakdown(frames: list[FramePlanes], steps: int) -> dict[str, float]:
     """ms per window of the front end's pieces, timed here on the demo's data."""
     from c2r.daemon.engine_messages import RunWindow, WindowResult
@@ -97,7 +88,7 @@ def breakdown(frames: list[FramePlanes], steps: int) -> dict[str, float]:
                 checker.accepted(m.index)
             return store
 
-        ingest_ms = warm_ms(lambda: ingest().close(), repeats=5)
+        ingest_ms = warm_median_ms(lambda: ingest().close(), repeats=5)
         store = ingest()
         window = Window(0, 0, n, 0)
         run = RunWindow(1, "s", "tiny", "", WindowRequest(store.clip(window), RealifyConfig(), None, window))
@@ -113,10 +104,10 @@ def breakdown(frames: list[FramePlanes], steps: int) -> dict[str, float]:
 
         pieces = {
             "frames in: check + copy into the window buffer + value checks": ingest_ms,
-            "window to the engine: RunWindow handle": warm_ms(lambda: pack(run, buffers)),
-            "results back: shm handle, copied out": warm_ms(result_round_trip),
-            "results out: RGB8 planes packed": warm_ms(lambda: [pack_plane(f) for f in out]),
-            f"previews out: {steps - 1} estimates taking turns, one frame each in all, packed": warm_ms(
+            "window to the engine: RunWindow handle": warm_median_ms(lambda: pack(run, buffers)),
+            "results back: shm handle, copied out": warm_median_ms(result_round_trip),
+            "results out: RGB8 planes packed": warm_median_ms(lambda: [pack_plane(f) for f in out]),
+            f"previews out: {steps - 1} estimates taking turns, one frame each in all, packed": warm_median_ms(
                 lambda: [pack_plane(f) for f in out]),
         }
         store.close()

@@ -48,7 +48,7 @@ from c2r.client.frames import encode_frame
 from c2r.client.png import write_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rounds import interleaved  # noqa: E402
+from rounds import interleaved, warm_median_ms  # noqa: E402
 
 METHODS = ("shared memory", "gRPC bytes", "raw TCP", "PNG on disk")
 
@@ -167,16 +167,6 @@ def bench_png(frames: int, planes: FramePlanes) -> float:
         elapsed = time.perf_counter() - start
         writer.join()
     return elapsed
-
-
-def warm_median_ms(fn, repeats: int = 15) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def pack_times(planes: FramePlanes) -> dict[str, float]:

@@ -9,6 +9,7 @@ the median of its rounds, shown with its min-max.
 from __future__ import annotations
 
 import statistics
+import time
 from typing import Callable
 
 
@@ -42,3 +43,14 @@ def cell(figure: dict | None, digits: int = 3) -> str:
     if figure is None:
         return "-"
     return f"{figure['median']:.{digits}f} ({figure['min']:.{digits}f}-{figure['max']:.{digits}f})"
+
+
+def warm_median_ms(fn: Callable[[], object], repeats: int = 15) -> float:
+    """Median milliseconds of ``repeats`` calls of ``fn`` after one warm-up call (for small pieces timed alone)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
