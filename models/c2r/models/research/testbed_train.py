@@ -85,6 +85,34 @@ def new_vae(config: dict | None = None, seed: int = 0):
     return vae.eval()
 
 
+def _training_clips(seeds: list[int], frames: int, size: tuple[int, int]) -> list[torch.Tensor]:
+    """The coarse and the real clip of every seed, in model layout."""
+    clips = []
+    for s in seeds:
+        clip = render_clip(s, frames, size)
+        clips += [_to_model(clip.coarse), _to_model(clip.real)]
+    return clips
+
+
+def _warmup_cosine(optimizer, steps: int, warmup: int):
+    """Learning rate: linear warm-up over ``warmup`` steps, then cosine down to 2 % at ``steps``."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: min(1.0, (k + 1) / warmup) * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(k, steps) / steps))))
+
+
+def _random_crops(clips: list[torch.Tensor], crops, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """One training batch: a (frames, pixels) crop shape drawn from ``crops``, then ``batch`` random crops of it."""
+    crop_frames, crop = crops[int(torch.randint(len(crops), (), generator=generator))]
+    picks = []
+    for _ in range(batch):
+        video = clips[int(torch.randint(len(clips), (), generator=generator))]
+        t0 = int(torch.randint(video.shape[2] - crop_frames + 1, (), generator=generator))
+        y0 = int(torch.randint(video.shape[3] - crop + 1, (), generator=generator))
+        x0 = int(torch.randint(video.shape[4] - crop + 1, (), generator=generator))
+        picks.append(video[:, :, t0 : t0 + crop_frames, y0 : y0 + crop, x0 : x0 + crop])
+    return torch.cat(picks)
+
+
 def train_vae(seeds: list[int], frames: int, size: tuple[int, int], steps: int,
               crops: tuple[tuple[int, int], ...] = ((17, 24), (33, 16)), batch: int = 4, lr: float = 2e-3,
               warmup: int = 100, seed: int = 0, log=print, held_out: list[int] | None = None, eval_every: int = 0,
@@ -104,27 +132,15 @@ def train_vae(seeds: list[int], frames: int, size: tuple[int, int], steps: int,
     the next flickers every 4 frames (and at every window seam, which sits on a chunk boundary)
     even when each frame alone is close."""
     longest = max(max(f for f, _ in crops), frames)
-    clips = []
-    for s in seeds:
-        clip = render_clip(s, longest, size)
-        clips += [_to_model(clip.coarse), _to_model(clip.real)]
+    clips = _training_clips(seeds, longest, size)
     vae = new_vae(config, seed)
     vae.train()
     optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda k: min(1.0, (k + 1) / warmup) * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(k, steps) / steps))))
+    schedule = _warmup_cosine(optimizer, steps, warmup)
     generator = torch.Generator().manual_seed(seed)
     history, started = [], time.perf_counter()
     for step in range(1, steps + 1):
-        crop_frames, crop = crops[int(torch.randint(len(crops), (), generator=generator))]
-        picks = []
-        for _ in range(batch):
-            video = clips[int(torch.randint(len(clips), (), generator=generator))]
-            t0 = int(torch.randint(video.shape[2] - crop_frames + 1, (), generator=generator))
-            y0 = int(torch.randint(video.shape[3] - crop + 1, (), generator=generator))
-            x0 = int(torch.randint(video.shape[4] - crop + 1, (), generator=generator))
-            picks.append(video[:, :, t0 : t0 + crop_frames, y0 : y0 + crop, x0 : x0 + crop])
-        x = torch.cat(picks)
+        x = _random_crops(clips, crops, batch, generator)
         decoded = vae.decode(vae.encode(x).latent_dist.mode()).sample
         loss = F.mse_loss(decoded, x)
         if temporal_weight:
@@ -159,31 +175,19 @@ def refine_decoder(vae, seeds: list[int], steps: int, size: tuple[int, int],
     9-frame crops, decoded the later chunks of a clip ever worse (27 dB in a 33-frame clip's
     first chunks, 16 dB in its last), and its chunk boundaries flickered."""
     longest = max(f for f, _ in crops)
-    clips = []
-    for s in seeds:
-        clip = render_clip(s, longest, size)
-        clips += [_to_model(clip.coarse), _to_model(clip.real)]
+    clips = _training_clips(seeds, longest, size)
     vae.requires_grad_(False)
     decoder = [vae.post_quant_conv, vae.decoder]
     params = [p for module in decoder for p in module.parameters()]
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params, lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda k: min(1.0, (k + 1) / warmup) * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(k, steps) / steps))))
+    schedule = _warmup_cosine(optimizer, steps, warmup)
     generator = torch.Generator().manual_seed(seed)
     history, started = [], time.perf_counter()
     vae.eval()
     for step in range(1, steps + 1):
-        crop_frames, crop = crops[int(torch.randint(len(crops), (), generator=generator))]
-        picks = []
-        for _ in range(batch):
-            video = clips[int(torch.randint(len(clips), (), generator=generator))]
-            t0 = int(torch.randint(video.shape[2] - crop_frames + 1, (), generator=generator))
-            y0 = int(torch.randint(video.shape[3] - crop + 1, (), generator=generator))
-            x0 = int(torch.randint(video.shape[4] - crop + 1, (), generator=generator))
-            picks.append(video[:, :, t0 : t0 + crop_frames, y0 : y0 + crop, x0 : x0 + crop])
-        x = torch.cat(picks)
+        x = _random_crops(clips, crops, batch, generator)
         with torch.no_grad():
             latents = vae.encode(x).latent_dist.mode()
         decoded = vae.decode(latents).sample
