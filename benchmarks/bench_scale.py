@@ -183,7 +183,6 @@ def bench_seams(args) -> dict:
     from c2r.models.research import temporal
     from c2r.models.research.testbed import PROMPT, render_clip
     from c2r.models.research.testbed_train import psnr
-    from c2r.models.windows import plan_windows
 
     backend = ICLoRABackend(tiny_trained.PRESET_NAME)
     backend.load("cpu")
@@ -191,9 +190,9 @@ def bench_seams(args) -> dict:
                                resolution="native", seed=0)
     anchored = RealifyConfig(**{**sequential.__dict__, "chaining": "anchors", "anchor_every": 16})
     plan = plan_anchors(args.seam_frames, 17, 16)
-    hand_overs = {"sequential": [w.emit_start for w in plan_windows(args.seam_frames, 17, 5)[1:]],
+    hand_overs = {"sequential": temporal.hand_over_frames(args.seam_frames, 17, 5),
                   # where a chunk's cross-fade into its anchor starts (a - BLEND) and where the next chunk starts (a + 1)
-                  "anchors": sorted([a - BLEND for a in plan.anchors] + [c.emit_start for c in plan.chunks if c.emit_start])}
+                  "anchors": temporal.hand_over_frames(args.seam_frames, 17, anchor_every=16)}
     runs = {"sequential": lambda clip: backend.realify(clip.gbuffers(), sequential),
             "anchors": lambda clip: realify_anchored(backend.realify_window, clip.gbuffers(), anchored)}
     rows: dict[str, list[dict]] = {name: [] for name in runs}

@@ -32,7 +32,10 @@ downloaded; its self-similarity follows patch appearance and layout, not semanti
 Rows "vae ceiling" (the target through the VAE: the best a model can do through that codec)
 and "identity" (the coarse input returned) bound the table; "base" is the pretrained
 denoiser without a LoRA (it never learned to read the reference). Anchor-parallel chunks
-(issue 16) are not measured here. The C2R-style feature adapter is not measured either.
+(issue 16): "anchor-parallel" realifies the sequence as anchor clips every 16 frames, then
+the chunks between them pinned to both ends; its seams are measured at that plan's own
+hand-overs (``temporal.hand_over_frames``), every other row's at the sequential windows'.
+The C2R-style feature adapter is not measured either.
 Last line: one JSON line with every figure; two runs with the same flags give the same figures.
 
     python benchmarks/bench_testbed.py                      # quick: a few minutes on 2 idle CPU cores
@@ -76,6 +79,7 @@ from c2r.models import tiny_trained
 from c2r.models.windows import plan_windows
 
 WINDOW, OVERLAP = 17, 5
+ANCHOR_EVERY = 16  # anchor-parallel rows: an anchor every 16 frames of 17-frame windows (bench_scale's seams)
 TRAIN_SEEDS, HELD_OUT_SEEDS = 0, 5000  # training clips are seeds 0.., scored sequences 5000..
 
 
@@ -178,8 +182,18 @@ def pinned_without_hand_over(backend: ICLoRABackend, clip, config: RealifyConfig
         pipeline_module.hand_over = kept
 
 
-def score(name: str, clip, output: np.ndarray, dino) -> dict:
-    row = evaluate.evaluate_pair(name, clip.coarse, output, dino=dino, window=WINDOW, overlap=OVERLAP)
+def anchor_parallel(backend: ICLoRABackend, clip, config: RealifyConfig) -> np.ndarray:
+    """The whole sequence anchor-parallel (issue 16's jobs: anchor clips, then chunks pinned to them), in this process."""
+    from c2r.models.anchors import realify_anchored
+
+    return realify_anchored(backend.realify_window, clip,
+                            RealifyConfig(**{**config.__dict__, "chaining": "anchors", "anchor_every": ANCHOR_EVERY}))
+
+
+def score(name: str, clip, output: np.ndarray, dino, anchor_every: int = 0) -> dict:
+    """One output's figures; seams at the sequential plan's hand-overs, or the anchor plan's with ``anchor_every``."""
+    row = evaluate.evaluate_pair(name, clip.coarse, output, dino=dino, window=WINDOW, overlap=OVERLAP,
+                                 anchor_every=anchor_every)
     people = clip.figure_mask
     diff = np.abs(output.astype(np.float32) - clip.real.astype(np.float32))
     from c2r.models.research.structure import dino_structure_distance
@@ -209,6 +223,7 @@ def run_rows(components: dict, base_state: dict, loras: dict, budget: Budget, se
     if "full" in loras:
         variants["IC full, independent"] = ("full", config, "independent")
         variants["IC full, no hand-over"] = ("full", config, "no-hand-over")
+        variants["IC full, anchor-parallel"] = ("full", config, "anchors")
         variants["IC full, strength 0.6"] = ("full", RealifyConfig(**{**config.__dict__, "strength": 0.6}), "pinned")
         variants["IC full, ref downscale 2"] = ("full", RealifyConfig(**{**config.__dict__, "reference_downscale": 2}), "pinned")
     backends = {"base": backend_for(with_transformer(components, base_state), "full")}
@@ -220,10 +235,12 @@ def run_rows(components: dict, base_state: dict, loras: dict, budget: Budget, se
         for name, (key, cfg, stitching) in variants.items():
             backend = backends[key]
             stitch = {"pinned": backend.realify, "independent": partial(independent_windows, backend),
-                      "no-hand-over": partial(pinned_without_hand_over, backend)}[stitching]
+                      "no-hand-over": partial(pinned_without_hand_over, backend),
+                      "anchors": partial(anchor_parallel, backend)}[stitching]
             outputs[name] = stitch(clip.gbuffers(), cfg)
         for name, out in outputs.items():
-            rows[name].append(score(name, clip, out, dino))
+            anchored = name in variants and variants[name][2] == "anchors"
+            rows[name].append(score(name, clip, out, dino, ANCHOR_EVERY if anchored else 0))
         if k == 0:
             samples.update(outputs, coarse=clip.coarse, target=clip.real)
         log(f"scored sequence {k + 1}/{budget.sequences}")

@@ -51,6 +51,24 @@ def test_seam_metric_detects_an_injected_seam():
     assert result["seam_flicker"] > 20 and result["inner_flicker"] < 1
 
 
+def test_seam_metric_at_anchor_parallel_hand_overs():
+    # anchors every 8 frames of 9-frame windows, 33 frames: anchors 8, 16, 24, 32 (the last frame)
+    from c2r.models.anchors import BLEND, plan_anchors
+
+    hand_overs = temporal.hand_over_frames(33, 9, anchor_every=8)
+    assert hand_overs == [8 - BLEND, 9, 16 - BLEND, 17, 24 - BLEND, 25, 32 - BLEND]
+    assert hand_overs == list(plan_anchors(33, 9, 8).hand_overs)
+    video = moving_square(33)
+    seamed = video.copy()
+    for s in hand_overs:  # a jump at each of the plan's hand-overs, none at the sequential plan's
+        seamed[s:] = np.clip(seamed[s:].astype(int) + 20, 0, 255).astype(np.uint8)
+    at_anchors = temporal.seam_flicker(seamed, 9, 0, reference=video, anchor_every=8)
+    assert at_anchors["num_seams"] == len(hand_overs)
+    assert at_anchors["seam_flicker"] > 15 and at_anchors["inner_flicker"] < 1
+    sequential = temporal.seam_flicker(seamed, 9, 1, reference=video)  # seams at 9, 17, 25 only: diluted
+    assert sequential["seam_ratio"] < at_anchors["seam_ratio"]
+
+
 def test_bad_video_input_says_what_is_wrong():
     with pytest.raises(ValueError, match="uint8"):
         temporal.temporal_flickering(np.zeros((3, 8, 8, 3), np.float32))
@@ -107,3 +125,6 @@ def test_eval_cli_writes_table_csv_json_and_comparison_video(tmp_path, capsys):
     assert main(["eval", "--inputs", str(tmp_path / "in.mp4"), "--outputs", str(tmp_path / "out.mp4"), "--report",
                  str(report), "--dino", str(tmp_path / "nowhere")]) == 2
     assert "--no-dino" in capsys.readouterr().err
+    assert main(["eval", "--inputs", str(tmp_path / "in.mp4"), "--outputs", str(tmp_path / "out.mp4"), "--report",
+                 str(report), "--no-dino", "--anchor-every", "8"]) == 2
+    assert "--anchor-every needs --window" in capsys.readouterr().err

@@ -75,6 +75,14 @@ class AnchorPlan:
     def chunks(self) -> tuple[Piece, ...]:
         return tuple(p for p in self.pieces if p.kind == "chunk")
 
+    @property
+    def hand_overs(self) -> tuple[int, ...]:
+        """Output frames where the source changes (the seam metric's frames): where a chunk's
+        cross-fade into its next anchor clip starts (a - BLEND) and where the next chunk starts
+        (a + 1); the anchor frame a itself comes from the anchor clip both neighbours share."""
+        fades = [a - BLEND for a in self.anchors if a - BLEND > 0]
+        return tuple(sorted(set(fades + [c.emit_start for c in self.chunks if c.emit_start])))
+
 
 def anchor_spacing(config: RealifyConfig) -> int:
     return config.anchor_every or config.window - 1

@@ -13,6 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, default=Path("eval"), help="folder for metrics.csv, metrics.json, comparison videos")
     parser.add_argument("--window", type=int, help="window length the outputs were made with (enables the seam metric)")
     parser.add_argument("--overlap", type=int, default=0, help="window overlap the outputs were made with")
+    parser.add_argument("--anchor-every", type=int, default=0,
+                        help="the outputs were made anchor-parallel (--chaining anchors) with anchors every N frames: "
+                             "seams are that plan's hand-overs")
     parser.add_argument("--dino", default="facebook/dinov2-base", help="DINOv2 folder or hub id (local files only)")
     parser.add_argument("--no-dino", action="store_true", help="skip the DINO structure distance")
     parser.add_argument("--no-video", action="store_true", help="skip the side-by-side comparison videos")
@@ -37,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"c2r eval: {len(args.inputs)} inputs but {len(args.outputs)} outputs; give one output per input, in order",
               file=sys.stderr)
         return 2
+    if args.anchor_every and not args.window:
+        print("c2r eval: --anchor-every needs --window (the model window the anchor-parallel job used)", file=sys.stderr)
+        return 2
     dino = None
     if not args.no_dino:
         from .structure import load_dino
@@ -52,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             inputs, fps = read_clip(src)
             outputs, _ = read_clip(out)
-            rows.append(evaluate_pair(name, inputs, outputs, dino, face_model, face_reason, args.window, args.overlap))
+            rows.append(evaluate_pair(name, inputs, outputs, dino, face_model, face_reason, args.window, args.overlap,
+                                      args.anchor_every))
         except (MediaError, ValueError) as e:
             print(f"c2r eval: {e}", file=sys.stderr)
             return 2

@@ -41,6 +41,7 @@ def evaluate_pair(
     face_reason: str = "",
     window: int | None = None,
     overlap: int = 0,
+    anchor_every: int = 0,
 ) -> dict:
     """All metrics for one pair of aligned (T, H, W, 3) uint8 clips."""
     if inputs.shape != outputs.shape:
@@ -62,7 +63,7 @@ def evaluate_pair(
         "flicker_excess": temporal.flicker_excess(outputs, inputs),
     }
     if window:
-        row.update(temporal.seam_flicker(outputs, window, overlap, reference=inputs))
+        row.update(temporal.seam_flicker(outputs, window, overlap, reference=inputs, anchor_every=anchor_every))
     return row
 
 

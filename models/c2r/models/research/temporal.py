@@ -60,17 +60,31 @@ def motion_smoothness(frames: np.ndarray) -> float:
     return float((255.0 - error) / 255.0)
 
 
-def seam_flicker(frames: np.ndarray, window: int, overlap: int, reference: np.ndarray | None = None) -> dict:
+def hand_over_frames(num_frames: int, window: int, overlap: int = 0, anchor_every: int = 0) -> list[int]:
+    """The output frames where one piece of work hands over to the next: each window's first new
+    frame (sequential chaining), or with ``anchor_every`` the anchor-parallel plan's hand-overs
+    (``anchors.AnchorPlan.hand_overs``)."""
+    if anchor_every:
+        from ..anchors import plan_anchors
+
+        return list(plan_anchors(num_frames, window, anchor_every).hand_overs)
+    return [w.emit_start for w in plan_windows(num_frames, window, overlap)[1:]]
+
+
+def seam_flicker(frames: np.ndarray, window: int, overlap: int, reference: np.ndarray | None = None,
+                 anchor_every: int = 0) -> dict:
     """Frame change where one window hands over to the next, against the change inside windows.
 
     ``seam_ratio`` near 1 means the hand-over is invisible; well above 1 means a visible jump.
     When ``reference`` (the input clip) is given, the input's own change at the same frames is
     subtracted first so a cut or fast motion in the scene is not blamed on the windowing.
+    ``anchor_every``: the outputs were made anchor-parallel (anchors every so many frames);
+    the seams are then that plan's hand-overs (``hand_over_frames``).
     """
     changes = frame_changes(frames)
     if reference is not None:
         changes = np.maximum(changes - frame_changes(reference), 0.0)
-    seams = [w.emit_start for w in plan_windows(len(frames), window, overlap)[1:]]
+    seams = hand_over_frames(len(frames), window, overlap, anchor_every)
     # change i is between frame i and i+1; the seam before frame s is change s-1
     seam_idx = np.array([s - 1 for s in seams], dtype=int)
     inside = np.setdiff1d(np.arange(changes.size), seam_idx)
