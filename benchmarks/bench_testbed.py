@@ -25,6 +25,10 @@ runs the same windows without the prefix. Columns:
   flicker      `c2r eval`'s temporal flickering (1 = still); smooth: motion smoothness
   seam / inner mean frame change at window hand-overs / inside windows (input's own change
                subtracted); ratio = seam / inner (target: <= 1.1 with the default stitching)
+  chunk / r_chunk  mean frame change where a window's VAE decode starts a new 4-frame latent chunk
+               inside the window, and seam / that: the seams sit on chunk starts, where the tiny
+               VAE's own decode steps too ("vae ceiling" shows the codec alone), so r_chunk
+               near 1 says the stitching adds nothing beyond the codec
 
 The structure encoder is a STAND-IN: a 4-layer DINOv2 (transformers' ``Dinov2Model``) with
 seeded random weights, since facebook/dinov2-base is not on this machine and nothing is
@@ -209,6 +213,8 @@ def score(name: str, clip, output: np.ndarray, dino, anchor_every: int = 0) -> d
         "seam": row["seam_flicker"],
         "inner": row["inner_flicker"],
         "ratio": row["seam_ratio"],
+        "chunk": row["chunk_flicker"],
+        "r_chunk": row["seam_ratio_chunk"],
     }
 
 
@@ -289,7 +295,8 @@ def run_rows_preset(budget: Budget, seed: int, samples: dict) -> dict:
 
 
 COLUMNS = (("psnr", 7, 2), ("err", 7, 2), ("struct_tgt", 11, 4), ("struct_in", 10, 4), ("people", 8, 2), ("flicker", 8, 4),
-           ("smooth", 8, 4), ("seam", 7, 2), ("inner", 7, 2), ("ratio", 7, 2))
+           ("smooth", 8, 4), ("seam", 7, 2), ("inner", 7, 2), ("ratio", 7, 2),
+           ("chunk", 7, 2), ("r_chunk", 8, 2))
 
 
 def format_table(results: dict) -> str:

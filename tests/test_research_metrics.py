@@ -49,6 +49,21 @@ def test_seam_metric_detects_an_injected_seam():
     assert result["num_seams"] == len(emit_starts) >= 2
     assert result["seam_ratio"] > 10 * max(clean["seam_ratio"] if not np.isnan(clean["seam_ratio"]) else 0, 1)
     assert result["seam_flicker"] > 20 and result["inner_flicker"] < 1
+    # windows start at 0, 8, 16: their decodes start chunks at 1, 5 / 13 / 21 (9, 17 are seams)
+    assert temporal.chunk_boundaries(25, window, overlap) == [1, 5, 13, 21]
+    assert result["chunk_flicker"] < 1 and result["seam_ratio_chunk"] > 20
+
+
+def test_chunk_ratio_separates_a_codec_step_from_a_stitching_step():
+    """A step at every 4-frame chunk start (what the VAE does) raises seam_ratio but not seam_ratio_chunk."""
+    window, overlap = 17, 5
+    video = moving_square(53)
+    stepped = video.copy()
+    for s in range(1, 53, 4):  # every window starts on a multiple of 4 here: chunk starts are 1 mod 4 everywhere
+        stepped[s:] = np.clip(stepped[s:].astype(int) + 12 * (1 if (s // 4) % 2 else -1), 0, 255).astype(np.uint8)
+    result = temporal.seam_flicker(stepped, window, overlap, reference=video)
+    assert result["seam_ratio"] > 2.5
+    assert result["seam_ratio_chunk"] == pytest.approx(1.0, abs=0.1)
 
 
 def test_seam_metric_at_anchor_parallel_hand_overs():
@@ -65,6 +80,10 @@ def test_seam_metric_at_anchor_parallel_hand_overs():
     at_anchors = temporal.seam_flicker(seamed, 9, 0, reference=video, anchor_every=8)
     assert at_anchors["num_seams"] == len(hand_overs)
     assert at_anchors["seam_flicker"] > 15 and at_anchors["inner_flicker"] < 1
+    # chunk 8..17 starts latents at 9 (its seam) and 13 (where its fade into anchor 16 starts): only chunk 0..8's 1 is left
+    assert temporal.chunk_boundaries(33, 9, anchor_every=8) == [1]
+    assert temporal.chunk_boundaries(250, 17, anchor_every=16)[:4] == [1, 5, 9, 21]
+    assert at_anchors["chunk_flicker"] < 1 and at_anchors["seam_ratio_chunk"] > 15
     sequential = temporal.seam_flicker(seamed, 9, 1, reference=video)  # seams at 9, 17, 25 only: diluted
     assert sequential["seam_ratio"] < at_anchors["seam_ratio"]
 

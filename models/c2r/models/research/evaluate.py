@@ -29,6 +29,8 @@ COLUMNS = (
     "seam_flicker",
     "inner_flicker",
     "seam_ratio",
+    "chunk_flicker",
+    "seam_ratio_chunk",
 )
 
 

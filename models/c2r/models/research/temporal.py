@@ -71,6 +71,23 @@ def hand_over_frames(num_frames: int, window: int, overlap: int = 0, anchor_ever
     return [w.emit_start for w in plan_windows(num_frames, window, overlap)[1:]]
 
 
+def chunk_boundaries(num_frames: int, window: int, overlap: int = 0, anchor_every: int = 0) -> list[int]:
+    """Output frames inside a piece of work where its VAE decode starts a new latent chunk.
+
+    Wan's causal VAE decodes frame 0 alone, then 4 frames per latent: a piece starting at
+    input frame ``start`` begins chunks at ``start + 1 + 4j``. Its own seam is not counted (it
+    is a hand-over); anchor clips emit only one frame and have none.
+    """
+    if anchor_every:
+        from ..anchors import plan_anchors
+
+        spans = [(p.start, p.emit_start, p.emit_end) for p in plan_anchors(num_frames, window, anchor_every).chunks]
+    else:
+        spans = [(w.start, w.emit_start, w.end) for w in plan_windows(num_frames, window, overlap)]
+    seams = set(hand_over_frames(num_frames, window, overlap, anchor_every))
+    return sorted({s for start, emit, end in spans for s in range(start + 1, end, 4) if emit < s and s not in seams})
+
+
 def seam_flicker(frames: np.ndarray, window: int, overlap: int, reference: np.ndarray | None = None,
                  anchor_every: int = 0) -> dict:
     """Frame change where one window hands over to the next, against the change inside windows.
@@ -80,6 +97,11 @@ def seam_flicker(frames: np.ndarray, window: int, overlap: int, reference: np.nd
     subtracted first so a cut or fast motion in the scene is not blamed on the windowing.
     ``anchor_every``: the outputs were made anchor-parallel (anchors every so many frames);
     the seams are then that plan's hand-overs (``hand_over_frames``).
+
+    The seams of both plans fall where a window's VAE decode starts a new 4-frame latent chunk,
+    and a video VAE's own decode can step there too. ``chunk_flicker`` is the change at the
+    chunk starts inside windows (``chunk_boundaries``) and ``seam_ratio_chunk`` = seam / that:
+    near 1 when the stitching adds nothing beyond what the codec does at every chunk start.
     """
     changes = frame_changes(frames)
     if reference is not None:
@@ -88,10 +110,14 @@ def seam_flicker(frames: np.ndarray, window: int, overlap: int, reference: np.nd
     # change i is between frame i and i+1; the seam before frame s is change s-1
     seam_idx = np.array([s - 1 for s in seams], dtype=int)
     inside = np.setdiff1d(np.arange(changes.size), seam_idx)
+    chunk_idx = np.array([s - 1 for s in chunk_boundaries(len(frames), window, overlap, anchor_every)], dtype=int)
     seam_mean = float(changes[seam_idx].mean()) if seam_idx.size else float("nan")
     inside_mean = float(changes[inside].mean()) if inside.size else float("nan")
+    chunk_mean = float(changes[chunk_idx].mean()) if chunk_idx.size else float("nan")
     ratio = seam_mean / max(inside_mean, 1e-6) if seam_idx.size and inside.size else float("nan")
-    return {"seam_flicker": seam_mean, "inner_flicker": inside_mean, "seam_ratio": ratio, "num_seams": int(seam_idx.size)}
+    chunk_ratio = seam_mean / max(chunk_mean, 1e-6) if seam_idx.size and chunk_idx.size else float("nan")
+    return {"seam_flicker": seam_mean, "inner_flicker": inside_mean, "seam_ratio": ratio, "num_seams": int(seam_idx.size),
+            "chunk_flicker": chunk_mean, "seam_ratio_chunk": chunk_ratio}
 
 
 def flicker_excess(output: np.ndarray, reference: np.ndarray) -> float:
