@@ -14,7 +14,9 @@ import json
 from pathlib import Path
 
 PRESET_NAME = "tiny-trained"
+C2R_PRESET_NAME = "tiny-trained-c2r"  # the same base with a C2R-style feature adapter instead of the IC-LoRA
 WEIGHTS = Path(__file__).resolve().parent
+ADAPTER = WEIGHTS / "adapter"  # the feature adapter (`c2r train --set conditioning='feature-adapter'`), released layout
 TEXT_DIM = 32
 # 4x spatial (not Wan's 8x) and 4x temporal compression: at the testbed's 48x64 frames, 12x16 latents
 VAE_CONFIG = dict(base_dim=8, z_dim=16, dim_mult=[1, 2, 2], num_res_blocks=1, temperal_downsample=[True, True],
