@@ -101,6 +101,18 @@ def test_resume_continues_the_adapter_run_exactly(data, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_dinov3_folder_can_be_the_feature_encoder_and_is_rebuilt_from_its_path(data, tmp_path):
+    torch.set_num_threads(1)
+    StandinDino(hidden_size=32, layers=1, heads=2, seed=3).build().save_pretrained(tmp_path / "dinov3")
+    trainer = Trainer(adapter_config(2, feature_encoder=str(tmp_path / "dinov3")), data, tmp_path / "run")
+    trainer.train()
+    info = read_adapter_info(tmp_path / "run" / "adapter")
+    assert info.encoder == {"path": str((tmp_path / "dinov3").resolve())}
+    parts = load_adapter(tmp_path / "run" / "adapter", trainer.components["transformer"])
+    assert parts["dino"].config.hidden_size == 32
+    assert all(torch.equal(v, trainer.pipeline.dino.model.state_dict()[k]) for k, v in parts["dino"].state_dict().items())
+
+
 def test_a_wrong_shaped_or_unlabelled_adapter_file_is_refused_naming_what_is_wrong(tmp_path):
     transformer = tiny_trained.load(with_lora=False)["transformer"]
     info = AdapterInfo(tiny_trained.PRESET_NAME, encoder_spec("standin", 8), (1.0,))
