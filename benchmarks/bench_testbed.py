@@ -39,7 +39,10 @@ denoiser without a LoRA (it never learned to read the reference). Anchor-paralle
 (issue 16): "anchor-parallel" realifies the sequence as anchor clips every 16 frames, then
 the chunks between them pinned to both ends; its seams are measured at that plan's own
 hand-overs (``temporal.hand_over_frames``), every other row's at the sequential windows'.
-The C2R-style feature adapter is not measured either.
+"feature adapter": a C2R-style feature adapter (adapter + bridge,
+base frozen, `c2r train --set conditioning='feature-adapter'`) over a DINOv3 STAND-IN (random
+weights, ``dino.StandinDino``; not DINOv3's features), trained with the LoRAs' steps and schedule
+and run by the C2R backend over the same base (one pass per step, pinned stitching).
 Last line: one JSON line with every figure; two runs with the same flags give the same figures.
 
     python benchmarks/bench_testbed.py                      # quick: a few minutes on 2 idle CPU cores
@@ -79,6 +82,7 @@ from c2r.models.pipeline import RealifyPipeline
 from c2r.models.research import evaluate
 from c2r.models.research.testbed import DEFAULT_SIZE, PROMPT, render_clip, write_dataset
 from c2r.models.research.testbed_train import pretrain_base, psnr, round_trip, set_latent_statistics, train_lora, train_vae
+from c2r.models.research.testbed_train import train_feature_adapter
 from c2r.models import tiny_trained
 from c2r.models.windows import plan_windows
 
@@ -267,8 +271,10 @@ def run_benchmark(mode: str = "quick", seed: int = 0, workdir: Path | None = Non
                              budget.lora_steps, 17, seed=seed)
         facts[f"lora_{attention}_train_s"] = round(time.perf_counter() - started, 1)
         loras[attention], lora_dirs[attention] = trainer.components, workdir / f"lora-{attention}" / "lora"
+    adapter = train_adapter_row(components, base_state, data, workdir, budget, seed, facts)
     samples: dict = {}
     results = run_rows(components, base_state, loras, budget, seed, log, samples)
+    results.update(run_rows_adapter(adapter, budget, seed, samples))
     if mode == "quick":  # the committed preset, as shipped (its LoRA trained longer than the quick ones)
         results.update(run_rows_preset(budget, seed, samples))
     if save_preset is not None:
@@ -294,6 +300,35 @@ def run_rows_preset(budget: Budget, seed: int, samples: dict) -> dict:
     return {"tiny-trained preset": {col: float(np.nanmean([r[col] for r in rows])) for col in rows[0]}}
 
 
+# ------------------------------------------------------------------------------ the feature adapter (issue 17)
+def train_adapter_row(components: dict, base_state: dict, data: Path, workdir: Path, budget: Budget, seed: int, facts: dict):
+    """The C2R-style feature adapter on its own copy of the base, with the LoRAs' budget; returns its Trainer."""
+    started = time.perf_counter()
+    trainer = train_feature_adapter(with_transformer(components, base_state), data, workdir / "adapter", budget.lora_steps, 17,
+                                    seed=seed)
+    facts["feature_adapter_train_s"] = round(time.perf_counter() - started, 1)
+    return trainer
+
+
+def run_rows_adapter(trainer, budget: Budget, seed: int, samples: dict) -> dict:
+    """The "feature adapter" row: the C2R backend over the trained adapter's pipeline, on the held-out sequences."""
+    from c2r.models.coarse_to_real.backend import C2RBackend
+
+    dino = standin_dino(seed)
+    backend = C2RBackend(tiny_trained.C2R_PRESET_NAME)
+    backend.pipeline = trainer.pipeline
+    config = RealifyConfig(prompt=PROMPT, steps=budget.sample_steps, guidance=1.0, guidance_mode="cfg", shift=3.0,
+                           window=WINDOW, overlap=OVERLAP, resolution="native", seed=seed)
+    rows = []
+    for k in range(budget.sequences):
+        clip = render_clip(HELD_OUT_SEEDS + k, budget.sequence_frames)
+        out = backend.realify(clip.gbuffers(), config)
+        rows.append(score("feature adapter", clip, out, dino))
+        if k == 0:
+            samples["feature adapter"] = out
+    return {"feature adapter": {col: float(np.nanmean([r[col] for r in rows])) for col in rows[0]}}
+
+
 COLUMNS = (("psnr", 7, 2), ("err", 7, 2), ("struct_tgt", 11, 4), ("struct_in", 10, 4), ("people", 8, 2), ("flicker", 8, 4),
            ("smooth", 8, 4), ("seam", 7, 2), ("inner", 7, 2), ("ratio", 7, 2),
            ("chunk", 7, 2), ("r_chunk", 8, 2))
@@ -307,7 +342,8 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-SHEET_ROWS = ("coarse", "target", "base (no LoRA)", "IC full", "IC causal-ref", "IC full, strength 0.6", "tiny-trained preset")
+SHEET_ROWS = ("coarse", "target", "base (no LoRA)", "IC full", "IC causal-ref", "IC full, strength 0.6", "tiny-trained preset",
+              "feature adapter")
 
 
 def contact_sheet(samples: dict, frames: list[int], scale: int = 3) -> np.ndarray:
@@ -337,6 +373,7 @@ def main() -> None:
     parser.add_argument("--save-preset", type=Path, help="write the trained VAE, base and full-attention LoRA as the tiny-trained preset here")
     parser.add_argument("--vae-weights", type=Path, help="start from this trained VAE state (train_vae's snapshot) instead of training one")
     parser.add_argument("--contact-sheet", type=Path, help="write a PNG of coarse, target and each model's output for a few frames")
+    parser.add_argument("--save-adapter", type=Path, help="copy the trained feature adapter folder here (tiny-trained-c2r's --model-path)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a shared 2-core machine a VAE step took 0.25 s with 1 thread "
                              "and 1.7-12 s with 2, the tiny ops' thread hand-offs waiting on other processes)")
@@ -347,6 +384,8 @@ def main() -> None:
     try:
         report = run_benchmark(args.mode, args.seed, workdir, overrides, args.save_preset, args.vae_weights,
                                log=lambda line: print(line, flush=True))
+        if args.save_adapter:
+            shutil.copytree(workdir / "adapter" / "adapter", args.save_adapter, dirs_exist_ok=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     samples = report.pop("samples")

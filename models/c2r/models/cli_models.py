@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from . import tiny_trained
+
+SHIPPED = (tiny_trained.PRESET_NAME, tiny_trained.C2R_PRESET_NAME)  # trained presets whose weights are package data
+
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
@@ -25,7 +29,7 @@ def list_models(args) -> int:
         folder = None if p.is_tiny else local_path(p)
         if p.kind == "c2r" and not p.is_tiny:
             where = _c2r_status()
-        elif p.name == "tiny-trained":
+        elif p.name in SHIPPED:
             where = "shipped (package data)"
         elif p.is_tiny:
             where = "built in-process"
@@ -37,7 +41,7 @@ def list_models(args) -> int:
             where = f"yes ({folder_size_bytes(folder) / 1e9:.1f} GB)"
         experts = len(p.experts)
         billions = f"{p.footprint.expert_params / 1e9:.2f}B"
-        params = ("trained" if p.name == "tiny-trained" else "random") if p.is_tiny else f"{experts}x{billions}" if experts > 1 else billions
+        params = ("trained" if p.name in SHIPPED else "random") if p.is_tiny else f"{experts}x{billions}" if experts > 1 else billions
         print(f"{p.name:18} {p.kind:5} {params:>9}  {where:24} {p.description}")
     return 0
 
@@ -51,7 +55,7 @@ def pull_model(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if preset.is_tiny:
-        what = "ships with the package" if preset.name == "tiny-trained" else "is built in-process with random weights"
+        what = "ships with the package" if preset.name in SHIPPED else "is built in-process with random weights"
         print(f"{preset.name} {what}; nothing to download")
         return 0
     if preset.kind == "c2r":

@@ -113,6 +113,8 @@ _TINY_FOOTPRINT = dict(expert_params=24_520, block_params=7_464, text_encoder_pa
 TINY_C2R_EXPERT_PARAMS = _TINY_FOOTPRINT["expert_params"] + 12 * _TINY_FOOTPRINT["block_params"]
 TINY_TRAINED_FOOTPRINT = dict(expert_params=953_408, block_params=265_344, text_encoder_params=TINY_TEXT_ENCODER_PARAMS,
                               vae="tiny-trained")
+# tiny-trained-c2r's control path: the DINOv3 stand-in (dino.StandinDino) and its adapter + bridge (96 -> 128 wide)
+TINY_TRAINED_C2R_EXTRA_PARAMS = (("dinov3 stand-in (random weights)", 169_056), ("feature adapter + bridge", 104_128))
 
 PRESETS: dict[str, ModelPreset] = {
     p.name: p
@@ -150,6 +152,11 @@ PRESETS: dict[str, ModelPreset] = {
         ModelPreset(tiny_trained.PRESET_NAME, "t2v", None, tiny_trained.TRANSFORMER_CONFIG, max_sequence_length=32,
                     footprint=Footprint(**TINY_TRAINED_FOOTPRINT), vae_scale_spatial=4,
                     description="tiny Wan classes trained on the synthetic testbed (coarse -> its 'real' look)"),
+        ModelPreset(tiny_trained.C2R_PRESET_NAME, "c2r", None, tiny_trained.TRANSFORMER_CONFIG, max_sequence_length=32,
+                    footprint=Footprint(**TINY_TRAINED_FOOTPRINT, extra_params=TINY_TRAINED_C2R_EXTRA_PARAMS,
+                                        held_per_token=128), vae_scale_spatial=4,
+                    description="the tiny-trained base with a C2R-style feature adapter over a random-weight DINOv3 "
+                                "stand-in, trained on the synthetic testbed"),
     ]
 }
 

@@ -20,20 +20,21 @@ from ..levers import Levers, apply_to_vae, stream_blocks
 from ..pipeline import ModelPlacement
 from ..registry import get_preset, with_model_defaults
 from .pipeline import C2RPipeline
-from .weights import build_tiny, load_real
+from .weights import build_parts
 
 C2R_KIND = "c2r"
 MOVED = ("transformer", "control", "dino", "text_encoder")
 
 
 class C2RBackend(Backend):
-    """C2R on a stock diffusers Wan transformer; ``model_path``: folders holding its four parts."""
+    """C2R on a stock diffusers Wan transformer; ``model_path``: folders holding its four parts
+    (``tiny-trained-c2r``: a trained feature adapter folder)."""
 
     def __init__(self, model: str = "tiny-c2r", model_path: str | None = None, weights_seed: int = 0,
                  levers: Levers | None = None):
         self.preset = get_preset(model)
         if self.preset.kind != C2R_KIND:
-            raise ValueError(f"model {model!r} is not a C2R model: use c2r or tiny-c2r")
+            raise ValueError(f"model {model!r} is not a C2R model: use c2r, tiny-c2r or tiny-trained-c2r")
         self.name = model
         self.model_path = model_path
         self.weights_seed = weights_seed
@@ -46,7 +47,7 @@ class C2RBackend(Backend):
         check_load(dtype, offload)
         self.unload()
         device = torch.device(resolve_device(device))
-        parts = build_tiny(self.weights_seed) if self.preset.is_tiny else load_real(self.model_path, DTYPES[dtype])
+        parts = build_parts(self.preset, self.model_path, DTYPES[dtype], self.weights_seed)
         for key in MOVED:  # built in float32 (tiny) or loaded in dtype with diffusers' float32 parts kept
             if next(parts[key].parameters()).dtype != DTYPES[dtype]:
                 parts[key].to(dtype=DTYPES[dtype])

@@ -44,7 +44,10 @@ def _names(keys) -> str:
     return shown + (f" ... ({len(keys) - NAMES_SHOWN} more)" if len(keys) > NAMES_SHOWN else "")
 
 
-def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], what: str) -> None:
+RELEASED_FIX = "Use the released C2R files unchanged (c2r models pull c2r)."
+
+
+def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], what: str, fix: str = RELEASED_FIX) -> None:
     """Raise ``CheckpointMismatch`` naming every missing, left-over or wrongly shaped key."""
     missing = expected.keys() - state.keys()
     extra = state.keys() - expected.keys()
@@ -58,8 +61,7 @@ def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor
     if shapes:
         problems.append(f"{len(shapes)} of the wrong shape: {', '.join(shapes[:NAMES_SHOWN])}")
     if problems:
-        raise CheckpointMismatch(f"{what}: " + "; ".join(problems)
-                                 + ". Use the released C2R files unchanged (c2r models pull c2r).")
+        raise CheckpointMismatch(f"{what}: " + "; ".join(problems) + ". " + fix)
 
 
 def adapter_state(raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -67,9 +69,10 @@ def adapter_state(raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k[len(OPTIONAL_PREFIX):] if k.startswith(OPTIONAL_PREFIX) else k: v for k, v in raw.items()}
 
 
-def load_control(control: C2RControl, raw: dict[str, torch.Tensor]) -> C2RControl:
+def load_control(control: C2RControl, raw: dict[str, torch.Tensor], what: str = f"adapter checkpoint ({ADAPTER_FILE})",
+                 fix: str = RELEASED_FIX) -> C2RControl:
     state = adapter_state(raw)
-    check_state(state, control.state_dict(), f"adapter checkpoint ({ADAPTER_FILE})")
+    check_state(state, control.state_dict(), what, fix)
     control.load_state_dict(state, strict=True, assign=True)
     return control
 

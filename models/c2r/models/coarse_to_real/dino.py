@@ -8,6 +8,8 @@ grid (VAE 8x, patch 2x). From ``last_hidden_state`` the CLS token and the regist
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 # ImageNet statistics, DINOv3's image processor defaults
@@ -16,12 +18,39 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 RELEASED_DINO = "facebook/dinov3-vitb16-pretrain-lvd1689m"
 
 
-def tiny_dino_config(hidden_size: int = 16):
-    """A DINOv3 ViT of the released layout (patch 16, 4 register tokens) at toy width."""
+def tiny_dino_config(hidden_size: int = 16, patch_size: int = 16, layers: int = 1, heads: int = 2):
+    """A DINOv3 ViT of the released layout (4 register tokens; patch 16 as released) at toy width."""
     from transformers import DINOv3ViTConfig
 
-    return DINOv3ViTConfig(hidden_size=hidden_size, num_hidden_layers=1, num_attention_heads=2,
-                           intermediate_size=2 * hidden_size, num_register_tokens=4, patch_size=16)
+    return DINOv3ViTConfig(hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=heads,
+                           intermediate_size=2 * hidden_size, num_register_tokens=4, patch_size=patch_size)
+
+
+@dataclass(frozen=True)
+class StandinDino:
+    """A STAND-IN for DINOv3: the released ViT layout at toy width with SEEDED RANDOM weights.
+
+    The real DINOv3 ViT-B/16 is gated and nothing is downloaded, so the testbed's feature adapter
+    reads random-weight ViT features of the coarse frames: they keep each patch's appearance and
+    layout (what a random projection and random attention keep), not DINO's semantics. Its patch
+    is the model's token size (tiny-trained: VAE 4x, patch 2 -> 8 px), so one feature per latent
+    token, as DINOv3's 16 px patch is for Wan's 8x VAE. The fields are saved beside a trained
+    adapter so inference rebuilds the very encoder it was trained on.
+    """
+
+    hidden_size: int = 96
+    patch_size: int = 8
+    layers: int = 2
+    heads: int = 4
+    seed: int = 0
+    name: str = "dinov3-standin (random weights)"
+
+    def build(self):
+        from transformers import DINOv3ViTModel
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return DINOv3ViTModel(tiny_dino_config(self.hidden_size, self.patch_size, self.layers, self.heads)).eval()
 
 
 class DinoFeatures:

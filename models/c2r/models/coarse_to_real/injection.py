@@ -27,6 +27,7 @@ from torch import nn
 
 INJECTED_BLOCKS = 13  # released: repeat_dino_in_blocks 13
 COEFFICIENT_MIN = 0.3  # released: dino_block_decay_min 0.3
+BLOCK_FRACTION = 0.333  # released: dino_repeat_blocks_frac 0.333 (13 of Wan-14B's 40 blocks)
 
 
 def injection_coefficients(blocks: int = INJECTED_BLOCKS, minimum: float = COEFFICIENT_MIN, strength: float = 1.0) -> list[float]:
@@ -36,6 +37,13 @@ def injection_coefficients(blocks: int = INJECTED_BLOCKS, minimum: float = COEFF
     if blocks == 1:
         return [strength]
     return [strength * (minimum + (1 - minimum) * (1 - i / (blocks - 1))) for i in range(blocks)]
+
+
+def injected_blocks(num_layers: int) -> int:
+    """How many first blocks get the control in a transformer of ``num_layers`` blocks: the released
+    third (40 -> 13), at most 13, at least one (the testbed's 3-block base: block 0). How the released
+    code combines its two settings is unconfirmed; for Wan's 40 blocks both give 13."""
+    return max(1, min(INJECTED_BLOCKS, round(BLOCK_FRACTION * num_layers)))
 
 
 class ControlTokens:

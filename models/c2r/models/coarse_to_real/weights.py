@@ -12,6 +12,11 @@ downloaded implicitly (``c2r models pull c2r`` does that).
 
 ``tiny-c2r``: the same classes at toy width with random, seedable weights (a 14-block Wan so
 the whole 13-block injection schedule runs, a 1-layer DINOv3 with 4 register tokens).
+
+``tiny-trained-c2r``: the ``tiny-trained`` base (no IC-LoRA) with a feature adapter trained on the
+synthetic testbed over the DINO STAND-IN it records (``dino.StandinDino``, random weights):
+``--model-path`` names the adapter/ folder `c2r train --set conditioning='feature-adapter'`
+wrote, else the one committed beside the preset.
 """
 
 from __future__ import annotations
@@ -169,6 +174,26 @@ def load_real(model_path, dtype: torch.dtype) -> dict:
         "text_encoder": UMT5EncoderModel.from_pretrained(location.wan, subfolder="text_encoder", dtype=dtype).eval(),
         "tokenizer": AutoTokenizer.from_pretrained(location.wan, subfolder="tokenizer"),
     }
+
+
+def build_parts(preset, model_path, dtype: torch.dtype, seed: int = 0) -> dict:
+    """The parts of a C2R preset (keys as ``C2RPipeline`` reads them)."""
+    from .. import tiny_trained
+
+    if preset.name == tiny_trained.C2R_PRESET_NAME:
+        return build_tiny_trained(model_path)
+    return build_tiny(seed) if preset.is_tiny else load_real(model_path, dtype)
+
+
+def build_tiny_trained(adapter: str | os.PathLike | None = None) -> dict:
+    """tiny-trained-c2r: the tiny-trained base without its IC-LoRA, and a trained feature adapter folder
+    (default: the committed one) with the encoder it was trained on."""
+    from .. import tiny_trained
+    from .trained_adapter import load_adapter
+
+    parts = tiny_trained.load(with_lora=False)
+    parts.update(load_adapter(adapter or tiny_trained.ADAPTER, parts["transformer"]))
+    return parts
 
 
 def build_tiny(seed: int = 0) -> dict:

@@ -1,4 +1,4 @@
-"""`c2r train`: train the IC-LoRA on a `c2r datagen` folder (multi-GPU: `accelerate launch -m c2r.cli.main train ...`)."""
+"""`c2r train`: train the IC-LoRA (or a C2R-style feature adapter) on a `c2r datagen` folder (multi-GPU: `accelerate launch -m c2r.cli.main train ...`)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     config = load_config(args.config, parse_overrides(args.set))
-    lora = run_training(config, args.data, args.out, resume=args.resume)
-    print(f"LoRA written to {lora}. Serve it: c2r serve --model {config.model} --lora {lora.resolve()} "
+    result = run_training(config, args.data, args.out, resume=args.resume)
+    if config.is_adapter:
+        print(f"Feature adapter written to {result} (released layout, c2r-dino-adapter.safetensors). On the tiny-trained "
+              f"base: c2r realify --model tiny-trained-c2r --model-path {result.resolve()}")
+        return 0
+    print(f"LoRA written to {result}. Serve it: c2r serve --model {config.model} --lora {result.resolve()} "
           "(or copy the folder into the daemon's LoRA folder and pick it with c2r realify --lora NAME)")
     return 0

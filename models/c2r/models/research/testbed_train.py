@@ -11,7 +11,8 @@ rerun gives the same weights on the same machine):
 2. ``pretrain_base``: ``WanTransformer3DModel`` learns plain flow-matching denoising of the
    "real" clips (no reference tokens): the stand-in for a backbone pretrained on real video.
 3. ``train_lora``: `c2r train`'s own ``Trainer`` adds and trains the IC-LoRA in one attention
-   mode on pairs written by ``testbed.write_dataset``.
+   mode on pairs written by ``testbed.write_dataset``; ``train_feature_adapter``: the same Trainer
+   trains a C2R-style feature adapter (over a random-weight DINOv3 stand-in) on the frozen base.
 
 ``tiny_trained.save`` writes the result as the committed ``tiny-trained`` preset and
 ``tiny_trained.replace_vae`` swaps in a refined VAE (see ``c2r.models.tiny_trained``).
@@ -287,6 +288,24 @@ def train_lora(components: dict, mode: str, data_dir: Path, out_dir: Path, steps
     config = load_config(None, dict(model=PRESET_NAME, rank=rank, attention_mode=mode, num_frames=frames,
                                     resolution="native", reference_downscales=[1, 2], max_steps=steps,
                                     warmup_steps=max(1, steps // 20), learning_rate=lr, checkpoint_every=0,
+                                    validation_every=0, gradient_checkpointing=False, max_grad_norm=1.0,
+                                    timestep_shift=3.0, seed=seed))
+    trainer = Trainer(config, data_dir, out_dir, components=components)
+    trainer.train()
+    return trainer
+
+
+def train_feature_adapter(components: dict, data_dir: Path, out_dir: Path, steps: int, frames: int, lr: float = 3e-3,
+                          seed: int = 0, checkpoint_every: int = 0):
+    """`c2r train`'s Trainer with ``conditioning = "feature-adapter"`` on the testbed pairs: a C2R-style
+    adapter + bridge over the DINOv3 STAND-IN (random weights, ``dino.StandinDino``) on these components'
+    frozen base, with ``train_lora``'s schedule, so the two compare at the same budget. Returns the Trainer
+    (its adapter is written to ``out_dir/adapter``)."""
+    from .train import Trainer, load_config
+
+    config = load_config(None, dict(model=PRESET_NAME, conditioning="feature-adapter", feature_encoder="standin",
+                                    num_frames=frames, resolution="native", max_steps=steps,
+                                    warmup_steps=max(1, steps // 20), learning_rate=lr, checkpoint_every=checkpoint_every,
                                     validation_every=0, gradient_checkpointing=False, max_grad_norm=1.0,
                                     timestep_shift=3.0, seed=seed))
     trainer = Trainer(config, data_dir, out_dir, components=components)

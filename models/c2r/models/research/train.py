@@ -1,4 +1,6 @@
 """IC-LoRA training (RealMaster sec. 3.2): LoRA on Wan, flow matching on the noisy tokens only.
+With ``conditioning = "feature-adapter"`` the same loop trains a C2R-style feature adapter instead
+(``feature_adapter``: DINO features of the coarse colour -> control tokens; base frozen).
 
 Each step takes a cached clip, noises its realistic latents to a sampled sigma, and asks the
 IC-LoRA transformer (``c2r.models.iclora.ICLoRAWan``, the very module inference runs) for
@@ -7,7 +9,7 @@ only the noisy half, so the loss never sees the references. Wan2.2 A14B has two 
 the high-noise one serves sigma >= the boundary (0.875) at inference, so it trains only on
 such sigmas, and the low-noise one on the rest; each gets its own LoRA.
 
-Exact resume: a checkpoint stores the LoRA weights, optimizer and lr-scheduler state, the
+Exact resume: a checkpoint stores the LoRA (or adapter) weights, optimizer and lr-scheduler state, the
 RNG states and the step. The data order, the expert choice and the noise of every step are
 pure functions of (seed, step), so the step after a resume is the step an uninterrupted run
 would have taken, bit for bit on the same hardware.
@@ -35,6 +37,10 @@ from c2r.models.registry import get_preset, load_components
 from .train_data import LatentDataset, build_cache, cache_key, epoch_order, load_pairs
 
 log = logging.getLogger("c2r.train")
+
+CONDITIONINGS = ("ic-lora", "feature-adapter")
+# the trainable weights in a checkpoint folder, per conditioning
+STATE_FILES = {"ic-lora": "lora_state.pt", "feature-adapter": "adapter_state.pt"}
 
 DEFAULT_CONFIG = Path(__file__).with_name("realmaster.toml")
 
@@ -65,6 +71,10 @@ class TrainConfig:
     validation_steps: int
     seed: int
     model_path: str | None = None
+    # "ic-lora" (RealMaster) or "feature-adapter" (C2R-style: the settings rank, attention_mode and
+    # reference_downscales are the IC-LoRA's and are not used; reference must be ["color"])
+    conditioning: str = "ic-lora"
+    feature_encoder: str = "standin"  # feature-adapter: "standin" (random-weight DINOv3 stand-in) or a DINOv3 folder
 
     def validate(self) -> "TrainConfig":
         if self.attention_mode not in ATTENTION_MODES:
@@ -80,7 +90,22 @@ class TrainConfig:
             raise ValueError("reference_downscales is empty: list the reference sizes to train for, e.g. [1] or [1, 2]")
         for factor in self.reference_downscales:
             RealifyConfig(reference_downscale=factor).validate()
+        if self.conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning={self.conditioning!r}: choose one of {CONDITIONINGS}")
+        if self.conditioning == "feature-adapter":
+            preset = get_preset(self.model)
+            if preset.kind != "t2v" or len(preset.experts) != 1:
+                raise ValueError(f"conditioning='feature-adapter' with model={self.model!r}: the adapter trains on one "
+                                 "text-to-video transformer (e.g. tiny-trained, wan2.1-t2v-1.3b), not a "
+                                 f"{preset.kind} model with experts {list(preset.experts)}")
+            if tuple(self.reference) != ("color",):
+                raise ValueError(f"reference={list(self.reference)} with conditioning='feature-adapter': the adapter reads "
+                                 "the coarse colour only (C2R: DINO features of the colour frames); set reference=['color']")
         return self
+
+    @property
+    def is_adapter(self) -> bool:
+        return self.conditioning == "feature-adapter"
 
 
 def load_config(path: Path | None = None, overrides: dict | None = None) -> TrainConfig:
@@ -99,6 +124,20 @@ def load_config(path: Path | None = None, overrides: dict | None = None) -> Trai
         if key in values:
             values[key] = tuple(values[key])
     return TrainConfig(**values).validate()
+
+
+def base_components(config: TrainConfig, dtype, device) -> dict:
+    """The model to train on: for the feature adapter the base alone (tiny-trained without its IC-LoRA)."""
+    from c2r.models import tiny_trained
+    from c2r.models.registry import place
+
+    if config.is_adapter and config.model == tiny_trained.PRESET_NAME:
+        components = tiny_trained.load(with_lora=False)
+        for key in ("transformer", "text_encoder"):
+            place(components[key], device, dtype)
+        place(components["vae"], device, torch.float32)
+        return components
+    return load_components(config.model, config.model_path, dtype=dtype, device=device)
 
 
 def _rng_state() -> dict:
@@ -133,8 +172,28 @@ class Trainer:
         device = self.accelerator.device
         weights_dtype = torch.bfloat16 if on_gpu and config.mixed_precision == "bf16" else torch.float32
         if components is None:
-            components = load_components(config.model, config.model_path, dtype=weights_dtype, device=device)
+            components = base_components(config, weights_dtype, device)
         self.expert_names = list(self.preset.experts)
+        components["text_encoder"].requires_grad_(False)
+        components["vae"].requires_grad_(False)
+        self.components = components
+        self.boundary = components.get("boundary_ratio")
+        if config.is_adapter:
+            self._setup_feature_adapter(components, device)
+        else:
+            self._setup_lora(components, device)
+        self.params = [p for module in self.trained.values() for p in module.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate, weight_decay=1e-2)
+        warmup = max(1, config.warmup_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        self.experts = {n: self.accelerator.prepare(model) for n, model in self.experts.items()}
+        self.optimizer = self.accelerator.prepare(self.optimizer)
+        self.step = 0
+        self.dataset: LatentDataset | None = None
+        self.pairs = []
+
+    def _setup_lora(self, components: dict, device) -> None:
+        config = self.config
         torch.manual_seed(config.seed)  # the LoRA's initial A matrices
         for name in self.expert_names:
             transformer = components[name]
@@ -145,30 +204,33 @@ class Trainer:
                     param.data = param.data.float()  # trainable LoRA weights stay float32 under bf16 autocast
             if config.gradient_checkpointing:
                 transformer.enable_gradient_checkpointing()
-        components["text_encoder"].requires_grad_(False)
-        components["vae"].requires_grad_(False)
-        self.components = components
         self.pipeline = RealifyPipeline(components, attention_mode=config.attention_mode,
                                         max_sequence_length=self.preset.max_sequence_length, device=device)
-        self.boundary = components.get("boundary_ratio")
-        self.params = [p for n in self.expert_names for p in components[n].parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate, weight_decay=1e-2)
-        warmup = max(1, config.warmup_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: min(1.0, (step + 1) / warmup))
-        self.experts = {n: self.accelerator.prepare(self.pipeline.experts[n]) for n in self.expert_names}
-        self.optimizer = self.accelerator.prepare(self.optimizer)
-        self.step = 0
-        self.dataset: LatentDataset | None = None
-        self.pairs = []
+        self.trained = {n: components[n] for n in self.expert_names}  # checkpoint name -> module with trainable weights
+        self.experts = {n: self.pipeline.experts[n] for n in self.expert_names}  # what a step calls
+
+    def _setup_feature_adapter(self, components: dict, device) -> None:
+        from . import feature_adapter
+
+        torch.manual_seed(self.config.seed)  # the adapter's initial weights
+        if self.config.gradient_checkpointing:
+            components["transformer"].enable_gradient_checkpointing()
+        self.pipeline, control, self.encoder_spec = feature_adapter.setup(
+            components, self.config.feature_encoder, self.preset.max_sequence_length, device)
+        self.trained = {"control": control}
+        self.experts = {"transformer": feature_adapter.ControlledWan(self.pipeline, control)}
 
     # --- data ----------------------------------------------------------------------------------
     def prepare_data(self) -> None:
         config = self.config
         self.pairs = load_pairs(self.data_dir, config.num_frames, tuple(config.reference))
-        key = cache_key(config.model, config.resolution, config.num_frames, config.reference, config.reference_downscales)
+        features = f"{config.conditioning}:{self.encoder_spec}" if config.is_adapter else None
+        key = cache_key(config.model, config.resolution, config.num_frames, config.reference, config.reference_downscales,
+                        features)
         cache_dir = self.out_dir / "cache" / key
         if self.accelerator.is_main_process:
-            build_cache(self.pairs, self.pipeline, cache_dir, config.resolution, config.reference, config.reference_downscales)
+            build_cache(self.pairs, self.pipeline, cache_dir, config.resolution, () if config.is_adapter else config.reference,
+                        config.reference_downscales, features=self.pipeline.dino if config.is_adapter else None)
         self.accelerator.wait_for_everyone()
         self.dataset = LatentDataset([cache_dir / f"{p.id}.pt" for p in self.pairs])
 
@@ -206,7 +268,8 @@ class Trainer:
     def loss_for(self, micro_step: int) -> tuple[torch.Tensor, str, float, int]:
         """Flow-matching loss of one micro-step: MSE between predicted and true velocity (noisy tokens)."""
         expert, sigma, factor = self._sample_sigma(micro_step)
-        target, references, prompt = self.dataset.item(self._item_index(micro_step), factor)
+        item, prompt = self.dataset.load(self._item_index(micro_step))
+        target = item["target"]
         device = self.accelerator.device
         noise_gen = torch.Generator().manual_seed(self.config.seed * 104_729 + micro_step * 31 + self.accelerator.process_index)
         noise = torch.randn(target.shape, generator=noise_gen)
@@ -214,9 +277,11 @@ class Trainer:
         noisy = (1 - sigma) * x0 + sigma * noise
         model = self.experts[expert]
         dtype = self.pipeline.dtype
+        # the adapter's input: the cached features (float32, as its weights); the IC-LoRA's: reference latents
+        condition = (item["features"].to(device) if self.config.is_adapter
+                     else [r.to(device, dtype) for r in item["references"][factor]])
         with self.accelerator.autocast():
-            velocity = model(noisy.to(dtype), [r.to(device, dtype) for r in references],
-                             torch.tensor([sigma * 1000.0], device=device), prompt.to(device, dtype))
+            velocity = model(noisy.to(dtype), condition, torch.tensor([sigma * 1000.0], device=device), prompt.to(device, dtype))
         loss = torch.nn.functional.mse_loss(velocity.float(), (noise - x0).float())
         return loss, expert, sigma, factor
 
@@ -262,8 +327,16 @@ class Trainer:
         bar.close()
         logger.close()
         if self.step >= self.config.max_steps:
-            self.save_lora(self.out_dir / "lora")
+            self.save_result()
         return rows
+
+    @property
+    def result_dir(self) -> Path:
+        """Where the trained weights go: lora/ (IC-LoRA) or adapter/ (feature adapter)."""
+        return self.out_dir / ("adapter" if self.config.is_adapter else "lora")
+
+    def save_result(self) -> Path:
+        return self.save_adapter(self.result_dir) if self.config.is_adapter else self.save_lora(self.result_dir)
 
     def lora_info(self) -> LoraInfo:
         return LoraInfo(rank=self.config.rank, attention_mode=self.config.attention_mode,
@@ -278,10 +351,20 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return folder
 
+    def save_adapter(self, folder: Path) -> Path:
+        """The feature adapter in the released key layout (c2r-dino-adapter.safetensors) with its encoder and
+        injection recorded: `create_backend("tiny-trained-c2r", model_path=folder)` loads it."""
+        from . import feature_adapter
+
+        if self.accelerator.is_main_process:
+            feature_adapter.save(folder, self.pipeline, self.trained["control"], self.config.model, self.encoder_spec)
+        self.accelerator.wait_for_everyone()
+        return folder
+
     # --- checkpoints ----------------------------------------------------------------------------
     def _trainable_state(self) -> dict:
-        return {f"{n}.{k}": v.detach().cpu().clone() for n in self.expert_names
-                for k, v in self.components[n].named_parameters() if v.requires_grad}
+        return {f"{n}.{k}": v.detach().cpu().clone() for n, module in self.trained.items()
+                for k, v in module.named_parameters() if v.requires_grad}
 
     def save_checkpoint(self) -> Path:
         folder = self.out_dir / "checkpoints" / f"step_{self.step:07d}"
@@ -289,7 +372,7 @@ class Trainer:
             tmp = folder.with_name(folder.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            torch.save(self._trainable_state(), tmp / "lora_state.pt")
+            torch.save(self._trainable_state(), tmp / STATE_FILES[self.config.conditioning])
             torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
             torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
             torch.save(_rng_state(), tmp / "rng.pt")
@@ -310,13 +393,14 @@ class Trainer:
         state = json.loads((folder / "state.json").read_text())
         saved = TrainConfig(**{**state["config"], "reference": tuple(state["config"]["reference"])})
         saved.reference_downscales = tuple(saved.reference_downscales)
-        settings = ("model", "rank", "attention_mode", "reference", "reference_downscales", "num_frames", "resolution")
+        settings = ("model", "rank", "attention_mode", "reference", "reference_downscales", "num_frames", "resolution",
+                    "conditioning", "feature_encoder")
         changed = [k for k in settings if getattr(saved, k) != getattr(self.config, k)]
         if changed:
             raise ValueError(f"checkpoint {folder} was trained with other {changed}; resume with its settings or start a new run")
-        weights = torch.load(folder / "lora_state.pt", weights_only=True)
-        for n in self.expert_names:
-            params = dict(self.components[n].named_parameters())
+        weights = torch.load(folder / STATE_FILES[self.config.conditioning], weights_only=True)
+        for n, module in self.trained.items():
+            params = dict(module.named_parameters())
             for key, value in weights.items():
                 if key.startswith(n + "."):
                     params[key[len(n) + 1 :]].data.copy_(value)
@@ -328,7 +412,7 @@ class Trainer:
 
     # --- validation -----------------------------------------------------------------------------
     def validate(self) -> Path | None:
-        """Render the first clip with the current LoRA; write input | output beside the target."""
+        """Render the first clip with the current LoRA or adapter; write input | output beside the target."""
         if not self.accelerator.is_main_process or not self.pairs:
             return None
         from .clips import write_clip
@@ -338,7 +422,8 @@ class Trainer:
         config = RealifyConfig(prompt=pair.prompt, steps=self.config.validation_steps, guidance=1.0,
                                window=pair.buffers.num_frames, overlap=0, resolution=self.config.resolution,
                                reference=tuple(self.config.reference), attention_mode=self.config.attention_mode,
-                               reference_downscale=self.config.reference_downscales[0], seed=self.config.seed)
+                               reference_downscale=self.config.reference_downscales[0], seed=self.config.seed,
+                               guidance_mode="cfg")  # C2R: control and text scale 1 is one pass; the IC-LoRA ignores it
         frames = self.pipeline(pair.buffers, config)
         path = self.out_dir / "validation" / f"step_{self.step:07d}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -394,5 +479,5 @@ def run_training(config: TrainConfig, data_dir: Path, out_dir: Path, resume: str
     if resume:
         trainer.resume(resume)
     trainer.train()
-    return out_dir / "lora"
+    return trainer.result_dir
 

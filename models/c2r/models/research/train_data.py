@@ -5,6 +5,8 @@ text encoder (UMT5-XXL) is larger than a LoRA's whole working set; both are froz
 run once per clip and prompt, before training, and the results live on disk:
 
     <cache>/<clip id>.pt       {"target": latents, "references": {downscale: [latents per condition]}, "prompt": key}
+                               (the feature adapter: "features", the coarse colour's DINO patch features, instead
+                               of references: the encoder is frozen too)
     <cache>/prompts/<key>.pt   the prompt's embeddings (shared by every clip with that prompt)
 
 The cache folder name hashes everything the latents depend on (model, resolution, frame count,
@@ -69,18 +71,23 @@ def load_pairs(data_dir: Path, num_frames: int, reference: tuple[str, ...]) -> l
     return pairs
 
 
-def cache_key(model: str, resolution: str, num_frames: int, reference: tuple[str, ...], downscales: tuple[int, ...]) -> str:
-    settings = [model, resolution, num_frames, list(reference), list(downscales)]
+def cache_key(model: str, resolution: str, num_frames: int, reference: tuple[str, ...], downscales: tuple[int, ...],
+              features: str | None = None) -> str:
+    """``features``: what encodes the adapter's features (its conditioning and encoder), None for an IC-LoRA."""
+    settings = [model, resolution, num_frames, list(reference), list(downscales)] + ([features] if features else [])
     return hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:12]
 
 
 @torch.no_grad()
 def build_cache(pairs: list[ClipSource], pipeline, cache_dir: Path, resolution: str, reference: tuple[str, ...],
-                downscales: tuple[int, ...] = (1,)) -> list[Path]:
-    """Encode every pair not cached yet with ``pipeline`` (a RealifyPipeline: its VAE and prompt encoder).
+                downscales: tuple[int, ...] = (1,), features=None) -> list[Path]:
+    """Encode every pair not cached yet with ``pipeline`` (a RealifyPipeline or C2RPipeline: its VAE,
+    prompt encoder and model grid).
 
     References are encoded at each size in ``downscales``, shrunk exactly as the pipeline shrinks
     them at inference, so a LoRA trained here sees the tokens the preview preset will give it.
+    ``features``: a C2RPipeline's ``dino`` (colour on the model grid -> (T, Hp, Wp, C)), for the
+    feature adapter; its colour is prepared as C2RPipeline prepares it (in float32).
     """
     (cache_dir / "prompts").mkdir(parents=True, exist_ok=True)
     device, dtype = pipeline.vae.device, pipeline.vae.dtype
@@ -94,18 +101,19 @@ def build_cache(pairs: list[ClipSource], pipeline, cache_dir: Path, resolution: 
             _save(prompt_path, pipeline.prompts.encode(pair.prompt, "cpu", torch.float32))
         if path.is_file():
             continue
-        grid = grid_for(*pair.buffers.size, resolution)
-        conditions = prepare_conditions(pair.buffers, grid, device, dtype, include=reference)
-        missing = [name for name in reference if name not in conditions]
-        if missing:
-            raise ValueError(f"{pair.id}: has no {missing} plane for the reference conditions {reference}; "
-                             "give datagen the depth beside each clip or drop 'depth'/'normals' from reference")
-        sized = {f: pipeline.reference_videos(conditions, reference, f) for f in downscales}
-        item = {
-            "target": pipeline.latents.encode(frames_to_model(pair.target, grid, device, dtype)).cpu(),
-            "references": {f: [pipeline.latents.encode(video).cpu() for video in videos] for f, videos in sized.items()},
-            "prompt": key,
-        }
+        grid = grid_for(*pair.buffers.size, resolution, pipeline.grid_multiple)
+        item = {"target": pipeline.latents.encode(frames_to_model(pair.target, grid, device, dtype)).cpu(), "prompt": key}
+        if reference:
+            conditions = prepare_conditions(pair.buffers, grid, device, dtype, include=reference)
+            missing = [name for name in reference if name not in conditions]
+            if missing:
+                raise ValueError(f"{pair.id}: has no {missing} plane for the reference conditions {reference}; "
+                                 "give datagen the depth beside each clip or drop 'depth'/'normals' from reference")
+            sized = {f: pipeline.reference_videos(conditions, reference, f) for f in downscales}
+            item["references"] = {f: [pipeline.latents.encode(video).cpu() for video in videos] for f, videos in sized.items()}
+        if features is not None:
+            color = prepare_conditions(pair.buffers, grid, device, torch.float32, include=("color",))["color"]
+            item["features"] = features(color).cpu()
         _save(path, item)
     return paths
 
@@ -127,13 +135,18 @@ class LatentDataset:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def item(self, index: int, downscale: int = 1) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """(target latents, reference latents at ``downscale``, prompt embeddings) of clip ``index``."""
+    def load(self, index: int) -> tuple[dict, torch.Tensor]:
+        """(the cached entry of clip ``index``, its prompt embeddings)."""
         item = torch.load(self.paths[index], weights_only=True)
         key = item["prompt"]
         if key not in self._prompts:
             self._prompts[key] = torch.load(self.paths[index].parent / "prompts" / f"{key}.pt", weights_only=True)
-        return item["target"], item["references"][downscale], self._prompts[key]
+        return item, self._prompts[key]
+
+    def item(self, index: int, downscale: int = 1) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """(target latents, reference latents at ``downscale``, prompt embeddings) of clip ``index``."""
+        item, prompt = self.load(index)
+        return item["target"], item["references"][downscale], prompt
 
 
 def epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:
