@@ -48,9 +48,17 @@ def _to_model(frames: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def round_trip(vae, frames: np.ndarray) -> np.ndarray:
-    """A uint8 clip through the VAE (encode, mode, decode) at its own size."""
+    """A uint8 clip through the VAE (encode, mode, decode) at its own size and length.
+
+    The causal VAE maps 4k+1 frames to 4k+1; a clip of another length is padded with its last
+    frame to the next 4k+1 (as the pipeline pads a window) and cut back after decoding."""
     grid = grid_for(frames.shape[1], frames.shape[2], "native")
-    return model_to_frames(vae.decode(vae.encode(frames_to_model(frames, grid)).latent_dist.mode()).sample.clamp(-1, 1), grid)
+    count = len(frames)
+    padded = -(-(count - 1) // 4) * 4 + 1
+    if padded != count:
+        frames = np.concatenate([frames, np.repeat(frames[-1:], padded - count, axis=0)])
+    decoded = vae.decode(vae.encode(frames_to_model(frames, grid)).latent_dist.mode()).sample.clamp(-1, 1)
+    return model_to_frames(decoded, grid)[:count]
 
 
 @torch.no_grad()
