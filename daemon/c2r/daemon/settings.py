@@ -37,10 +37,13 @@ class Limits:
     max_window: int = 257  # frames; Wan was trained on 81
     max_seed: int = 2**32 - 1  # every engine's seed type holds it; window k draws seed + k
     max_ring_bytes: int = 2 * 2**30
+    max_batch_frames: int = 64  # FrameBatch / ResultBatch (protocol 1.2)
+    max_batch_bytes: int = MAX_MESSAGE_BYTES // 4  # what a batch message stays under: a quarter of the message limit
 
     def message(self) -> pb.Limits:
         return pb.Limits(max_frame_width=self.frames.max_width, max_frame_height=self.frames.max_height,
-                         max_window=self.max_window, max_seed=self.max_seed, max_ring_bytes=self.max_ring_bytes)
+                         max_window=self.max_window, max_seed=self.max_seed, max_ring_bytes=self.max_ring_bytes,
+                         max_batch_frames=self.max_batch_frames, max_batch_bytes=self.max_batch_bytes)
 
 
 LIMITS = Limits()
