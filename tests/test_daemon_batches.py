@@ -152,10 +152,10 @@ def test_each_estimates_previews_come_in_one_message(daemon):
 
 
 def test_result_batches_stay_under_the_advertised_byte_limit(daemon):
-    """720p results (2.64 MiB each): a window of 9 needs two messages under 16 MiB, 6 results and 3."""
+    """640x360 results (675 KiB each): a window of 9 needs two messages under 4 MiB, 6 results and 3."""
     info = daemon.stub().GetInfo(pb.InfoRequest(protocol_major=1, protocol_minor=2), metadata=daemon.metadata)
     limit = info.limits.max_batch_bytes
-    h, w = 720, 1280
+    h, w = 360, 640
     cfg = session_config(window=9, overlap=0, resolution="480p", **BATCHING)
     frames = [frame(i, h, w, depth=np.ones((h, w), np.float32)) for i in range(9)]
     messages, error = run(daemon, [pb.ClientMessage(config=cfg), *(batch_message([f]) for f in frames),

@@ -22,7 +22,7 @@ def test_info_reports_versions_models_and_limits(daemon):
     assert "tiny" in info.models and info.loaded_model == "tiny"
     assert set(info.qualities) == {"preview", "final"}
     assert info.max_message_bytes == 64 * 2**20
-    assert (info.limits.max_batch_frames, info.limits.max_batch_bytes) == (64, 16 * 2**20)  # protocol 1.2
+    assert (info.limits.max_batch_frames, info.limits.max_batch_bytes) == (64, 4 * 2**20)  # protocol 1.2
     assert info.device == "cpu" and info.output_root == str(daemon.output_root.resolve())
     assert info.preview_address.startswith("tcp://127.0.0.1:")
     minor = daemon.stub().GetInfo(pb.InfoRequest(protocol_major=1, protocol_minor=99))
