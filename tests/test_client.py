@@ -21,6 +21,8 @@ from c2r.client.client import check_versions
 from c2r.client import media
 from c2r.v1 import coarse2real_pb2 as pb
 
+MINOR = pb.PROTOCOL_MINOR
+
 # Small, fast sessions: 5-frame windows sharing 1 frame, 1 step, no upscaling to a preset grid.
 FAST = dict(model="tiny", quality="preview", steps=1, window=5, overlap=1, resolution="native")
 
@@ -83,16 +85,16 @@ def test_the_daemon_refuses_a_client_of_another_protocol_major(daemon, monkeypat
     import c2r.client.config as config
 
     monkeypatch.setattr(config, "PROTOCOL_MAJOR", 99)  # what info_request() states to the daemon
-    with pytest.raises(VersionMismatch, match="client speaks protocol 99.1 but this daemon speaks 1.1.*install"):
+    with pytest.raises(VersionMismatch, match=f"client speaks protocol 99.{MINOR} but this daemon speaks 1.{MINOR}.*install"):
         connect(daemon.address, token=daemon.token, start_daemon=False)
 
 
 def test_the_client_refuses_a_daemon_of_another_protocol_major(daemon, monkeypatch):
     import c2r.client.client as client_module
 
-    # the major the client's own handshake check expects (it states 1 to the daemon, which accepts and answers 1.1)
+    # the major the client's own handshake check expects (it states 1 to the daemon, which accepts and answers 1.MINOR)
     monkeypatch.setattr(client_module, "PROTOCOL_MAJOR", 2)
-    with pytest.raises(VersionMismatch, match=r"the daemon at .* speaks protocol 1\.1, this client 2\.1; install the same"):
+    with pytest.raises(VersionMismatch, match=rf"the daemon at .* speaks protocol 1\.{MINOR}, this client 2\.{MINOR}; install the same"):
         connect(daemon.address, token=daemon.token, start_daemon=False)
 
 
@@ -210,5 +212,5 @@ def test_minor_version_difference_is_a_warning_and_major_is_refused():
     assert check_versions(pb.InfoReply(protocol_major=1, protocol_minor=pb.PROTOCOL_MINOR), "a:1") == []
     notes = check_versions(pb.InfoReply(protocol_major=1, protocol_minor=7, warnings=["daemon note"]), "a:1")
     assert notes[0] == "daemon note" and "protocol 1.7" in notes[1] and "ignored" in notes[1]
-    with pytest.raises(VersionMismatch, match="speaks protocol 2.0, this client 1.1"):
+    with pytest.raises(VersionMismatch, match=f"speaks protocol 2.0, this client 1.{MINOR}"):
         check_versions(pb.InfoReply(protocol_major=2), "a:1")

@@ -22,13 +22,14 @@ def test_info_reports_versions_models_and_limits(daemon):
     assert "tiny" in info.models and info.loaded_model == "tiny"
     assert set(info.qualities) == {"preview", "final"}
     assert info.max_message_bytes == 64 * 2**20
+    assert (info.limits.max_batch_frames, info.limits.max_batch_bytes) == (64, 4 * 2**20)  # protocol 1.2
     assert info.device == "cpu" and info.output_root == str(daemon.output_root.resolve())
     assert info.preview_address.startswith("tcp://127.0.0.1:")
     minor = daemon.stub().GetInfo(pb.InfoRequest(protocol_major=1, protocol_minor=99))
     assert any("1.99" in w for w in minor.warnings)
     with pytest.raises(grpc.RpcError) as e:
         daemon.stub().GetInfo(pb.InfoRequest(protocol_major=2))
-    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "2.0" in e.value.details() and "speaks 1.1" in e.value.details()
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "2.0" in e.value.details() and "speaks 1.2" in e.value.details()
 
 
 def test_health_and_reflection_are_served(daemon):

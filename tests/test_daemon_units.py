@@ -178,14 +178,14 @@ def test_frames_written_and_split_outside_protobuf_are_plain_client_messages():
     from c2r.v1 import coarse2real_pb2 as pb
 
     rng = np.random.default_rng(1)
-    planes = FramePlanes(rng.integers(0, 256, (5, 7, 3), dtype=np.uint8), rng.random((5, 7)).astype(np.float32),
-                         rng.random((5, 7, 3)).astype(np.float16), rng.random((5, 7)).astype(np.float16))
+    planes = FramePlanes(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), rng.random((64, 96)).astype(np.float32),
+                         rng.random((64, 96, 3)).astype(np.float16), rng.random((64, 96)).astype(np.float16))  # > SPLIT_BYTES
     raw = encode_frame(300, planes)
     assert pb.ClientMessage.FromString(raw) == pb.ClientMessage(frame=pack_frame(300, planes))
     received = decode_client_message(raw)
     assert received.size == len(raw) and received.message.frame.index == 300
     for name, array in planes.arrays():
-        assert bytes(received.data[name]) == array.astype(array.dtype.newbyteorder("<")).tobytes()
+        assert bytes(received.data[0][name]) == array.astype(array.dtype.newbyteorder("<")).tobytes()
         assert getattr(received.message.frame, name).data == b""
         assert list(getattr(received.message.frame, name).shape) == list(array.shape)
     twice = raw + pb.ClientMessage(frame=pb.Frame(color=pb.Plane(data=b"xy"))).SerializeToString()  # protobuf merges

@@ -20,6 +20,7 @@ import pytest
 from c2r.v1 import coarse2real_pb2 as pb
 import os
 import queue
+import re
 import secrets
 import stat
 import subprocess
@@ -33,12 +34,27 @@ HEIGHT, WIDTH, NEAR, FAR = 32, 48, 0.1, 100.0
 CLIENT_NAME = "unity com.coarse2real.realify 0.2.0"  # DaemonConnection.ClientName
 
 
+def package_minor() -> int:
+    """DaemonStatus.ProtocolMinor: the protocol minor the package states (2: it reads result batches)."""
+    source = (PACKAGE / "Runtime" / "Core" / "DaemonStatus.cs").read_text()
+    return int(re.search(r"public const uint ProtocolMinor = (\d+);", source).group(1))
+
+
 def session_config() -> pb.SessionConfig:
     """RealifyStreamingSession.DefaultConfig("", "tiny", "preview", "native", withNormals: true); minor: DaemonStatus.ProtocolMinor."""
     return pb.SessionConfig(
-        protocol_major=pb.PROTOCOL_MAJOR, protocol_minor=1, client_name=CLIENT_NAME, prompt="", model="tiny", quality="preview",
-        resolution="native", buffers=[pb.COLOR, pb.DEPTH, pb.NORMALS], result_encoding=pb.RAW_RGB8,
+        protocol_major=pb.PROTOCOL_MAJOR, protocol_minor=package_minor(), client_name=CLIENT_NAME, prompt="", model="tiny", quality="preview",
+        resolution="native", buffers=[pb.COLOR, pb.DEPTH, pb.NORMALS], result_encoding=pb.RAW_RGB8, batches=True,
     )  # fmt: skip
+
+
+def results(replies) -> list[pb.ResultFrame]:
+    """Every ResultFrame, as RealifyStreamingSession.ReadMessagesAsync takes them: a Result, or a ResultBatch's in order."""
+    out = []
+    for r in replies:
+        kind = r.WhichOneof("kind")
+        out += [r.result] if kind == "result" else list(r.results.frames) if kind == "results" else []
+    return out
 
 
 def unity_readbacks(index: int, rng: np.random.Generator):
@@ -78,7 +94,9 @@ def test_unity_session_sequence_returns_every_frame_in_order(daemon):
     kinds = [r.WhichOneof("kind") for r in replies]
     assert kinds[0] == "started" and kinds[-1] == "done", kinds
     assert replies[0].started.effective.client_name == CLIENT_NAME
-    finals = [r.result for r in replies if r.WhichOneof("kind") == "result" and not r.result.preview]
+    # the package asks for batches and reads them (protocol 1.2): its 9 results come in one ResultBatch
+    assert replies[0].started.effective.batches and "result" not in kinds and kinds.count("results") >= 1, kinds
+    finals = [r for r in results(replies) if not r.preview]
     assert sorted(f.index for f in finals) == list(range(9))
     for result in finals:
         assert list(result.color.shape) == [HEIGHT, WIDTH, 3] and result.color.dtype == pb.UINT8
@@ -96,7 +114,7 @@ def test_unity_cancel_ends_the_session_without_results_and_the_daemon_keeps_serv
     assert ended.value.code() == grpc.StatusCode.CANCELLED
     assert "cancelled by the client" in ended.value.details()
     assert replies[0].WhichOneof("kind") == "started"
-    assert not [r for r in replies if r.WhichOneof("kind") == "result" and not r.result.preview]  # the 81-frame window never ran
+    assert not [r for r in results(replies) if not r.preview]  # the 81-frame window never ran
     info = stub.GetInfo(pb.InfoRequest(protocol_major=pb.PROTOCOL_MAJOR, client_name=CLIENT_NAME), metadata=daemon.metadata, timeout=10)
     assert info.protocol_major == pb.PROTOCOL_MAJOR
 
@@ -201,7 +219,7 @@ def test_the_csharp_packed_session_comes_back_whole_from_the_daemon(csharp_plane
         yield pb.ClientMessage(end=pb.EndOfStream())
 
     replies = list(daemon.stub().Realify(messages(), metadata=daemon.metadata, timeout=180))
-    finals = sorted(r.result.index for r in replies if r.WhichOneof("kind") == "result" and not r.result.preview)
+    finals = sorted(r.index for r in results(replies) if not r.preview)
     assert finals == list(range(9)) and replies[-1].WhichOneof("kind") == "done"
     assert (replies[-1].done.frames_received, replies[-1].done.frames_returned) == (9, 9)
 
@@ -242,7 +260,7 @@ def test_the_csharp_shared_memory_ring_is_what_the_python_client_writes_and_the_
     outbox.put(pb.ClientMessage(end=pb.EndOfStream()))
     outbox.put(None)
     rest = list(replies)
-    finals = sorted(r.result.index for r in rest if r.WhichOneof("kind") == "result" and not r.result.preview)
+    finals = sorted(r.index for r in results(rest) if not r.preview)
     released = {slot for r in rest if r.WhichOneof("kind") == "released" for slot in r.released.slots}
     assert finals == list(range(9)) and released == set(range(9))
     assert (rest[-1].done.frames_received, rest[-1].done.frames_returned) == (9, 9)

@@ -50,6 +50,21 @@ def test_protoc_generates_the_committed_csharp_messages(tmp_path):
     assert committed.read_text() == text, "Runtime/Protocol/Coarse2Real.cs is stale: run `python engine_plugins/unity/com.coarse2real.realify/Tools~/generate_csharp.py`"
 
 
+def test_the_package_asks_for_result_batches_only_once_its_reader_takes_them():
+    """Protocol 1.2's ResultBatch reaches a client only if its SessionConfig says batches (and its minor is 2): the
+    package asks (DefaultConfig) because RealifyStreamingSession.ReadMessagesAsync reads both kinds; it sends single
+    frames (one capture at a time), which every daemon reads."""
+    session = (PACKAGE / "Runtime" / "Client" / "RealifyStreamingSession.cs").read_text()
+    status = (PACKAGE / "Runtime" / "Core" / "DaemonStatus.cs").read_text()
+    minor = int(re.search(r"public const uint ProtocolMinor = (\d+);", status).group(1))
+    reads_batches = "ServerMessage.KindOneofCase.Results" in session
+    asks = re.search(r"\bBatches\s*=\s*true", session) is not None and minor >= 2
+    assert "ServerMessage.KindOneofCase.Result:" in session  # single results are read (a daemon of 1.1)
+    assert reads_batches or not asks, "the package asks for ResultBatch but ReadMessagesAsync does not read it"
+    assert asks, "DefaultConfig no longer asks for result batches: say why in DaemonStatus.ProtocolMinor's comment"
+    assert "ResultBatch" in (PACKAGE / "Runtime" / "Protocol" / "Coarse2Real.cs").read_text()  # generated from 1.2
+
+
 def test_handwritten_grpc_methods_match_the_proto_service():
     source = (PACKAGE / "Runtime" / "Protocol" / "Coarse2RealMethods.cs").read_text()
     service = pb.DESCRIPTOR.services_by_name["Coarse2Real"]
@@ -69,7 +84,8 @@ def test_the_package_states_the_protocol_minor_of_the_proto_it_speaks():
     status = (PACKAGE / "Runtime" / "Core" / "DaemonStatus.cs").read_text()
     assert f"public const uint ProtocolMinor = {pb.PROTOCOL_MINOR};" in status, (
         f"proto/ is at protocol minor {pb.PROTOCOL_MINOR}: speak what it added, then set DaemonStatus.ProtocolMinor")
-    assert "public const uint PlanSinceMinor = 1;" in status  # coarse2real.proto: "PROTOCOL_MINOR = 1;  // 1: Plan"
+    assert "public const uint PlanSinceMinor = 1;" in status  # coarse2real.proto: "PROTOCOL_MINOR = 2;  // 1: Plan; ..."
+    assert "public const uint BatchesSinceMinor = 2;" in status  # "... 2: FrameBatch, ResultBatch"
     for client in ("Runtime/Client/DaemonConnection.cs", "Runtime/Client/RealifyStreamingSession.cs"):
         text = (PACKAGE / client).read_text()
         assert "ProtocolMinor = DaemonStatus.ProtocolMinor" in text and "ProtocolMinor = 0" not in text, client

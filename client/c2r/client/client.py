@@ -15,6 +15,7 @@ from .config import PROTOCOL_MAJOR, PROTOCOL_MINOR, info_request, plan_request, 
 from .errors import C2RError, InvalidInput, VersionMismatch, from_rpc_error
 from .frames import serialized
 from .launcher import EmbeddedDaemon, ensure_daemon
+from .outgoing import Batching
 from .session import Session
 from .transport import DEFAULT_ADDRESS, MAX_MESSAGE_BYTES, auth_metadata, channel_options, is_local, split_address
 
@@ -81,12 +82,16 @@ class Connection:
         """Shared memory is worth asking for: a loopback daemon that offers it (GetInfo.capabilities.shared_memory)."""
         return is_local(self.address) and self.daemon_info is not None and self.daemon_info.capabilities.shared_memory
 
-    def _session_config(self, buffers: Sequence[str], shared_memory: bool | None, options: dict) -> pb.SessionConfig:
-        """The SessionConfig to open a session with; transport SHARED_MEMORY when ``shared_memory`` (None: same_host())."""
+    def _session_config(self, buffers: Sequence[str], shared_memory: bool | None, batches: bool,
+                        options: dict) -> tuple[pb.SessionConfig, Batching | None]:
+        """The SessionConfig to open a session with (transport SHARED_MEMORY when ``shared_memory``, None: same_host()),
+        and the batch limits its frames keep to: None unless ``batches`` and the daemon offers them (protocol 1.2)."""
         config = session_config(buffers=buffers, **options)
         if self.same_host() if shared_memory is None else shared_memory:
             config.transport = pb.SHARED_MEMORY
-        return config
+        batching = Batching.offered(self.daemon_info) if batches else None
+        config.batches = batching is not None
+        return config, batching
 
 
 class Client(Connection):
@@ -117,7 +122,8 @@ class Client(Connection):
         self.daemon_info = info
         return info
 
-    def realify(self, buffers: Sequence[str] = ("color", "depth"), shared_memory: bool | None = None, **options) -> Session:
+    def realify(self, buffers: Sequence[str] = ("color", "depth"), shared_memory: bool | None = None, batches: bool = True,
+                **options) -> Session:
         """Open a session; returns once the daemon has accepted the config (SessionStarted).
 
         ``options`` are the session knobs, ``config.KNOBS`` (the SessionConfig fields marked
@@ -127,13 +133,15 @@ class Client(Connection):
 
         ``shared_memory``: hand frames over in shared memory; None (default) picks it for a
         loopback daemon that offers it, False always sends bytes in the stream.
+
+        ``batches``: where the daemon offers them (protocol 1.2), frames that queue up while gRPC
+        sends go together in one FrameBatch and results come back several to a message (less
+        CPU per frame on both sides, nothing delayed); False: one frame or result per message,
+        exactly as protocol 1.1.
         """
-        return Session(
-            lambda requests: self._realify(requests, metadata=self._metadata),
-            self._session_config(buffers, shared_memory, options),
-            self.address,
-            self.max_message_bytes,
-        )
+        config, batching = self._session_config(buffers, shared_memory, batches, options)
+        return Session(lambda requests: self._realify(requests, metadata=self._metadata), config, self.address,
+                       self.max_message_bytes, batching)
 
     # ---------------------------------------------------------------- jobs
 

@@ -1,6 +1,6 @@
 """What a session yields: results, progress, warnings and the closing summary.
 
-``EventDecoder`` turns daemon messages into these events and holds early final frames
+``EventDecoder`` turns daemon messages (a ResultBatch into one event per frame) into these events and holds early final frames
 back until every lower index has been yielded, so callers always get results in index
 order even if the daemon's windows finish out of order. Both the sync and the asyncio
 sessions use it.
@@ -85,13 +85,20 @@ class EventDecoder:
             d = message.done
             return [Finished(d.frames_received, d.frames_returned, d.seconds)]
         if kind == "result":
-            r = message.result
+            return self._results([message.result])
+        if kind == "results":  # a ResultBatch (protocol 1.2): a window's finals, or one estimate's previews
+            return self._results(message.results.frames)
+        return []  # "started" is consumed by the session before decoding begins
+
+    def _results(self, frames) -> list[Event]:
+        previews: list[Event] = []
+        for r in frames:
             result = Result(r.index, unpack_plane(r.color), r.preview)
             if result.preview:
-                return [result]
-            self._held[result.index] = result
-            return self._release()
-        return []  # "started" is consumed by the session before decoding begins
+                previews.append(result)
+            else:
+                self._held[result.index] = result
+        return previews + self._release()
 
     def _release(self) -> list[Event]:
         ready: list[Event] = []

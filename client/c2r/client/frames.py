@@ -136,16 +136,25 @@ def check_message_size(size: int, index: int, limit: int) -> None:
 #
 # Protobuf (upb) copies a bytes field whenever it is set, serialised, parsed or read: four or
 # more copies of a 10 MB 720p frame. So a Realify stream's frames are written by
-# ``encode_frame`` (protobuf encodes every field but the pixels, which are joined in once) and
-# read by ``split_frame_data`` (the pixel bytes become views of the received message; protobuf
-# parses the rest). The bytes on the wire are a plain ClientMessage either way: protobuf
-# accepts fields in any order, and anything unusual (a repeated plane, a malformed length) is
-# left to protobuf's own parser.
+# ``encode_frame`` (protobuf encodes every field but the pixels, which are joined in once),
+# the daemon's results by ``encode_results`` likewise, and frames are read by
+# ``split_frame_data`` (the pixel bytes become views of the received message; protobuf parses
+# the rest). The bytes on the wire are plain messages either way: protobuf accepts fields in
+# any order, and anything unusual (a repeated plane, a malformed length) is left to protobuf's
+# own parser. A batch (protocol 1.2) is its singles back to back inside one field
+# (``join_batch``): FrameBatch.frames has ClientMessage.frame's number, ResultBatch.frames
+# ServerMessage.result's, so a single's bytes are exactly a batch element's.
 
 _FRAME = pb.ClientMessage.DESCRIPTOR.fields_by_name["frame"].number
+FRAME_BATCH = pb.ClientMessage.DESCRIPTOR.fields_by_name["frames"].number
+_RESULT = pb.ServerMessage.DESCRIPTOR.fields_by_name["result"].number
+RESULT_BATCH = pb.ServerMessage.DESCRIPTOR.fields_by_name["results"].number
+assert pb.FrameBatch.DESCRIPTOR.fields_by_name["frames"].number == _FRAME  # what join_batch relies on
+assert pb.ResultBatch.DESCRIPTOR.fields_by_name["frames"].number == _RESULT
 _PLANE_NUMBERS = {name: pb.Frame.DESCRIPTOR.fields_by_name[name].number for name in PLANE_NAMES}
 _PLANES = {number: name for name, number in _PLANE_NUMBERS.items()}
 _DATA = pb.Plane.DESCRIPTOR.fields_by_name["data"].number
+_RESULT_COLOR = pb.ResultFrame.DESCRIPTOR.fields_by_name["color"].number
 _LEN = 2  # the length-delimited wire type
 
 
@@ -168,18 +177,50 @@ def _field(number: int, payload_length: int) -> bytes:
     return _varint(number << 3 | _LEN) + _varint(payload_length)
 
 
+def _length(parts: list) -> int:
+    return sum(len(p) if isinstance(p, bytes) else p.nbytes for p in parts)
+
+
+def _wrapped(number: int, parts: list) -> list:
+    """``parts`` (bytes and uint8 arrays) as the body of length-delimited field ``number``."""
+    return [_field(number, _length(parts)), *parts]
+
+
+def _plane_parts(number: int, array: np.ndarray) -> list:
+    """Plane field ``number`` holding ``array``: protobuf encodes the header, the pixels stay a view (joined in later)."""
+    little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    header = pb.Plane(dtype=DTYPES[array.dtype.newbyteorder("=")], shape=list(array.shape)).SerializeToString()
+    return _wrapped(number, [header, _field(_DATA, little.nbytes), little.reshape(-1).view(np.uint8)])
+
+
 def encode_frame(index: int, planes: FramePlanes) -> bytes:
     """The ClientMessage carrying frame ``index`` with ``planes`` as bytes in the stream: one copy of the pixels."""
     planes.check(index)
-    head = frame_message(index, planes).SerializeToString()
-    parts: list = [head]
+    parts: list = [frame_message(index, planes).SerializeToString()]
     for name, array in planes.arrays():
-        little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-        header = pb.Plane(dtype=DTYPES[array.dtype.newbyteorder("=")], shape=list(array.shape)).SerializeToString()
-        data = _field(_DATA, little.nbytes)
-        parts += [_field(_PLANE_NUMBERS[name], len(header) + len(data) + little.nbytes), header, data, little.reshape(-1).view(np.uint8)]
-    frame_length = sum(len(p) if isinstance(p, bytes) else p.nbytes for p in parts)
-    return b"".join([_field(_FRAME, frame_length), *parts])
+        parts += _plane_parts(_PLANE_NUMBERS[name], array)
+    return b"".join(_wrapped(_FRAME, parts))
+
+
+def encode_results(results: list[tuple[int, np.ndarray | bytes, bool]], batch: bool) -> bytes:
+    """The ServerMessage carrying ``results`` (index, RGB8 image or PNG bytes, preview): a ResultFrame when ``batch`` is
+    false (one result), else a ResultBatch; the pixels are copied once, into the message."""
+    if not batch and len(results) != 1:
+        raise ValueError(f"{len(results)} results without a batch: a ServerMessage holds one ResultFrame")
+    singles: list = []
+    for index, image, preview in results:
+        if isinstance(image, bytes):
+            singles += _wrapped(_RESULT, [pb.ResultFrame(index=index, preview=preview, png=image).SerializeToString()])
+        else:
+            head = pb.ResultFrame(index=index, preview=preview).SerializeToString()
+            singles += _wrapped(_RESULT, [head, *_plane_parts(_RESULT_COLOR, np.asarray(image))])
+    return b"".join(_wrapped(RESULT_BATCH, singles) if batch else singles)
+
+
+def join_batch(number: int, singles: list[bytes]) -> bytes:
+    """One message whose batch field ``number`` (FRAME_BATCH, RESULT_BATCH) holds ``singles``: single-frame messages
+    as encoded (``encode_frame``, or a small message serialised), which are exactly the batch's elements."""
+    return b"".join(_wrapped(number, singles))
 
 
 def _read_varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
@@ -219,33 +260,50 @@ def _fields(buf: memoryview, pos: int, end: int) -> list[tuple[int, int, int, in
     return fields
 
 
-def split_frame_data(raw: bytes) -> tuple[bytes, dict[str, memoryview]] | None:
-    """A received ClientMessage ``raw`` as (the same message without its planes' data, slot -> data as a view
-    of ``raw``); None if it carries no frame or is anything but plain (protobuf then parses ``raw`` itself)."""
+def _split_frame(buf: memoryview, value: int, end: int) -> tuple[bytes, dict[str, memoryview]] | None:
+    """The Frame in buf[value:end] without its planes' data, and slot -> data (views of ``buf``); None if unusual."""
+    data: dict[str, memoryview] = {}
+    frame_parts = []
+    for number, start, plane_value, plane_end in _fields(buf, value, end):
+        name = _PLANES.get(number)
+        if name is None or plane_value < 0:
+            frame_parts.append(buf[start:plane_end])
+            continue
+        if name in data:
+            return None  # a plane twice: protobuf merges them
+        plane = _fields(buf, plane_value, plane_end)
+        payloads = [f for f in plane if f[0] == _DATA]
+        if not payloads:  # no bytes (a shared-memory frame's plane): nothing to split off
+            frame_parts.append(buf[start:plane_end])
+            continue
+        if len(payloads) != 1 or payloads[0][2] < 0:
+            return None
+        data[name] = buf[payloads[0][2] : payloads[0][3]]
+        rest = b"".join(buf[s:e] for n, s, v, e in plane if n != _DATA)
+        frame_parts.append(_field(number, len(rest)) + rest)
+    return b"".join(frame_parts), data
+
+
+def split_frame_data(raw: bytes) -> tuple[bytes, list[dict[str, memoryview]]] | None:
+    """A received ClientMessage ``raw`` carrying a frame or a FrameBatch, as (the same message without its planes'
+    data, per frame in order: slot -> data as a view of ``raw``); None if it carries no frame or is anything but
+    plain (protobuf then parses ``raw`` itself)."""
     buf = memoryview(raw)
     try:
         top = _fields(buf, 0, len(buf))
-        frames = [f for f in top if f[0] == _FRAME]
-        if len(frames) != 1 or frames[0][2] < 0:
+        if len(top) != 1 or top[0][0] not in (_FRAME, FRAME_BATCH) or top[0][2] < 0:
             return None
-        data: dict[str, memoryview] = {}
-        frame_parts = []
-        for number, start, value, end in _fields(buf, frames[0][2], frames[0][3]):
-            name = _PLANES.get(number)
-            if name is None or value < 0:
-                frame_parts.append(buf[start:end])
-                continue
-            if name in data:
-                return None  # a plane twice: protobuf merges them
-            plane = _fields(buf, value, end)
-            payloads = [f for f in plane if f[0] == _DATA]
-            if len(payloads) != 1 or payloads[0][2] < 0:
+        number, _, value, end = top[0]
+        elements = top if number == _FRAME else _fields(buf, value, end)  # a batch's elements are frame fields too
+        if any(n != _FRAME or v < 0 for n, _, v, _ in elements):
+            return None
+        frames, data = [], []
+        for _, _, frame_value, frame_end in elements:
+            split = _split_frame(buf, frame_value, frame_end)
+            if split is None:
                 return None
-            data[name] = buf[payloads[0][2] : payloads[0][3]]
-            rest = b"".join(buf[s:e] for n, s, v, e in plane if n != _DATA)
-            frame_parts.append(_field(number, len(rest)) + rest)
+            frames.append(_field(_FRAME, len(split[0])) + split[0])
+            data.append(split[1])
     except ValueError:
         return None
-    frame = b"".join(frame_parts)
-    _, start, _, end = frames[0]
-    return b"".join([buf[:start], _field(_FRAME, len(frame)), frame, buf[end:]]), data
+    return (frames[0] if number == _FRAME else join_batch(FRAME_BATCH, frames)), data

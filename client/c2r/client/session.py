@@ -1,10 +1,11 @@
 """A Realify session over one bidirectional gRPC stream (the synchronous client).
 
-``send`` packs a frame and puts it on a small bounded queue that gRPC's sender thread
-drains as fast as flow control lets it: a client faster than the daemon blocks in ``send``
-instead of piling frames up in memory. A reader thread drains the daemon's replies into
-an unbounded local queue, so a caller that sends everything before reading can never
-deadlock the stream.
+``send`` packs a frame and puts it on a small bounded queue (``outgoing.RequestQueue``) that
+gRPC's sender thread drains as fast as flow control lets it, the frames that queued up
+meanwhile joined into one FrameBatch where the daemon reads them (protocol 1.2): a client
+faster than the daemon blocks in ``send`` instead of piling frames up in memory. A reader
+thread drains the daemon's replies into an unbounded local queue, so a caller that sends
+everything before reading can never deadlock the stream.
 
 Same host (``shared_memory``, granted in the effective config): frames go through a ring of
 shared-memory slots instead (``shm.FrameRing``, layout in coarse2real.proto). At the first
@@ -31,11 +32,13 @@ from .errors import C2RError, Cancelled, DaemonUnavailable, InvalidInput, from_r
 from .events import Event, EventDecoder, Result
 from . import shm
 from .frames import FramePlanes, check_message_size, encode_frame
+from .outgoing import Batching, Request, RequestQueue
 
 # Seconds to wait before each retry of a stream that dropped before SessionStarted.
 RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 _CLOSE = object()  # tells the request generator to stop without sending anything
-Request = pb.ClientMessage | bytes  # bytes: a frame already encoded (frames.encode_frame)
+# Shared-memory ring: slots for about this many bytes, at least 8 and at most 64 (small frames: fewer releases)
+RING_BYTES, RING_SLOTS = 32 * 2**20, (8, 64)
 
 
 class FrameHandoff:
@@ -46,18 +49,22 @@ class FrameHandoff:
     (``answered``) gives the free slots to start with, or refuses it, and frames go as bytes from then on.
     """
 
-    def __init__(self, shared_memory: bool, max_message_bytes: int, warnings: list[str], ring_slots: int = 8):
+    def __init__(self, shared_memory: bool, max_message_bytes: int, warnings: list[str]):
         self.shared_memory = shared_memory  # granted by the daemon; false again if it cannot map the ring
         self.max_message_bytes = max_message_bytes
         self.warnings = warnings  # the session's: a refused ring is noted there
-        self.ring_slots = ring_slots
         self.ring: shm.FrameRing | None = None
 
     def offer(self, planes: FramePlanes) -> pb.ClientMessage | None:
-        """The SharedRing message to send, then wait for its RingStatus, before this frame; None if none is due."""
+        """The SharedRing message to send, then wait for its RingStatus, before this frame; None if none is due.
+
+        The ring holds RING_BYTES of slots (at least 8, at most 64): small frames get many slots, so the daemon's
+        releases (one per half ring) and the client's batches are few; big ones 8, as many as memory allows."""
         if not self.shared_memory or self.ring is not None:
             return None
-        self.ring = shm.FrameRing(self.ring_slots, shm.slot_bytes_for(planes))
+        slot_bytes = shm.slot_bytes_for(planes)
+        low, high = RING_SLOTS
+        self.ring = shm.FrameRing(min(high, max(low, RING_BYTES // slot_bytes)), slot_bytes)
         return pb.ClientMessage(ring=self.ring.message)
 
     def answered(self, status: pb.RingStatus) -> range:
@@ -92,34 +99,45 @@ def frame_planes(index: int, planes: tuple, named: dict) -> FramePlanes:
     return given.check(index)
 
 
-def _messages_until_closed(outbox: queue.Queue) -> Iterator[Request]:
-    """The request stream: messages from ``outbox`` up to and including end/cancel."""
-    while True:
-        message = outbox.get()
-        if message is _CLOSE:
-            return
-        yield message
-        if isinstance(message, pb.ClientMessage) and message.WhichOneof("kind") in ("end", "cancel"):
-            return
+def end_of_requests(message: Request) -> bool:
+    """The request stream ends with this message (end or cancel)."""
+    return isinstance(message, pb.ClientMessage) and message.WhichOneof("kind") in ("end", "cancel")
 
 
-def _drain(q: queue.Queue) -> None:
-    while True:
-        try:
-            q.get_nowait()
-        except queue.Empty:
-            return
+class Outgoing:
+    """The session's RequestQueue for threads: ``put`` waits while it is full; gRPC's sender thread takes ``next``."""
 
+    def __init__(self, batching: Batching | None):
+        self.queue = RequestQueue(batching)
+        self._changed = threading.Condition()
 
-def _close_requests(outbox: queue.Queue) -> None:
-    """Unblock the request generator for good, even if a racing send() refills the queue."""
-    while True:
-        _drain(outbox)
-        try:
-            outbox.put_nowait(_CLOSE)
-            return
-        except queue.Full:
-            continue
+    def put(self, request, timeout: float) -> bool:
+        """Queue ``request`` once there is room within ``timeout`` seconds; False if there was none."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: not self.queue.full(), timeout):
+                return False
+            self.queue.append(request)
+            self._changed.notify_all()
+            return True
+
+    def replace(self, request) -> None:
+        """Drop what is queued and queue ``request`` (a cancel, or the end of the stream) whatever the bounds."""
+        with self._changed:
+            self.queue.clear()
+            self.queue.append(request)
+            self._changed.notify_all()
+
+    def next(self):
+        """The next message to write (``RequestQueue.pop``), once there is one."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self.queue) > 0)
+            message = self.queue.pop()
+            self._changed.notify_all()
+            return message
+
+    def stop_batching(self) -> None:
+        with self._changed:
+            self.queue.batching = None
 
 
 class Session:
@@ -131,10 +149,10 @@ class Session:
         config: pb.SessionConfig,
         address: str,
         max_message_bytes: int,
-        max_queued: int = 4,
+        batching: Batching | None = None,
     ):
         self.address = address
-        self._max_queued = max_queued
+        self._batching = batching  # the daemon's limits, when config.batches asks for batches
         self._decoder = EventDecoder()
         self._inbox: queue.Queue = queue.Queue()
         self._cancelled = threading.Event()
@@ -142,12 +160,16 @@ class Session:
         self._ended = False
         self._failure: C2RError | None = None
         self.frames_sent = 0
+        self.requests_sent = 0  # messages written to the stream (a FrameBatch counts once), the config included
+        self.replies_received = 0  # messages read from it, SessionStarted included
         self._ring_status: queue.Queue[pb.RingStatus] = queue.Queue()
         self._free_slots: queue.Queue[int] = queue.Queue()
         self._call, first = self._open(open_stream, config)
         self.session_id: str = first.session_id
         self.effective: pb.SessionConfig = first.effective
         self.warnings: list[str] = list(first.warnings)
+        if not first.effective.batches:  # not granted: single frames, as protocol 1.1
+            self._outbox.stop_batching()
         self._handoff = FrameHandoff(first.effective.transport == pb.SHARED_MEMORY, max_message_bytes, self.warnings)
         self._reader = threading.Thread(target=self._read, name=f"c2r-session-{self.session_id}", daemon=True)
         self._reader.start()
@@ -162,15 +184,16 @@ class Session:
     def _open(self, open_stream, config):
         delays = iter(RETRY_DELAYS)
         while True:
-            self._outbox: queue.Queue = queue.Queue(maxsize=self._max_queued)
-            self._outbox.put(pb.ClientMessage(config=config))
-            call = open_stream(_messages_until_closed(self._outbox))
+            self._outbox = Outgoing(self._batching)
+            self._outbox.put(pb.ClientMessage(config=config), timeout=None)
+            call = open_stream(self._requests(self._outbox))
             try:
                 first = next(call)
+                self.replies_received += 1
             except StopIteration:
                 raise DaemonUnavailable(f"the daemon at {self.address} closed the session before starting it") from None
             except grpc.RpcError as error:
-                self._outbox.put(_CLOSE)
+                self._outbox.replace(_CLOSE)
                 delay = next(delays, None)
                 if error.code() != grpc.StatusCode.UNAVAILABLE or delay is None:
                     raise from_rpc_error(error, self.address) from None
@@ -181,11 +204,24 @@ class Session:
                 raise C2RError(f"the daemon at {self.address} answered {first.WhichOneof('kind')!r} before SessionStarted")
             return call, first.started
 
+    def _requests(self, outbox: Outgoing) -> Iterator[Request]:
+        """The request stream (gRPC's sender thread iterates it): messages from ``outbox`` up to and including
+        end/cancel, the frames queued behind each other as one FrameBatch."""
+        while True:
+            message = outbox.next()
+            if message is _CLOSE:
+                return
+            self.requests_sent += 1
+            yield message
+            if end_of_requests(message):
+                return
+
     # ---------------------------------------------------------------- reading
 
     def _read(self) -> None:
         try:
             for message in self._call:
+                self.replies_received += 1
                 kind = message.WhichOneof("kind")
                 if kind == "released":
                     for slot in message.released.slots:
@@ -200,7 +236,7 @@ class Session:
             self._inbox.put(self._failure)
         finally:
             self._finished.set()
-            _close_requests(self._outbox)
+            self._outbox.replace(_CLOSE)  # unblocks the request stream for good
             self._inbox.put(_CLOSE)
 
     def _stream_error(self, error: grpc.RpcError) -> C2RError:
@@ -270,11 +306,7 @@ class Session:
         if self._ended:  # the request stream is already closed: only cancelling the call reaches the daemon
             self._call.cancel()
             return
-        _drain(self._outbox)
-        try:
-            self._outbox.put_nowait(pb.ClientMessage(cancel=pb.Cancel()))
-        except queue.Full:  # a blocked send() slipped a frame in; the call itself still stops
-            self._call.cancel()
+        self._outbox.replace(pb.ClientMessage(cancel=pb.Cancel()))  # queued frames are dropped
 
     def _put(self, message: Request) -> None:
         while True:
@@ -284,11 +316,8 @@ class Session:
                 raise self._failure
             if self._ended or self._finished.is_set():
                 raise InvalidInput(f"session {self.session_id} has ended; start a new session to send more frames")
-            try:
-                self._outbox.put(message, timeout=0.1)
+            if self._outbox.put(message, timeout=0.1):
                 return
-            except queue.Full:
-                continue
 
     # ---------------------------------------------------------------- closing
 

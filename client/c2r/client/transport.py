@@ -12,7 +12,8 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # The daemon's preview relay greets each new viewer with this one-part message (viewers subscribe to it):
-# once a viewer has it, the relay holds the viewer's subscription and sends it every frame published after.
+# the viewer's subscription is then on its way to the engines (well within a millisecond on loopback), and
+# every frame published after that reaches it.
 PREVIEW_WELCOME = b"c2r-preview-welcome"
 
 

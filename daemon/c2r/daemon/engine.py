@@ -33,6 +33,7 @@ import resource
 import sys
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 import zmq
@@ -191,9 +192,12 @@ class Engine:
                 raise Cancelled(f"window {request.index} of {run.session} cancelled at step {event.step}")
             if event.kind in ("window_started", "window_done"):
                 return  # the engine reports those itself, whatever the backend does
-            if event.preview is not None:
-                self.publish(run.session, window.start, event.preview[window.prefix_length :], True, event.step)
-            self.send(WindowEvent(pid, rid, event.kind, event.step, event.num_steps, event.preview))
+            if event.preview is None:
+                self.send(WindowEvent(pid, rid, event.kind, event.step, event.num_steps))
+                return
+            self.publish(run.session, window.start, event.preview[window.prefix_length :], True, event.step)
+            self.send_frames(lambda preview: WindowEvent(pid, rid, event.kind, event.step, event.num_steps, preview),
+                             event.preview)
 
         started, started_at = time.perf_counter(), time.time()
         if self.device.startswith("cuda"):
@@ -233,10 +237,15 @@ class Engine:
         self.publish(run.session, window.emit_start, frames[window.prefix_length :], False)
 
     def send_result(self, rid: int, frames, seconds: float, peak: int) -> None:
-        """The frames go back in a shared-memory segment of their own; the message carries its handle."""
+        self.send_frames(lambda shared: WindowResult(os.getpid(), rid, shared, seconds, peak), frames)
+
+    def send_frames(self, message: Callable[[np.ndarray], object], frames) -> None:
+        """Send ``message(frames)`` with the frames (a result, a preview estimate) in a shared-memory segment of their
+        own: the message carries its handle, and the front end copies them out and unlinks it (through a socket,
+        a window's frames cost the front end's ZeroMQ thread a read per 8 KiB)."""
         shared = self.results.allocate({"frames": (frames.shape, np.uint8)})
         np.copyto(shared["frames"], frames)
-        self.events.send_multipart(pack(WindowResult(os.getpid(), rid, shared["frames"], seconds, peak), self.results))
+        self.events.send_multipart(pack(message(shared["frames"]), self.results))
         self.results.forget(shared)
 
     def plan_window(self, model: str, lora: str, clip, config):

@@ -1,9 +1,10 @@
 """The front end's side of the engine: spawn it, feed it windows, watch that it lives.
 
-One reader coroutine owns the event socket. It routes the running window's events to
-its caller, and it is the watchdog: an engine process that exited (crash, SIGKILL) or
-sent nothing, not even a heartbeat, for ``heartbeat_timeout`` seconds (hang, SIGSTOP) is
-killed and a fresh one started. The window that was running is retried once on the new
+One reader coroutine owns the event socket and routes the running window's events to its
+caller; a watchdog coroutine looks every WATCH_SECONDS (the reader's socket waits without a
+timeout, so an idle front end wakes only for heartbeats and the watch): an engine process
+that exited (crash, SIGKILL) or sent nothing, not even a heartbeat, for
+``heartbeat_timeout`` seconds (hang, SIGSTOP) is killed and a fresh one started. The window that was running is retried once on the new
 engine; failing again gives up with UNAVAILABLE. The front end itself never goes down.
 """
 
@@ -29,6 +30,7 @@ from .ipc import SharedArrays, pack, sweep_stale_segments, unpack
 from .scheduler import WindowScheduler, WindowTask
 
 log = logging.getLogger("c2r.daemon")
+WATCH_SECONDS = 0.5  # how often the watchdog looks: an engine that exited is restarted within this
 MAX_START_FAILURES = 3  # engines in a row that die before saying hello: the engine is broken, stop restarting
 ERROR_CODES = {"invalid": InvalidInput, "oom": OutOfGpuMemory, "cancelled": SessionCancelled, "missing": WeightsMissing,
                "unavailable": EngineUnavailable}
@@ -64,14 +66,14 @@ class EngineClient:
         self._last_seen = 0.0
         self._rids = itertools.count(1)
         self._current: tuple[int, WindowTask, asyncio.Queue] | None = None
-        self._reader: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []  # the event reader and the watchdog
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> dict:
         """Spawn the engine and wait for its hello (model loaded); raises RuntimeError if it cannot start."""
         self._spawn()
-        self._reader = asyncio.create_task(self._read_events())
+        self._tasks = [asyncio.create_task(self._read_events()), asyncio.create_task(self._watch())]
         ready = asyncio.create_task(self.ready.wait())
         while not ready.done():
             await asyncio.wait([ready], timeout=0.2)
@@ -100,8 +102,8 @@ class EngineClient:
             self.proc.wait()
 
     async def stop(self) -> None:
-        if self._reader:
-            self._reader.cancel()
+        for task in self._tasks:
+            task.cancel()
         if self.proc and self.proc.poll() is None:
             await self.requests.send_multipart(pack(Stop()))
             try:
@@ -128,17 +130,23 @@ class EngineClient:
     async def _read_events(self) -> None:
         while True:
             try:
-                if await self.events.poll(200):
-                    message = unpack(await self.events.recv_multipart(copy=False))
-                    if self.proc is not None and message.pid == self.proc.pid:  # else: a replaced engine's
-                        self._last_seen = time.monotonic()
-                        self._route(message)
-                elif reason := self._failure():
-                    self._recover(reason)
+                message = unpack(await self.events.recv_multipart(copy=False))
+                if self.proc is not None and message.pid == self.proc.pid:  # else: a replaced engine's
+                    self._last_seen = time.monotonic()
+                    self._route(message)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the watchdog must outlive any bad message
+            except Exception:  # the reader must outlive any bad message
                 log.exception("engine %d: error handling an engine message", self.index)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            try:
+                if reason := self._failure():
+                    self._recover(reason)
+            except Exception:  # the watchdog must outlive a failed restart
+                log.exception("engine %d: restarting the engine failed", self.index)
 
     def _route(self, message: Event) -> None:
         if isinstance(message, Fatal):

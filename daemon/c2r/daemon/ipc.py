@@ -3,8 +3,9 @@
 A window is hundreds of MB of frames. Arrays that live in shared memory the sender owns
 (``SharedArrays``: the front end's window buffers, the engine's results) cross as a handle
 (segment name, offset, shape, dtype) and are mapped on the other side: no pixel is pickled,
-copied into a socket or sent twice. Any other array (small: a prefix, a preview) goes out of
-band as its own ZeroMQ frame without a copy; only a small header is pickled.
+copied into a socket or sent twice (the engine sends its results and preview estimates so).
+Any other array (small: a prefix) goes out of band as its own ZeroMQ frame without a copy;
+only a small header is pickled.
 
 Ownership: the front end owns its window buffers (it unlinks them when the window is
 released; the engine maps them for one request). The engine creates one segment per result

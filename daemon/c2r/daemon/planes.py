@@ -26,18 +26,32 @@ class Received:
 
     message: pb.ClientMessage
     size: int  # bytes on the wire
-    data: dict[str, memoryview] = field(default_factory=dict)  # plane slot -> its pixel bytes, a view of the received
-    # bytes (the message's own Plane.data is then empty); empty: the planes' data is in the message
+    data: list[dict[str, memoryview]] = field(default_factory=list)  # per frame (one, or a FrameBatch's in order):
+    # plane slot -> its pixel bytes, a view of the received bytes (the message's own Plane.data is then empty);
+    # empty: the planes' data is in the message
+
+    def frames(self) -> list[tuple[pb.Frame, dict[str, memoryview] | None]]:
+        """The frames it carries (a Frame, or a FrameBatch's), each with its split-off plane bytes."""
+        kind = self.message.WhichOneof("kind")
+        frames = [self.message.frame] if kind == "frame" else list(self.message.frames.frames) if kind == "frames" else []
+        return [(frame, self.data[i] if self.data else None) for i, frame in enumerate(frames)]
+
+
+SPLIT_BYTES = 64 * 2**10  # smaller messages (a shared-memory frame's handle, a tiny frame) are protobuf's alone:
+# copying their few bytes costs less than splitting them in Python (a FrameBatch of 48 handles: 0.01 ms against 1.4 ms)
 
 
 def decode_client_message(raw: bytes) -> Received:
     """Realify's request deserializer: protobuf parses everything but the pixels, which stay where gRPC put them
     (``split_frame_data``: no copy); raises DecodeError for bytes that are no ClientMessage."""
-    split = split_frame_data(raw)
+    split = split_frame_data(raw) if len(raw) >= SPLIT_BYTES else None
     if split is None:
         return Received(pb.ClientMessage.FromString(raw), len(raw))
     stripped, data = split
     return Received(pb.ClientMessage.FromString(stripped), len(raw), data)
+
+
+LITTLE_ENDIAN = {code: dtype.newbyteorder("<") for code, dtype in NUMPY_DTYPES.items()}
 
 
 def dtype_name(code: int) -> str:
@@ -53,15 +67,15 @@ def plane_to_array(plane: pb.Plane, slot: str, dtypes: tuple[int, ...], channels
     ``data``: the plane's bytes when they were split off the message (``Received.data``); else
     ``plane.data`` is read, once (each read of a protobuf bytes field is a copy).
     """
-    allowed = ", ".join(dtype_name(d) for d in dtypes)
     if plane.dtype not in dtypes:
+        allowed = ", ".join(dtype_name(d) for d in dtypes)
         raise InvalidInput(f"frame {slot}: dtype {dtype_name(plane.dtype)} is not accepted here; send one of {allowed}")
-    shape = tuple(int(s) for s in plane.shape)
-    want = "(H, W)" if channels is None else f"(H, W, {channels})"
+    shape = tuple(plane.shape)
     rank_ok = len(shape) == 2 if channels is None else len(shape) == 3 and shape[2] == channels
     if not rank_ok or 0 in shape:
+        want = "(H, W)" if channels is None else f"(H, W, {channels})"
         raise InvalidInput(f"frame {slot}: shape {list(shape)} is not {want}; send the plane with shape {want}")
-    dtype = NUMPY_DTYPES[plane.dtype].newbyteorder("<")
+    dtype = LITTLE_ENDIAN[plane.dtype]
     expected = math.prod(shape) * dtype.itemsize  # Python ints: a crafted shape cannot overflow past the checks
     data = plane.data if data is None else data
     if shared is not None:

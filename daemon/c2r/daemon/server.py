@@ -202,8 +202,14 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
                 check_size(received.size)
                 message = received.message
                 kind = message.WhichOneof("kind")
-                if kind == "frame":
-                    await session.accept(message.frame, received.data)
+                if kind in ("frame", "frames"):
+                    frames = received.frames()
+                    if len(frames) > LIMITS.max_batch_frames:
+                        raise InvalidInput(
+                            f"a FrameBatch of {len(frames)} frames is over this daemon's limit of {LIMITS.max_batch_frames} "
+                            f"(GetInfo.limits.max_batch_frames), so none of it was accepted; send at most that many frames "
+                            f"per batch, resending from frame {session.checker.next_index}")
+                    await session.accept(frames)
                 elif kind == "ring":
                     self._attach_ring(session, message.ring)
                 elif kind == "end":
@@ -213,7 +219,8 @@ class Coarse2RealService(pb_grpc.Coarse2RealServicer):
                         f"session cancelled by the client after {session.returned} of {session.received} frames were returned"))
                     return
                 else:
-                    raise InvalidInput(f"unexpected {kind} message mid-stream; send Frame, EndOfStream or Cancel after the config")
+                    raise InvalidInput(f"unexpected {kind} message mid-stream; send Frame, FrameBatch, EndOfStream or Cancel "
+                                       "after the config")
             await session.end()
         except ClientError as e:
             await session.end(e)

@@ -12,6 +12,12 @@ reads stalls its own session at two windows of frames, never the daemon. Progres
 previews never cost more than the results: a window's estimates take turns over its frames
 (``preview_share``: with E estimates per window each sends every E-th frame), and the outbox
 keeps only the latest unsent one and sends it only when nothing else waits.
+
+Batches (protocol 1.2, ``effective.batches``): a window's results are queued as ResultBatches
+(``result_batches``: by count and bytes) the moment the window is done, and an estimate's
+previews as one; a result counts as delivered when its batch is written. A FrameBatch is
+accepted frame by frame (``accept``), so a bad frame in it still leaves the ones before it
+accepted.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from c2r.client.frames import pack_plane
+from c2r.client.frames import encode_results
 from c2r.client.png import encode_png
 from c2r.models.windows import Window, window_ready
 from c2r.v1 import coarse2real_pb2 as pb
@@ -34,11 +40,13 @@ from .frame_check import FrameChecker
 from .frame_store import Allocate, FrameStore, numpy_buffers
 from .scheduler import WindowScheduler
 from .session_config import ResolvedSession
+from .settings import LIMITS
 from .shared_ring import SessionRing
 from .window_loop import PROGRESS_KINDS, run_windows
 
-# what the outbox holds: a message, or a function making one off the event loop (PNG) | ClientError | None (finished)
-Item = pb.ServerMessage | Callable[[], pb.ServerMessage] | ClientError | None
+# what the outbox holds: a message, or a function making one (encoded: bytes) when it is about to be written (PNG: off
+# the event loop) | ClientError | None (finished)
+Item = pb.ServerMessage | Callable[[], bytes] | ClientError | None
 
 
 def preview_share(step: int, num_steps: int, every: int) -> slice:
@@ -48,19 +56,34 @@ def preview_share(step: int, num_steps: int, every: int) -> slice:
     return slice((max(step // max(every, 1), 1) - 1) % estimates, None, estimates)
 
 
+def result_batches(frames: list[tuple[int, np.ndarray]], max_frames: int, max_bytes: int) -> list[list[tuple[int, np.ndarray]]]:
+    """(index, image) pairs cut into ResultBatches: up to ``max_frames`` each, within ``max_bytes`` of raw RGB8 (a
+    level-1 PNG is about as big at worst, and the message limit is 4x a batch's), at least one frame each."""
+    batches: list[list[tuple[int, np.ndarray]]] = []
+    size = 0
+    for item in frames:
+        nbytes = item[1].nbytes + 64  # the ResultFrame's own fields
+        if not batches or len(batches[-1]) >= max_frames or size + nbytes > max_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(item)
+        size += nbytes
+    return batches
+
+
 class Outbox:
     """The session's messages to the client, in order, with one coalesced preview slot."""
 
     def __init__(self) -> None:
         self.items: collections.deque[tuple[Item, int]] = collections.deque()  # (item, final results in it)
-        self.preview: tuple[int, list[Callable[[], pb.ServerMessage]]] | None = None  # (window, its frames)
+        self.preview: tuple[int, list[Callable[[], bytes]]] | None = None  # (window, its messages)
         self._ready = asyncio.Event()
 
     def put(self, item: Item, finals: int = 0) -> None:
         self.items.append((item, finals))
         self._ready.set()
 
-    def put_preview(self, window: int, frames: list[Callable[[], pb.ServerMessage]]) -> None:
+    def put_preview(self, window: int, frames: list[Callable[[], bytes]]) -> None:
         if frames:  # an estimate whose turn has no frame (a window shorter than its estimates) sends nothing
             self.preview = (window, frames)  # replaces an unsent one: only the latest estimate matters
             self._ready.set()
@@ -109,6 +132,7 @@ class Session:
         self.seconds_per_frame = 0.0
         self.started = time.monotonic()
         self.png = resolved.effective.result_encoding == pb.PNG
+        self.batches = resolved.effective.batches  # granted (protocol 1.2): results and previews go in ResultBatches
         self._changed = asyncio.Condition()
         self._tail: np.ndarray | None = None  # last generated frames: the next window's prefix
 
@@ -118,9 +142,27 @@ class Session:
         async with self._changed:
             await self._changed.wait_for(lambda: self.received - self.delivered < self.max_pending or self.ended)
 
-    async def accept(self, frame: pb.Frame, data: dict[str, memoryview] | None = None) -> None:
-        """Check ``frame`` (its planes' bytes in ``data`` if split off, see ``planes.Received``), copy it into its
-        windows (out of its shared-memory slot, which is then released)."""
+    async def accept(self, frames: list[tuple[pb.Frame, dict[str, memoryview] | None]]) -> None:
+        """Check and store one message's frames (a Frame, or a FrameBatch's in order), each with its planes' bytes if
+        split off (``planes.Received``); a bad one raises, naming its place in the batch, after those before it
+        are accepted."""
+        accepted = 0
+        try:
+            for position, (frame, data) in enumerate(frames):
+                try:
+                    self._accept_one(frame, data)
+                except InvalidInput as e:
+                    if len(frames) == 1:
+                        raise
+                    raise InvalidInput(f"frame {frame.index}, item {position} of a FrameBatch of {len(frames)} (the "
+                                       f"{position} before it were accepted): {e}") from None
+                accepted += 1
+        finally:
+            if accepted:
+                await self._notify(received=self.received + accepted)
+
+    def _accept_one(self, frame: pb.Frame, data: dict[str, memoryview] | None) -> None:
+        """Check ``frame``, copy it into its windows (out of its shared-memory slot, which is then released)."""
         shared = self.ring.slot(frame.index, frame.slot) if frame.HasField("slot") and self.ring else None
         if frame.HasField("slot") and self.ring is None:
             raise InvalidInput(f"frame {frame.index} names slot {frame.slot} but this session has no shared-memory ring; "
@@ -139,7 +181,6 @@ class Session:
                     self.outbox.put(pb.ServerMessage(released=pb.SlotsReleased(slots=released)))
         self.checker.accepted(frame.index)
         self.through_ring += shared is not None
-        await self._notify(received=self.received + 1)
 
     async def end(self, error: ClientError | None = None) -> None:
         """No more frames: flush the windows of what arrived, then finish (or fail with ``error``)."""
@@ -185,8 +226,8 @@ class Session:
         self.seconds_per_frame = rate if not self.seconds_per_frame else 0.7 * self.seconds_per_frame + 0.3 * rate
         self._progress(window, pb.Progress.WINDOW_DONE, returned=self.returned + len(frames))
         self.outbox.drop_previews(window.index)
-        for i, frame in enumerate(frames):
-            self.outbox.put(self._result(window.emit_start + i, frame, preview=False), finals=1)
+        for batch in self._batched([(window.emit_start + i, frame) for i, frame in enumerate(frames)]):
+            self.outbox.put(self._results(batch, preview=False), finals=len(batch))
         await self._notify(returned=self.returned + len(frames))
 
     # ------------------------------------------------------------------ output side
@@ -199,8 +240,8 @@ class Session:
         elif kind == "preview" and self.config.preview_every:
             frames = event["preview"][window.prefix_length :]
             share = preview_share(event.get("step", 0), event.get("num_steps", 0), self.config.preview_every)
-            self.outbox.put_preview(window.index, [self._result(window.emit_start + i, frames[i], preview=True)
-                                                   for i in range(len(frames))[share]])
+            shown = [(window.emit_start + i, frames[i]) for i in range(len(frames))[share]]
+            self.outbox.put_preview(window.index, [self._results(batch, preview=True) for batch in self._batched(shown)])
 
     def _progress(self, window: Window, kind: int, returned: int | None = None, **fields) -> None:
         returned = self.returned if returned is None else returned
@@ -209,11 +250,16 @@ class Session:
             kind=kind, window=window.index, first_frame=window.start, end_frame=window.end, eta_seconds=eta,
             frames_received=self.received, frames_returned=returned, **fields)))
 
-    def _result(self, index: int, frame: np.ndarray, preview: bool) -> Callable[[], pb.ServerMessage]:
-        """The result message, made when it is about to be written (a dropped preview costs nothing)."""
+    def _batched(self, frames: list[tuple[int, np.ndarray]]) -> list[list[tuple[int, np.ndarray]]]:
+        if not self.batches:
+            return [[item] for item in frames]
+        return result_batches(frames, LIMITS.max_batch_frames, LIMITS.max_batch_bytes)
+
+    def _results(self, frames: list[tuple[int, np.ndarray]], preview: bool) -> Callable[[], bytes]:
+        """The message carrying ``frames``, encoded when it is about to be written (a dropped preview costs nothing)."""
         if self.png:
-            return lambda: pb.ServerMessage(result=pb.ResultFrame(index=index, preview=preview, png=encode_png(frame, level=1)))
-        return lambda: pb.ServerMessage(result=pb.ResultFrame(index=index, preview=preview, color=pack_plane(frame)))
+            return lambda: encode_results([(i, encode_png(f, level=1), preview) for i, f in frames], self.batches)
+        return lambda: encode_results([(i, f, preview) for i, f in frames], self.batches)
 
     async def run(self) -> None:
         """The session's task: every window in order, then Done (or the error that ended the input)."""

@@ -98,6 +98,7 @@ def resolve(cfg: pb.SessionConfig, models: list[str], settings: DaemonSettings) 
     effective = pb.SessionConfig()
     effective.CopyFrom(cfg)
     effective.protocol_major, effective.protocol_minor = PROTOCOL_MAJOR, PROTOCOL_MINOR
+    effective.batches = cfg.batches and cfg.protocol_minor >= 2  # a 1.1 client reads one result per message
     effective.model, effective.quality = model, quality
     for name in MODEL_KNOBS:
         setattr(effective, name, getattr(config, name))

@@ -37,10 +37,15 @@ class Limits:
     max_window: int = 257  # frames; Wan was trained on 81
     max_seed: int = 2**32 - 1  # every engine's seed type holds it; window k draws seed + k
     max_ring_bytes: int = 2 * 2**30
+    max_batch_frames: int = 64  # FrameBatch / ResultBatch (protocol 1.2)
+    # What a batch message stays under. Small: batches pay off for small frames (the tiny demo's 48 results are
+    # 1.7 MiB); a 720p result (2.6 MiB) goes alone, so the front end holds no more than before while writing it.
+    max_batch_bytes: int = 4 * 2**20
 
     def message(self) -> pb.Limits:
         return pb.Limits(max_frame_width=self.frames.max_width, max_frame_height=self.frames.max_height,
-                         max_window=self.max_window, max_seed=self.max_seed, max_ring_bytes=self.max_ring_bytes)
+                         max_window=self.max_window, max_seed=self.max_seed, max_ring_bytes=self.max_ring_bytes,
+                         max_batch_frames=self.max_batch_frames, max_batch_bytes=self.max_batch_bytes)
 
 
 LIMITS = Limits()

@@ -137,6 +137,12 @@ class Frame(_message.Message):
     slot: int
     def __init__(self, index: _Optional[int] = ..., color: _Optional[_Union[Plane, _Mapping]] = ..., color_space: _Optional[_Union[ColorSpace, str]] = ..., depth: _Optional[_Union[Plane, _Mapping]] = ..., depth_kind: _Optional[_Union[DepthKind, str]] = ..., normals: _Optional[_Union[Plane, _Mapping]] = ..., edges: _Optional[_Union[Plane, _Mapping]] = ..., slot: _Optional[int] = ...) -> None: ...
 
+class FrameBatch(_message.Message):
+    __slots__ = ("frames",)
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[Frame]
+    def __init__(self, frames: _Optional[_Iterable[_Union[Frame, _Mapping]]] = ...) -> None: ...
+
 class SharedRing(_message.Message):
     __slots__ = ("name", "slots", "slot_bytes")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -162,7 +168,7 @@ class SlotsReleased(_message.Message):
     def __init__(self, slots: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SessionConfig(_message.Message):
-    __slots__ = ("protocol_major", "protocol_minor", "client_name", "prompt", "negative_prompt", "model", "quality", "steps", "guidance", "seed", "window", "overlap", "strength", "buffers", "result_encoding", "resolution", "preview_every", "lora", "guidance_mode", "control_scale", "input_fps", "transport", "chaining", "anchor_every")
+    __slots__ = ("protocol_major", "protocol_minor", "client_name", "prompt", "negative_prompt", "model", "quality", "steps", "guidance", "seed", "window", "overlap", "strength", "buffers", "result_encoding", "resolution", "preview_every", "lora", "guidance_mode", "control_scale", "input_fps", "transport", "batches", "chaining", "anchor_every")
     PROTOCOL_MAJOR_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_MINOR_FIELD_NUMBER: _ClassVar[int]
     CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +191,7 @@ class SessionConfig(_message.Message):
     CONTROL_SCALE_FIELD_NUMBER: _ClassVar[int]
     INPUT_FPS_FIELD_NUMBER: _ClassVar[int]
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
     CHAINING_FIELD_NUMBER: _ClassVar[int]
     ANCHOR_EVERY_FIELD_NUMBER: _ClassVar[int]
     protocol_major: int
@@ -209,9 +216,10 @@ class SessionConfig(_message.Message):
     control_scale: float
     input_fps: float
     transport: Transport
+    batches: bool
     chaining: str
     anchor_every: int
-    def __init__(self, protocol_major: _Optional[int] = ..., protocol_minor: _Optional[int] = ..., client_name: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., model: _Optional[str] = ..., quality: _Optional[str] = ..., steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ..., window: _Optional[int] = ..., overlap: _Optional[int] = ..., strength: _Optional[float] = ..., buffers: _Optional[_Iterable[_Union[Buffer, str]]] = ..., result_encoding: _Optional[_Union[ResultEncoding, str]] = ..., resolution: _Optional[str] = ..., preview_every: _Optional[int] = ..., lora: _Optional[str] = ..., guidance_mode: _Optional[str] = ..., control_scale: _Optional[float] = ..., input_fps: _Optional[float] = ..., transport: _Optional[_Union[Transport, str]] = ..., chaining: _Optional[str] = ..., anchor_every: _Optional[int] = ...) -> None: ...
+    def __init__(self, protocol_major: _Optional[int] = ..., protocol_minor: _Optional[int] = ..., client_name: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., model: _Optional[str] = ..., quality: _Optional[str] = ..., steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ..., window: _Optional[int] = ..., overlap: _Optional[int] = ..., strength: _Optional[float] = ..., buffers: _Optional[_Iterable[_Union[Buffer, str]]] = ..., result_encoding: _Optional[_Union[ResultEncoding, str]] = ..., resolution: _Optional[str] = ..., preview_every: _Optional[int] = ..., lora: _Optional[str] = ..., guidance_mode: _Optional[str] = ..., control_scale: _Optional[float] = ..., input_fps: _Optional[float] = ..., transport: _Optional[_Union[Transport, str]] = ..., batches: _Optional[bool] = ..., chaining: _Optional[str] = ..., anchor_every: _Optional[int] = ...) -> None: ...
 
 class EndOfStream(_message.Message):
     __slots__ = ()
@@ -222,18 +230,20 @@ class Cancel(_message.Message):
     def __init__(self) -> None: ...
 
 class ClientMessage(_message.Message):
-    __slots__ = ("config", "frame", "end", "cancel", "ring")
+    __slots__ = ("config", "frame", "end", "cancel", "ring", "frames")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     RING_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
     config: SessionConfig
     frame: Frame
     end: EndOfStream
     cancel: Cancel
     ring: SharedRing
-    def __init__(self, config: _Optional[_Union[SessionConfig, _Mapping]] = ..., frame: _Optional[_Union[Frame, _Mapping]] = ..., end: _Optional[_Union[EndOfStream, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ring: _Optional[_Union[SharedRing, _Mapping]] = ...) -> None: ...
+    frames: FrameBatch
+    def __init__(self, config: _Optional[_Union[SessionConfig, _Mapping]] = ..., frame: _Optional[_Union[Frame, _Mapping]] = ..., end: _Optional[_Union[EndOfStream, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ring: _Optional[_Union[SharedRing, _Mapping]] = ..., frames: _Optional[_Union[FrameBatch, _Mapping]] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
     __slots__ = ("session_id", "effective", "warnings")
@@ -293,6 +303,12 @@ class ResultFrame(_message.Message):
     preview: bool
     def __init__(self, index: _Optional[int] = ..., color: _Optional[_Union[Plane, _Mapping]] = ..., png: _Optional[bytes] = ..., preview: _Optional[bool] = ...) -> None: ...
 
+class ResultBatch(_message.Message):
+    __slots__ = ("frames",)
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[ResultFrame]
+    def __init__(self, frames: _Optional[_Iterable[_Union[ResultFrame, _Mapping]]] = ...) -> None: ...
+
 class Warning(_message.Message):
     __slots__ = ("message",)
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -310,7 +326,7 @@ class Done(_message.Message):
     def __init__(self, frames_received: _Optional[int] = ..., frames_returned: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
-    __slots__ = ("started", "progress", "result", "warning", "done", "ring", "released")
+    __slots__ = ("started", "progress", "result", "warning", "done", "ring", "released", "results")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
@@ -318,6 +334,7 @@ class ServerMessage(_message.Message):
     DONE_FIELD_NUMBER: _ClassVar[int]
     RING_FIELD_NUMBER: _ClassVar[int]
     RELEASED_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
     started: SessionStarted
     progress: Progress
     result: ResultFrame
@@ -325,7 +342,8 @@ class ServerMessage(_message.Message):
     done: Done
     ring: RingStatus
     released: SlotsReleased
-    def __init__(self, started: _Optional[_Union[SessionStarted, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., result: _Optional[_Union[ResultFrame, _Mapping]] = ..., warning: _Optional[_Union[Warning, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., ring: _Optional[_Union[RingStatus, _Mapping]] = ..., released: _Optional[_Union[SlotsReleased, _Mapping]] = ...) -> None: ...
+    results: ResultBatch
+    def __init__(self, started: _Optional[_Union[SessionStarted, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., result: _Optional[_Union[ResultFrame, _Mapping]] = ..., warning: _Optional[_Union[Warning, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., ring: _Optional[_Union[RingStatus, _Mapping]] = ..., released: _Optional[_Union[SlotsReleased, _Mapping]] = ..., results: _Optional[_Union[ResultBatch, _Mapping]] = ...) -> None: ...
 
 class InfoRequest(_message.Message):
     __slots__ = ("protocol_major", "protocol_minor", "client_name")
@@ -366,18 +384,22 @@ class Capabilities(_message.Message):
     def __init__(self, progressive_preview: _Optional[bool] = ..., jobs: _Optional[bool] = ..., exr_output: _Optional[bool] = ..., causal_ref: _Optional[bool] = ..., png_results: _Optional[bool] = ..., shared_memory: _Optional[bool] = ...) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_frame_width", "max_frame_height", "max_window", "max_seed", "max_ring_bytes")
+    __slots__ = ("max_frame_width", "max_frame_height", "max_window", "max_seed", "max_ring_bytes", "max_batch_frames", "max_batch_bytes")
     MAX_FRAME_WIDTH_FIELD_NUMBER: _ClassVar[int]
     MAX_FRAME_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     MAX_WINDOW_FIELD_NUMBER: _ClassVar[int]
     MAX_SEED_FIELD_NUMBER: _ClassVar[int]
     MAX_RING_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_BYTES_FIELD_NUMBER: _ClassVar[int]
     max_frame_width: int
     max_frame_height: int
     max_window: int
     max_seed: int
     max_ring_bytes: int
-    def __init__(self, max_frame_width: _Optional[int] = ..., max_frame_height: _Optional[int] = ..., max_window: _Optional[int] = ..., max_seed: _Optional[int] = ..., max_ring_bytes: _Optional[int] = ...) -> None: ...
+    max_batch_frames: int
+    max_batch_bytes: int
+    def __init__(self, max_frame_width: _Optional[int] = ..., max_frame_height: _Optional[int] = ..., max_window: _Optional[int] = ..., max_seed: _Optional[int] = ..., max_ring_bytes: _Optional[int] = ..., max_batch_frames: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ...) -> None: ...
 
 class InfoReply(_message.Message):
     __slots__ = ("daemon_version", "protocol_major", "protocol_minor", "gpus", "loaded_model", "models", "qualities", "capabilities", "max_message_bytes", "warnings", "preview_address", "output_root", "device", "limits")

@@ -61,6 +61,7 @@ namespace Coarse2Real
             Resolution = resolution ?? "",
             Buffers = { withNormals ? new[] { C2R.V1.Buffer.Color, C2R.V1.Buffer.Depth, C2R.V1.Buffer.Normals } : new[] { C2R.V1.Buffer.Color, C2R.V1.Buffer.Depth } },
             ResultEncoding = ResultEncoding.RawRgb8,
+            Batches = true, // results may come as ResultBatch (protocol 1.2); ReadMessagesAsync reads both kinds
         };
 
         /// <summary>Worth asking for shared memory: a daemon on this machine that offers it, and a system where the package can make a segment.</summary>
@@ -237,8 +238,13 @@ namespace Coarse2Real
                     switch (message.KindCase)
                     {
                         case ServerMessage.KindOneofCase.Result:
-                            protocol.Receive(ServerMessageKind.Result, (long)message.Result.Index, message.Result.Preview);
-                            ResultArrived?.Invoke(message.Result);
+                            Arrived(message.Result);
+                            break;
+                        case ServerMessage.KindOneofCase.Results: // protocol 1.2: several, in order, each as if alone
+                            foreach (ResultFrame result in message.Results.Frames)
+                            {
+                                Arrived(result);
+                            }
                             break;
                         case ServerMessage.KindOneofCase.Progress:
                             ProgressArrived?.Invoke(message.Progress);
@@ -276,6 +282,12 @@ namespace Coarse2Real
                 // A result the protocol refuses, a malformed plane, a handler that threw: never a silent end.
                 Fail($"the session stopped on an unexpected error: {error.GetType().Name}: {error.Message}");
             }
+        }
+
+        void Arrived(ResultFrame result)
+        {
+            protocol.Receive(ServerMessageKind.Result, (long)result.Index, result.Preview);
+            ResultArrived?.Invoke(result);
         }
 
         void Fail(string message)

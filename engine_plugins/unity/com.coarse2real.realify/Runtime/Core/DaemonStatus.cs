@@ -10,11 +10,19 @@ namespace Coarse2Real.Core
     /// </summary>
     public static class DaemonStatus
     {
-        /// <summary>The protocol minor this package speaks: 1 added the Plan call.</summary>
-        public const uint ProtocolMinor = 1;
+        /// <summary>
+        /// The protocol minor this package speaks: 1 added the Plan call, 2 batches. Of 1.2 the package takes the
+        /// daemon's side: it asks for ResultBatch (SessionConfig.Batches; a window's results and each estimate's
+        /// previews several to a message, less daemon CPU per frame) and reads both kinds. It sends one Frame per
+        /// message, as before: it captures one frame at a time, so nothing queues up to batch.
+        /// </summary>
+        public const uint ProtocolMinor = 2;
 
         /// <summary>The first protocol minor whose daemons answer Plan.</summary>
         public const uint PlanSinceMinor = 1;
+
+        /// <summary>The first protocol minor whose daemons send ResultBatch (to a client that asks).</summary>
+        public const uint BatchesSinceMinor = 2;
 
         public static bool CanPlan(uint daemonMinor) => daemonMinor >= PlanSinceMinor;
 

@@ -16,7 +16,8 @@ namespace Coarse2Real.Core
     /// <summary>What the client sends, in coarse2real.proto's ClientMessage oneof.</summary>
     public enum ClientMessageKind { Config, Frame, End, Cancel }
 
-    /// <summary>What the daemon sends, in coarse2real.proto's ServerMessage oneof.</summary>
+    /// <summary>What the daemon sends, in coarse2real.proto's ServerMessage oneof (a ResultBatch is received as its
+    /// results, one Result each, in order).</summary>
     public enum ServerMessageKind { Started, Progress, Result, Warning, Done }
 
     /// <summary>

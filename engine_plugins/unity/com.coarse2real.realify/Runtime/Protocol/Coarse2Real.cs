@@ -33,167 +33,175 @@ namespace C2R.V1 {
             "djEuUGxhbmUSJQoKZGVwdGhfa2luZBgFIAEoDjIRLmMyci52MS5EZXB0aEtp",
             "bmQSHgoHbm9ybWFscxgGIAEoCzINLmMyci52MS5QbGFuZRIcCgVlZGdlcxgH",
             "IAEoCzINLmMyci52MS5QbGFuZRIRCgRzbG90GAggASgNSACIAQFCBwoFX3Ns",
-            "b3QiPQoKU2hhcmVkUmluZxIMCgRuYW1lGAEgASgJEg0KBXNsb3RzGAIgASgN",
-            "EhIKCnNsb3RfYnl0ZXMYAyABKAQiLgoKUmluZ1N0YXR1cxIQCghhdHRhY2hl",
-            "ZBgBIAEoCBIOCgZyZWFzb24YAiABKAkiHgoNU2xvdHNSZWxlYXNlZBINCgVz",
-            "bG90cxgBIAMoDSLFEAoNU2Vzc2lvbkNvbmZpZxIWCg5wcm90b2NvbF9tYWpv",
-            "chgBIAEoDRIWCg5wcm90b2NvbF9taW5vchgCIAEoDRITCgtjbGllbnRfbmFt",
-            "ZRgDIAEoCRJKCgZwcm9tcHQYBCABKAlCOqK7GDZ3aGF0IHRoZSByZWFsaXN0",
-            "aWMgdmlkZW8gc2hvd3MgKGRlZmF1bHQ6IHRoZSBkYWVtb24ncykSQgoPbmVn",
-            "YXRpdmVfcHJvbXB0GAUgASgJQimiuxgld2hhdCB0byBhdm9pZCAoZGVmYXVs",
-            "dDogdGhlIGRhZW1vbidzKRJdCgVtb2RlbBgGIAEoCUJOorsYSmJhY2tib25l",
-            "L3ByZXNldCBuYW1lLCBlLmcuIHRpbnkgb3Igd2FuMi4yLXQydi1hMTRiIChk",
-            "ZWZhdWx0OiB0aGUgZGFlbW9uJ3MpEmMKB3F1YWxpdHkYByABKAlCUqK7GE5w",
-            "cmVzZXQ6ICdwcmV2aWV3JyBpcyBmYXN0IChmZXcgc3RlcHMsIDQ4MHApLCAn",
-            "ZmluYWwnIGlzIGZ1bGwgcXVhbGl0eSAoZGVmYXVsdCkSSgoFc3RlcHMYCCAB",
-            "KA1CNqK7GDJkZW5vaXNpbmcgc3RlcHMgKGRlZmF1bHQ6IGZyb20gdGhlIHF1",
-            "YWxpdHkgcHJlc2V0KUgAiAEBEmgKCGd1aWRhbmNlGAkgASgCQlGiuxhNZ3Vp",
-            "ZGFuY2Ugc2NhbGUgKEMyUjogdGhlIHRleHQgc2NhbGUpOyA8PSAxIHR1cm5z",
-            "IGNsYXNzaWZpZXItZnJlZSBndWlkYW5jZSBvZmZIAYgBARJQCgRzZWVkGAog",
-            "ASgEQj2iuxg5cmFuZG9tIHNlZWQgKGRlZmF1bHQ6IGRyYXduIGJ5IHRoZSBk",
-            "YWVtb24sIHJlcG9ydGVkIGJhY2spSAKIAQESQwoGd2luZG93GAsgASgNQi6i",
-            "uxgqZnJhbWVzIHBlciBtb2RlbCB3aW5kb3csIDRrKzEgKGRlZmF1bHQgODEp",
-            "SAOIAQESSQoHb3ZlcmxhcBgMIAEoDUIzorsYL2ZyYW1lcyBzaGFyZWQgYnkg",
-            "Y29uc2VjdXRpdmUgd2luZG93cywgMCBvciA0aisxSASIAQESVQoIc3RyZW5n",
-            "dGgYDSABKAJCPqK7GDooMCwgMV06IDEgc3RhcnRzIGZyb20gbm9pc2UsIGxv",
-            "d2VyIGtlZXBzIG1vcmUgb2YgdGhlIGlucHV0SAWIAQESHwoHYnVmZmVycxgO",
-            "IAMoDjIOLmMyci52MS5CdWZmZXISLwoPcmVzdWx0X2VuY29kaW5nGA8gASgO",
-            "MhYuYzJyLnYxLlJlc3VsdEVuY29kaW5nElsKCnJlc29sdXRpb24YECABKAlC",
-            "R6K7GENtb2RlbCBncmlkOiA0ODBwLCA3MjBwIG9yIG5hdGl2ZSAoZGVmYXVs",
-            "dDogZnJvbSB0aGUgcXVhbGl0eSBwcmVzZXQpEm8KDXByZXZpZXdfZXZlcnkY",
-            "ESABKA1CWKK7GFQ+IDA6IHByb2dyZXNzaXZlIHByZXZpZXdzIGV2ZXJ5IGsg",
-            "ZGVub2lzaW5nIHN0ZXBzIChkZWZhdWx0OiBmcm9tIHRoZSBxdWFsaXR5IHBy",
-            "ZXNldCkSYQoEbG9yYRgSIAEoCUJTorsYT25hbWUgb2YgYSBMb1JBIGluIHRo",
-            "ZSBkYWVtb24ncyBMb1JBIGZvbGRlciAoZGVmYXVsdDogdGhlIG1vZGVsJ3Mp",
-            "OyBuZXZlciBhIHBhdGgSeAoNZ3VpZGFuY2VfbW9kZRgTIAEoCUJhorsYXUMy",
-            "UiBndWlkYW5jZTogYXBnIChhZGFwdGl2ZSBwcm9qZWN0ZWQsIGFzIHJlbGVh",
-            "c2VkKSBvciBjZmcgKGRlZmF1bHQ6IGZyb20gdGhlIHF1YWxpdHkgcHJlc2V0",
-            "KRJ3Cg1jb250cm9sX3NjYWxlGBQgASgCQluiuxhXQzJSIGNvbnRyb2wgc3Ry",
-            "ZW5ndGgsIHRoZSBESU5PLWZlYXR1cmUgdGVybSAoZGVmYXVsdCAxLjApOyB0",
-            "aGUgdGV4dCBzY2FsZSBpcyAtLWd1aWRhbmNlSAaIAQESewoJaW5wdXRfZnBz",
-            "GBUgASgCQmOiuxhfZnJhbWUgcmF0ZSBvZiB0aGUgZnJhbWVzIHNlbnQgKEMy",
-            "UiByZXNhbXBsZXMgdG8gaXRzIDE2IGZwcyBhbmQgYmFjazsgZGVmYXVsdDog",
-            "dGhlIGlucHV0IGZpbGUncylIB4gBARIkCgl0cmFuc3BvcnQYFiABKA4yES5j",
-            "MnIudjEuVHJhbnNwb3J0ErABCghjaGFpbmluZxgeIAEoCUKdAaK7GJgBaG93",
-            "IHdpbmRvd3MgZGVwZW5kIG9uIGVhY2ggb3RoZXI6IHNlcXVlbnRpYWwgKGRl",
-            "ZmF1bHQ7IHN0cmVhbXMpIG9yIGFuY2hvcnMgKGpvYnM6IGFuY2hvciBmcmFt",
-            "ZXMgZmlyc3QsIHRoZW4gZXZlcnkgY2h1bmsgYmV0d2VlbiB0d28gYW5jaG9y",
-            "cyBpbiBwYXJhbGxlbCkSfAoMYW5jaG9yX2V2ZXJ5GB8gASgNQmaiuxhiY2hh",
-            "aW5pbmcgYW5jaG9yczogZnJhbWVzIGJldHdlZW4gYW5jaG9ycywgYSBtdWx0",
-            "aXBsZSBvZiA0IGJlbG93IHRoZSB3aW5kb3cgKGRlZmF1bHQgMDogd2luZG93",
-            "IC0gMSlCCAoGX3N0ZXBzQgsKCV9ndWlkYW5jZUIHCgVfc2VlZEIJCgdfd2lu",
-            "ZG93QgoKCF9vdmVybGFwQgsKCV9zdHJlbmd0aEIQCg5fY29udHJvbF9zY2Fs",
-            "ZUIMCgpfaW5wdXRfZnBzIg0KC0VuZE9mU3RyZWFtIggKBkNhbmNlbCLKAQoN",
-            "Q2xpZW50TWVzc2FnZRInCgZjb25maWcYASABKAsyFS5jMnIudjEuU2Vzc2lv",
-            "bkNvbmZpZ0gAEh4KBWZyYW1lGAIgASgLMg0uYzJyLnYxLkZyYW1lSAASIgoD",
-            "ZW5kGAMgASgLMhMuYzJyLnYxLkVuZE9mU3RyZWFtSAASIAoGY2FuY2VsGAQg",
-            "ASgLMg4uYzJyLnYxLkNhbmNlbEgAEiIKBHJpbmcYBSABKAsyEi5jMnIudjEu",
-            "U2hhcmVkUmluZ0gAQgYKBGtpbmQiYAoOU2Vzc2lvblN0YXJ0ZWQSEgoKc2Vz",
-            "c2lvbl9pZBgBIAEoCRIoCgllZmZlY3RpdmUYAiABKAsyFS5jMnIudjEuU2Vz",
-            "c2lvbkNvbmZpZxIQCgh3YXJuaW5ncxgDIAMoCSK5AgoIUHJvZ3Jlc3MSIwoE",
-            "a2luZBgBIAEoDjIVLmMyci52MS5Qcm9ncmVzcy5LaW5kEg4KBndpbmRvdxgC",
-            "IAEoDRIMCgRzdGVwGAMgASgNEhEKCW51bV9zdGVwcxgEIAEoDRITCgtmaXJz",
-            "dF9mcmFtZRgFIAEoBBIRCgllbmRfZnJhbWUYBiABKAQSEwoLZXRhX3NlY29u",
-            "ZHMYByABKAISFgoOcXVldWVfcG9zaXRpb24YCCABKA0SFwoPZnJhbWVzX3Jl",
-            "Y2VpdmVkGAkgASgEEhcKD2ZyYW1lc19yZXR1cm5lZBgKIAEoBCJQCgRLaW5k",
-            "EhQKEEtJTkRfVU5TUEVDSUZJRUQQABIKCgZRVUVVRUQQARILCgdTVEFSVEVE",
-            "EAISCAoEU1RFUBADEg8KC1dJTkRPV19ET05FEAQiWAoLUmVzdWx0RnJhbWUS",
-            "DQoFaW5kZXgYASABKAQSHAoFY29sb3IYAiABKAsyDS5jMnIudjEuUGxhbmUS",
-            "CwoDcG5nGAMgASgMEg8KB3ByZXZpZXcYBCABKAgiGgoHV2FybmluZxIPCgdt",
-            "ZXNzYWdlGAEgASgJIkkKBERvbmUSFwoPZnJhbWVzX3JlY2VpdmVkGAEgASgE",
-            "EhcKD2ZyYW1lc19yZXR1cm5lZBgCIAEoBBIPCgdzZWNvbmRzGAMgASgBIqAC",
-            "Cg1TZXJ2ZXJNZXNzYWdlEikKB3N0YXJ0ZWQYASABKAsyFi5jMnIudjEuU2Vz",
-            "c2lvblN0YXJ0ZWRIABIkCghwcm9ncmVzcxgCIAEoCzIQLmMyci52MS5Qcm9n",
-            "cmVzc0gAEiUKBnJlc3VsdBgDIAEoCzITLmMyci52MS5SZXN1bHRGcmFtZUgA",
-            "EiIKB3dhcm5pbmcYBCABKAsyDy5jMnIudjEuV2FybmluZ0gAEhwKBGRvbmUY",
-            "BSABKAsyDC5jMnIudjEuRG9uZUgAEiIKBHJpbmcYBiABKAsyEi5jMnIudjEu",
-            "UmluZ1N0YXR1c0gAEikKCHJlbGVhc2VkGAcgASgLMhUuYzJyLnYxLlNsb3Rz",
-            "UmVsZWFzZWRIAEIGCgRraW5kIlIKC0luZm9SZXF1ZXN0EhYKDnByb3RvY29s",
-            "X21ham9yGAEgASgNEhYKDnByb3RvY29sX21pbm9yGAIgASgNEhMKC2NsaWVu",
-            "dF9uYW1lGAMgASgJIksKA0dwdRINCgVpbmRleBgBIAEoDRIMCgRuYW1lGAIg",
-            "ASgJEhMKC3RvdGFsX2J5dGVzGAMgASgEEhIKCmZyZWVfYnl0ZXMYBCABKAQi",
-            "jQEKDENhcGFiaWxpdGllcxIbChNwcm9ncmVzc2l2ZV9wcmV2aWV3GAEgASgI",
-            "EgwKBGpvYnMYAiABKAgSEgoKZXhyX291dHB1dBgDIAEoCBISCgpjYXVzYWxf",
-            "cmVmGAQgASgIEhMKC3BuZ19yZXN1bHRzGAUgASgIEhUKDXNoYXJlZF9tZW1v",
-            "cnkYBiABKAgieQoGTGltaXRzEhcKD21heF9mcmFtZV93aWR0aBgBIAEoDRIY",
-            "ChBtYXhfZnJhbWVfaGVpZ2h0GAIgASgNEhIKCm1heF93aW5kb3cYAyABKA0S",
-            "EAoIbWF4X3NlZWQYBCABKAQSFgoObWF4X3JpbmdfYnl0ZXMYBSABKAQi3gIK",
-            "CUluZm9SZXBseRIWCg5kYWVtb25fdmVyc2lvbhgBIAEoCRIWCg5wcm90b2Nv",
-            "bF9tYWpvchgCIAEoDRIWCg5wcm90b2NvbF9taW5vchgDIAEoDRIZCgRncHVz",
-            "GAQgAygLMgsuYzJyLnYxLkdwdRIUCgxsb2FkZWRfbW9kZWwYBSABKAkSDgoG",
-            "bW9kZWxzGAYgAygJEhEKCXF1YWxpdGllcxgHIAMoCRIqCgxjYXBhYmlsaXRp",
-            "ZXMYCCABKAsyFC5jMnIudjEuQ2FwYWJpbGl0aWVzEhkKEW1heF9tZXNzYWdl",
-            "X2J5dGVzGAkgASgEEhAKCHdhcm5pbmdzGAogAygJEhcKD3ByZXZpZXdfYWRk",
-            "cmVzcxgLIAEoCRITCgtvdXRwdXRfcm9vdBgMIAEoCRIOCgZkZXZpY2UYDSAB",
-            "KAkSHgoGbGltaXRzGA4gASgLMg4uYzJyLnYxLkxpbWl0cyJjCgtQbGFuUmVx",
-            "dWVzdBIlCgZjb25maWcYASABKAsyFS5jMnIudjEuU2Vzc2lvbkNvbmZpZxIN",
-            "CgV3aWR0aBgCIAEoDRIOCgZoZWlnaHQYAyABKA0SDgoGZnJhbWVzGAQgASgN",
-            "IrcCCglQbGFuUmVwbHkSDAoEZml0cxgBIAEoCBINCgVtb2RlbBgCIAEoCRIO",
-            "CgZkZXZpY2UYAyABKAkSEAoIZ3B1X25hbWUYBCABKAkSGAoQZ3B1X21lbW9y",
-            "eV9ieXRlcxgFIAEoBBIPCgdvZmZsb2FkGAYgASgJEhAKCHBlYWtfZ2liGAcg",
-            "ASgBEhIKCnVzYWJsZV9naWIYCCABKAESFwoPZ3B1c19wZXJfd2luZG93GAkg",
-            "ASgNEhoKEnNlY29uZHNfcGVyX3dpbmRvdxgKIAEoARIPCgd3aW5kb3dzGAsg",
-            "ASgNEhUKDXRvdGFsX3NlY29uZHMYDCABKAESDQoFYmFzaXMYDSABKAkSDwoH",
-            "c3VtbWFyeRgOIAEoCRIOCgZhZHZpY2UYDyABKAkSDQoFbm90ZXMYECADKAki",
-            "ogEKB0pvYlNwZWMSDQoFaW5wdXQYASABKAkSDQoFZGVwdGgYAiABKAkSDwoH",
-            "bm9ybWFscxgDIAEoCRIOCgZvdXRwdXQYBCABKAkSJAoGZm9ybWF0GAUgASgO",
-            "MhQuYzJyLnYxLk91dHB1dEZvcm1hdBIlCgZjb25maWcYBiABKAsyFS5jMnIu",
-            "djEuU2Vzc2lvbkNvbmZpZxILCgNmcHMYByABKAEivQEKA0pvYhIKCgJpZBgB",
-            "IAEoCRIfCgVzdGF0ZRgCIAEoDjIQLmMyci52MS5Kb2JTdGF0ZRIUCgxmcmFt",
-            "ZXNfdG90YWwYAyABKAQSEwoLZnJhbWVzX2RvbmUYBCABKAQSDgoGb3V0cHV0",
-            "GAUgASgJEg0KBWVycm9yGAYgASgJEg8KB2NyZWF0ZWQYByABKAESDwoHdXBk",
-            "YXRlZBgIIAEoARIdCgRzcGVjGAkgASgLMg8uYzJyLnYxLkpvYlNwZWMiFAoG",
-            "Sm9iUmVmEgoKAmlkGAEgASgJIkgKCEpvYkV2ZW50EhgKA2pvYhgBIAEoCzIL",
-            "LmMyci52MS5Kb2ISIgoIcHJvZ3Jlc3MYAiABKAsyEC5jMnIudjEuUHJvZ3Jl",
-            "c3MiEQoPTGlzdEpvYnNSZXF1ZXN0IioKDUxpc3RKb2JzUmVwbHkSGQoEam9i",
-            "cxgBIAMoCzILLmMyci52MS5Kb2IqXwoPUHJvdG9jb2xWZXJzaW9uEiAKHFBS",
-            "T1RPQ09MX1ZFUlNJT05fVU5TUEVDSUZJRUQQABISCg5QUk9UT0NPTF9NQUpP",
-            "UhABEhIKDlBST1RPQ09MX01JTk9SEAEaAhABKkMKBURUeXBlEhUKEURUWVBF",
-            "X1VOU1BFQ0lGSUVEEAASCQoFVUlOVDgQARILCgdGTE9BVDE2EAISCwoHRkxP",
-            "QVQzMhADKj8KCkNvbG9yU3BhY2USGwoXQ09MT1JfU1BBQ0VfVU5TUEVDSUZJ",
-            "RUQQABIICgRTUkdCEAESCgoGTElORUFSEAIqQgoJRGVwdGhLaW5kEhoKFkRF",
-            "UFRIX0tJTkRfVU5TUEVDSUZJRUQQABIMCghESVNUQU5DRRABEgsKB0lOVkVS",
-            "U0UQAipECglUcmFuc3BvcnQSGQoVVFJBTlNQT1JUX1VOU1BFQ0lGSUVEEAAS",
-            "CQoFQllURVMQARIRCg1TSEFSRURfTUVNT1JZEAIqTgoGQnVmZmVyEhYKEkJV",
-            "RkZFUl9VTlNQRUNJRklFRBAAEgkKBUNPTE9SEAESCQoFREVQVEgQAhILCgdO",
-            "T1JNQUxTEAMSCQoFRURHRVMQBCpICg5SZXN1bHRFbmNvZGluZxIfChtSRVNV",
-            "TFRfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIMCghSQVdfUkdCOBABEgcKA1BO",
-            "RxACKloKDE91dHB1dEZvcm1hdBIdChlPVVRQVVRfRk9STUFUX1VOU1BFQ0lG",
-            "SUVEEAASBwoDTVA0EAESEAoMUE5HX1NFUVVFTkNFEAISEAoMRVhSX1NFUVVF",
-            "TkNFEAMqaQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAAS",
-            "CwoHUEVORElORxABEgsKB1JVTk5JTkcQAhINCglTVUNDRUVERUQQAxIKCgZG",
-            "QUlMRUQQBBINCglDQU5DRUxMRUQQBTLuAgoLQ29hcnNlMlJlYWwSMQoHR2V0",
-            "SW5mbxITLmMyci52MS5JbmZvUmVxdWVzdBoRLmMyci52MS5JbmZvUmVwbHkS",
-            "LgoEUGxhbhITLmMyci52MS5QbGFuUmVxdWVzdBoRLmMyci52MS5QbGFuUmVw",
-            "bHkSOwoHUmVhbGlmeRIVLmMyci52MS5DbGllbnRNZXNzYWdlGhUuYzJyLnYx",
-            "LlNlcnZlck1lc3NhZ2UoATABEikKCVN1Ym1pdEpvYhIPLmMyci52MS5Kb2JT",
-            "cGVjGgsuYzJyLnYxLkpvYhIuCghXYXRjaEpvYhIOLmMyci52MS5Kb2JSZWYa",
-            "EC5jMnIudjEuSm9iRXZlbnQwARIoCglDYW5jZWxKb2ISDi5jMnIudjEuSm9i",
-            "UmVmGgsuYzJyLnYxLkpvYhI6CghMaXN0Sm9icxIXLmMyci52MS5MaXN0Sm9i",
-            "c1JlcXVlc3QaFS5jMnIudjEuTGlzdEpvYnNSZXBseTotCgRrbm9iEh0uZ29v",
-            "Z2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxi0hwMgASgJYgZwcm90bzM="));
+            "b3QiMQoKRnJhbWVCYXRjaBIdCgZmcmFtZXMYAiADKAsyDS5jMnIudjEuRnJh",
+            "bWVKBAgBEAIiPQoKU2hhcmVkUmluZxIMCgRuYW1lGAEgASgJEg0KBXNsb3Rz",
+            "GAIgASgNEhIKCnNsb3RfYnl0ZXMYAyABKAQiLgoKUmluZ1N0YXR1cxIQCghh",
+            "dHRhY2hlZBgBIAEoCBIOCgZyZWFzb24YAiABKAkiHgoNU2xvdHNSZWxlYXNl",
+            "ZBINCgVzbG90cxgBIAMoDSLWEAoNU2Vzc2lvbkNvbmZpZxIWCg5wcm90b2Nv",
+            "bF9tYWpvchgBIAEoDRIWCg5wcm90b2NvbF9taW5vchgCIAEoDRITCgtjbGll",
+            "bnRfbmFtZRgDIAEoCRJKCgZwcm9tcHQYBCABKAlCOqK7GDZ3aGF0IHRoZSBy",
+            "ZWFsaXN0aWMgdmlkZW8gc2hvd3MgKGRlZmF1bHQ6IHRoZSBkYWVtb24ncykS",
+            "QgoPbmVnYXRpdmVfcHJvbXB0GAUgASgJQimiuxgld2hhdCB0byBhdm9pZCAo",
+            "ZGVmYXVsdDogdGhlIGRhZW1vbidzKRJdCgVtb2RlbBgGIAEoCUJOorsYSmJh",
+            "Y2tib25lL3ByZXNldCBuYW1lLCBlLmcuIHRpbnkgb3Igd2FuMi4yLXQydi1h",
+            "MTRiIChkZWZhdWx0OiB0aGUgZGFlbW9uJ3MpEmMKB3F1YWxpdHkYByABKAlC",
+            "UqK7GE5wcmVzZXQ6ICdwcmV2aWV3JyBpcyBmYXN0IChmZXcgc3RlcHMsIDQ4",
+            "MHApLCAnZmluYWwnIGlzIGZ1bGwgcXVhbGl0eSAoZGVmYXVsdCkSSgoFc3Rl",
+            "cHMYCCABKA1CNqK7GDJkZW5vaXNpbmcgc3RlcHMgKGRlZmF1bHQ6IGZyb20g",
+            "dGhlIHF1YWxpdHkgcHJlc2V0KUgAiAEBEmgKCGd1aWRhbmNlGAkgASgCQlGi",
+            "uxhNZ3VpZGFuY2Ugc2NhbGUgKEMyUjogdGhlIHRleHQgc2NhbGUpOyA8PSAx",
+            "IHR1cm5zIGNsYXNzaWZpZXItZnJlZSBndWlkYW5jZSBvZmZIAYgBARJQCgRz",
+            "ZWVkGAogASgEQj2iuxg5cmFuZG9tIHNlZWQgKGRlZmF1bHQ6IGRyYXduIGJ5",
+            "IHRoZSBkYWVtb24sIHJlcG9ydGVkIGJhY2spSAKIAQESQwoGd2luZG93GAsg",
+            "ASgNQi6iuxgqZnJhbWVzIHBlciBtb2RlbCB3aW5kb3csIDRrKzEgKGRlZmF1",
+            "bHQgODEpSAOIAQESSQoHb3ZlcmxhcBgMIAEoDUIzorsYL2ZyYW1lcyBzaGFy",
+            "ZWQgYnkgY29uc2VjdXRpdmUgd2luZG93cywgMCBvciA0aisxSASIAQESVQoI",
+            "c3RyZW5ndGgYDSABKAJCPqK7GDooMCwgMV06IDEgc3RhcnRzIGZyb20gbm9p",
+            "c2UsIGxvd2VyIGtlZXBzIG1vcmUgb2YgdGhlIGlucHV0SAWIAQESHwoHYnVm",
+            "ZmVycxgOIAMoDjIOLmMyci52MS5CdWZmZXISLwoPcmVzdWx0X2VuY29kaW5n",
+            "GA8gASgOMhYuYzJyLnYxLlJlc3VsdEVuY29kaW5nElsKCnJlc29sdXRpb24Y",
+            "ECABKAlCR6K7GENtb2RlbCBncmlkOiA0ODBwLCA3MjBwIG9yIG5hdGl2ZSAo",
+            "ZGVmYXVsdDogZnJvbSB0aGUgcXVhbGl0eSBwcmVzZXQpEm8KDXByZXZpZXdf",
+            "ZXZlcnkYESABKA1CWKK7GFQ+IDA6IHByb2dyZXNzaXZlIHByZXZpZXdzIGV2",
+            "ZXJ5IGsgZGVub2lzaW5nIHN0ZXBzIChkZWZhdWx0OiBmcm9tIHRoZSBxdWFs",
+            "aXR5IHByZXNldCkSYQoEbG9yYRgSIAEoCUJTorsYT25hbWUgb2YgYSBMb1JB",
+            "IGluIHRoZSBkYWVtb24ncyBMb1JBIGZvbGRlciAoZGVmYXVsdDogdGhlIG1v",
+            "ZGVsJ3MpOyBuZXZlciBhIHBhdGgSeAoNZ3VpZGFuY2VfbW9kZRgTIAEoCUJh",
+            "orsYXUMyUiBndWlkYW5jZTogYXBnIChhZGFwdGl2ZSBwcm9qZWN0ZWQsIGFz",
+            "IHJlbGVhc2VkKSBvciBjZmcgKGRlZmF1bHQ6IGZyb20gdGhlIHF1YWxpdHkg",
+            "cHJlc2V0KRJ3Cg1jb250cm9sX3NjYWxlGBQgASgCQluiuxhXQzJSIGNvbnRy",
+            "b2wgc3RyZW5ndGgsIHRoZSBESU5PLWZlYXR1cmUgdGVybSAoZGVmYXVsdCAx",
+            "LjApOyB0aGUgdGV4dCBzY2FsZSBpcyAtLWd1aWRhbmNlSAaIAQESewoJaW5w",
+            "dXRfZnBzGBUgASgCQmOiuxhfZnJhbWUgcmF0ZSBvZiB0aGUgZnJhbWVzIHNl",
+            "bnQgKEMyUiByZXNhbXBsZXMgdG8gaXRzIDE2IGZwcyBhbmQgYmFjazsgZGVm",
+            "YXVsdDogdGhlIGlucHV0IGZpbGUncylIB4gBARIkCgl0cmFuc3BvcnQYFiAB",
+            "KA4yES5jMnIudjEuVHJhbnNwb3J0Eg8KB2JhdGNoZXMYFyABKAgSsAEKCGNo",
+            "YWluaW5nGB4gASgJQp0BorsYmAFob3cgd2luZG93cyBkZXBlbmQgb24gZWFj",
+            "aCBvdGhlcjogc2VxdWVudGlhbCAoZGVmYXVsdDsgc3RyZWFtcykgb3IgYW5j",
+            "aG9ycyAoam9iczogYW5jaG9yIGZyYW1lcyBmaXJzdCwgdGhlbiBldmVyeSBj",
+            "aHVuayBiZXR3ZWVuIHR3byBhbmNob3JzIGluIHBhcmFsbGVsKRJ8CgxhbmNo",
+            "b3JfZXZlcnkYHyABKA1CZqK7GGJjaGFpbmluZyBhbmNob3JzOiBmcmFtZXMg",
+            "YmV0d2VlbiBhbmNob3JzLCBhIG11bHRpcGxlIG9mIDQgYmVsb3cgdGhlIHdp",
+            "bmRvdyAoZGVmYXVsdCAwOiB3aW5kb3cgLSAxKUIICgZfc3RlcHNCCwoJX2d1",
+            "aWRhbmNlQgcKBV9zZWVkQgkKB193aW5kb3dCCgoIX292ZXJsYXBCCwoJX3N0",
+            "cmVuZ3RoQhAKDl9jb250cm9sX3NjYWxlQgwKCl9pbnB1dF9mcHMiDQoLRW5k",
+            "T2ZTdHJlYW0iCAoGQ2FuY2VsIvABCg1DbGllbnRNZXNzYWdlEicKBmNvbmZp",
+            "ZxgBIAEoCzIVLmMyci52MS5TZXNzaW9uQ29uZmlnSAASHgoFZnJhbWUYAiAB",
+            "KAsyDS5jMnIudjEuRnJhbWVIABIiCgNlbmQYAyABKAsyEy5jMnIudjEuRW5k",
+            "T2ZTdHJlYW1IABIgCgZjYW5jZWwYBCABKAsyDi5jMnIudjEuQ2FuY2VsSAAS",
+            "IgoEcmluZxgFIAEoCzISLmMyci52MS5TaGFyZWRSaW5nSAASJAoGZnJhbWVz",
+            "GAYgASgLMhIuYzJyLnYxLkZyYW1lQmF0Y2hIAEIGCgRraW5kImAKDlNlc3Np",
+            "b25TdGFydGVkEhIKCnNlc3Npb25faWQYASABKAkSKAoJZWZmZWN0aXZlGAIg",
+            "ASgLMhUuYzJyLnYxLlNlc3Npb25Db25maWcSEAoId2FybmluZ3MYAyADKAki",
+            "uQIKCFByb2dyZXNzEiMKBGtpbmQYASABKA4yFS5jMnIudjEuUHJvZ3Jlc3Mu",
+            "S2luZBIOCgZ3aW5kb3cYAiABKA0SDAoEc3RlcBgDIAEoDRIRCgludW1fc3Rl",
+            "cHMYBCABKA0SEwoLZmlyc3RfZnJhbWUYBSABKAQSEQoJZW5kX2ZyYW1lGAYg",
+            "ASgEEhMKC2V0YV9zZWNvbmRzGAcgASgCEhYKDnF1ZXVlX3Bvc2l0aW9uGAgg",
+            "ASgNEhcKD2ZyYW1lc19yZWNlaXZlZBgJIAEoBBIXCg9mcmFtZXNfcmV0dXJu",
+            "ZWQYCiABKAQiUAoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASCgoGUVVF",
+            "VUVEEAESCwoHU1RBUlRFRBACEggKBFNURVAQAxIPCgtXSU5ET1dfRE9ORRAE",
+            "IlgKC1Jlc3VsdEZyYW1lEg0KBWluZGV4GAEgASgEEhwKBWNvbG9yGAIgASgL",
+            "Mg0uYzJyLnYxLlBsYW5lEgsKA3BuZxgDIAEoDBIPCgdwcmV2aWV3GAQgASgI",
+            "Ij4KC1Jlc3VsdEJhdGNoEiMKBmZyYW1lcxgDIAMoCzITLmMyci52MS5SZXN1",
+            "bHRGcmFtZUoECAEQAkoECAIQAyIaCgdXYXJuaW5nEg8KB21lc3NhZ2UYASAB",
+            "KAkiSQoERG9uZRIXCg9mcmFtZXNfcmVjZWl2ZWQYASABKAQSFwoPZnJhbWVz",
+            "X3JldHVybmVkGAIgASgEEg8KB3NlY29uZHMYAyABKAEiyAIKDVNlcnZlck1l",
+            "c3NhZ2USKQoHc3RhcnRlZBgBIAEoCzIWLmMyci52MS5TZXNzaW9uU3RhcnRl",
+            "ZEgAEiQKCHByb2dyZXNzGAIgASgLMhAuYzJyLnYxLlByb2dyZXNzSAASJQoG",
+            "cmVzdWx0GAMgASgLMhMuYzJyLnYxLlJlc3VsdEZyYW1lSAASIgoHd2Fybmlu",
+            "ZxgEIAEoCzIPLmMyci52MS5XYXJuaW5nSAASHAoEZG9uZRgFIAEoCzIMLmMy",
+            "ci52MS5Eb25lSAASIgoEcmluZxgGIAEoCzISLmMyci52MS5SaW5nU3RhdHVz",
+            "SAASKQoIcmVsZWFzZWQYByABKAsyFS5jMnIudjEuU2xvdHNSZWxlYXNlZEgA",
+            "EiYKB3Jlc3VsdHMYCCABKAsyEy5jMnIudjEuUmVzdWx0QmF0Y2hIAEIGCgRr",
+            "aW5kIlIKC0luZm9SZXF1ZXN0EhYKDnByb3RvY29sX21ham9yGAEgASgNEhYK",
+            "DnByb3RvY29sX21pbm9yGAIgASgNEhMKC2NsaWVudF9uYW1lGAMgASgJIksK",
+            "A0dwdRINCgVpbmRleBgBIAEoDRIMCgRuYW1lGAIgASgJEhMKC3RvdGFsX2J5",
+            "dGVzGAMgASgEEhIKCmZyZWVfYnl0ZXMYBCABKAQijQEKDENhcGFiaWxpdGll",
+            "cxIbChNwcm9ncmVzc2l2ZV9wcmV2aWV3GAEgASgIEgwKBGpvYnMYAiABKAgS",
+            "EgoKZXhyX291dHB1dBgDIAEoCBISCgpjYXVzYWxfcmVmGAQgASgIEhMKC3Bu",
+            "Z19yZXN1bHRzGAUgASgIEhUKDXNoYXJlZF9tZW1vcnkYBiABKAgirAEKBkxp",
+            "bWl0cxIXCg9tYXhfZnJhbWVfd2lkdGgYASABKA0SGAoQbWF4X2ZyYW1lX2hl",
+            "aWdodBgCIAEoDRISCgptYXhfd2luZG93GAMgASgNEhAKCG1heF9zZWVkGAQg",
+            "ASgEEhYKDm1heF9yaW5nX2J5dGVzGAUgASgEEhgKEG1heF9iYXRjaF9mcmFt",
+            "ZXMYBiABKA0SFwoPbWF4X2JhdGNoX2J5dGVzGAcgASgEIt4CCglJbmZvUmVw",
+            "bHkSFgoOZGFlbW9uX3ZlcnNpb24YASABKAkSFgoOcHJvdG9jb2xfbWFqb3IY",
+            "AiABKA0SFgoOcHJvdG9jb2xfbWlub3IYAyABKA0SGQoEZ3B1cxgEIAMoCzIL",
+            "LmMyci52MS5HcHUSFAoMbG9hZGVkX21vZGVsGAUgASgJEg4KBm1vZGVscxgG",
+            "IAMoCRIRCglxdWFsaXRpZXMYByADKAkSKgoMY2FwYWJpbGl0aWVzGAggASgL",
+            "MhQuYzJyLnYxLkNhcGFiaWxpdGllcxIZChFtYXhfbWVzc2FnZV9ieXRlcxgJ",
+            "IAEoBBIQCgh3YXJuaW5ncxgKIAMoCRIXCg9wcmV2aWV3X2FkZHJlc3MYCyAB",
+            "KAkSEwoLb3V0cHV0X3Jvb3QYDCABKAkSDgoGZGV2aWNlGA0gASgJEh4KBmxp",
+            "bWl0cxgOIAEoCzIOLmMyci52MS5MaW1pdHMiYwoLUGxhblJlcXVlc3QSJQoG",
+            "Y29uZmlnGAEgASgLMhUuYzJyLnYxLlNlc3Npb25Db25maWcSDQoFd2lkdGgY",
+            "AiABKA0SDgoGaGVpZ2h0GAMgASgNEg4KBmZyYW1lcxgEIAEoDSK3AgoJUGxh",
+            "blJlcGx5EgwKBGZpdHMYASABKAgSDQoFbW9kZWwYAiABKAkSDgoGZGV2aWNl",
+            "GAMgASgJEhAKCGdwdV9uYW1lGAQgASgJEhgKEGdwdV9tZW1vcnlfYnl0ZXMY",
+            "BSABKAQSDwoHb2ZmbG9hZBgGIAEoCRIQCghwZWFrX2dpYhgHIAEoARISCgp1",
+            "c2FibGVfZ2liGAggASgBEhcKD2dwdXNfcGVyX3dpbmRvdxgJIAEoDRIaChJz",
+            "ZWNvbmRzX3Blcl93aW5kb3cYCiABKAESDwoHd2luZG93cxgLIAEoDRIVCg10",
+            "b3RhbF9zZWNvbmRzGAwgASgBEg0KBWJhc2lzGA0gASgJEg8KB3N1bW1hcnkY",
+            "DiABKAkSDgoGYWR2aWNlGA8gASgJEg0KBW5vdGVzGBAgAygJIqIBCgdKb2JT",
+            "cGVjEg0KBWlucHV0GAEgASgJEg0KBWRlcHRoGAIgASgJEg8KB25vcm1hbHMY",
+            "AyABKAkSDgoGb3V0cHV0GAQgASgJEiQKBmZvcm1hdBgFIAEoDjIULmMyci52",
+            "MS5PdXRwdXRGb3JtYXQSJQoGY29uZmlnGAYgASgLMhUuYzJyLnYxLlNlc3Np",
+            "b25Db25maWcSCwoDZnBzGAcgASgBIr0BCgNKb2ISCgoCaWQYASABKAkSHwoF",
+            "c3RhdGUYAiABKA4yEC5jMnIudjEuSm9iU3RhdGUSFAoMZnJhbWVzX3RvdGFs",
+            "GAMgASgEEhMKC2ZyYW1lc19kb25lGAQgASgEEg4KBm91dHB1dBgFIAEoCRIN",
+            "CgVlcnJvchgGIAEoCRIPCgdjcmVhdGVkGAcgASgBEg8KB3VwZGF0ZWQYCCAB",
+            "KAESHQoEc3BlYxgJIAEoCzIPLmMyci52MS5Kb2JTcGVjIhQKBkpvYlJlZhIK",
+            "CgJpZBgBIAEoCSJICghKb2JFdmVudBIYCgNqb2IYASABKAsyCy5jMnIudjEu",
+            "Sm9iEiIKCHByb2dyZXNzGAIgASgLMhAuYzJyLnYxLlByb2dyZXNzIhEKD0xp",
+            "c3RKb2JzUmVxdWVzdCIqCg1MaXN0Sm9ic1JlcGx5EhkKBGpvYnMYASADKAsy",
+            "Cy5jMnIudjEuSm9iKlsKD1Byb3RvY29sVmVyc2lvbhIgChxQUk9UT0NPTF9W",
+            "RVJTSU9OX1VOU1BFQ0lGSUVEEAASEgoOUFJPVE9DT0xfTUFKT1IQARISCg5Q",
+            "Uk9UT0NPTF9NSU5PUhACKkMKBURUeXBlEhUKEURUWVBFX1VOU1BFQ0lGSUVE",
+            "EAASCQoFVUlOVDgQARILCgdGTE9BVDE2EAISCwoHRkxPQVQzMhADKj8KCkNv",
+            "bG9yU3BhY2USGwoXQ09MT1JfU1BBQ0VfVU5TUEVDSUZJRUQQABIICgRTUkdC",
+            "EAESCgoGTElORUFSEAIqQgoJRGVwdGhLaW5kEhoKFkRFUFRIX0tJTkRfVU5T",
+            "UEVDSUZJRUQQABIMCghESVNUQU5DRRABEgsKB0lOVkVSU0UQAipECglUcmFu",
+            "c3BvcnQSGQoVVFJBTlNQT1JUX1VOU1BFQ0lGSUVEEAASCQoFQllURVMQARIR",
+            "Cg1TSEFSRURfTUVNT1JZEAIqTgoGQnVmZmVyEhYKEkJVRkZFUl9VTlNQRUNJ",
+            "RklFRBAAEgkKBUNPTE9SEAESCQoFREVQVEgQAhILCgdOT1JNQUxTEAMSCQoF",
+            "RURHRVMQBCpICg5SZXN1bHRFbmNvZGluZxIfChtSRVNVTFRfRU5DT0RJTkdf",
+            "VU5TUEVDSUZJRUQQABIMCghSQVdfUkdCOBABEgcKA1BORxACKloKDE91dHB1",
+            "dEZvcm1hdBIdChlPVVRQVVRfRk9STUFUX1VOU1BFQ0lGSUVEEAASBwoDTVA0",
+            "EAESEAoMUE5HX1NFUVVFTkNFEAISEAoMRVhSX1NFUVVFTkNFEAMqaQoISm9i",
+            "U3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASCwoHUEVORElORxAB",
+            "EgsKB1JVTk5JTkcQAhINCglTVUNDRUVERUQQAxIKCgZGQUlMRUQQBBINCglD",
+            "QU5DRUxMRUQQBTLuAgoLQ29hcnNlMlJlYWwSMQoHR2V0SW5mbxITLmMyci52",
+            "MS5JbmZvUmVxdWVzdBoRLmMyci52MS5JbmZvUmVwbHkSLgoEUGxhbhITLmMy",
+            "ci52MS5QbGFuUmVxdWVzdBoRLmMyci52MS5QbGFuUmVwbHkSOwoHUmVhbGlm",
+            "eRIVLmMyci52MS5DbGllbnRNZXNzYWdlGhUuYzJyLnYxLlNlcnZlck1lc3Nh",
+            "Z2UoATABEikKCVN1Ym1pdEpvYhIPLmMyci52MS5Kb2JTcGVjGgsuYzJyLnYx",
+            "LkpvYhIuCghXYXRjaEpvYhIOLmMyci52MS5Kb2JSZWYaEC5jMnIudjEuSm9i",
+            "RXZlbnQwARIoCglDYW5jZWxKb2ISDi5jMnIudjEuSm9iUmVmGgsuYzJyLnYx",
+            "LkpvYhI6CghMaXN0Sm9icxIXLmMyci52MS5MaXN0Sm9ic1JlcXVlc3QaFS5j",
+            "MnIudjEuTGlzdEpvYnNSZXBseTotCgRrbm9iEh0uZ29vZ2xlLnByb3RvYnVm",
+            "LkZpZWxkT3B0aW9ucxi0hwMgASgJYgZwcm90bzM="));
       descriptor = pbr::FileDescriptor.FromGeneratedCode(descriptorData,
           new pbr::FileDescriptor[] { global::Google.Protobuf.Reflection.DescriptorReflection.Descriptor, },
           new pbr::GeneratedClrTypeInfo(new[] {typeof(global::C2R.V1.ProtocolVersion), typeof(global::C2R.V1.DType), typeof(global::C2R.V1.ColorSpace), typeof(global::C2R.V1.DepthKind), typeof(global::C2R.V1.Transport), typeof(global::C2R.V1.Buffer), typeof(global::C2R.V1.ResultEncoding), typeof(global::C2R.V1.OutputFormat), typeof(global::C2R.V1.JobState), }, new pb::Extension[] { Coarse2RealExtensions.Knob }, new pbr::GeneratedClrTypeInfo[] {
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Plane), global::C2R.V1.Plane.Parser, new[]{ "Dtype", "Shape", "Data", "Offset" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Frame), global::C2R.V1.Frame.Parser, new[]{ "Index", "Color", "ColorSpace", "Depth", "DepthKind", "Normals", "Edges", "Slot" }, new[]{ "Slot" }, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.FrameBatch), global::C2R.V1.FrameBatch.Parser, new[]{ "Frames" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SharedRing), global::C2R.V1.SharedRing.Parser, new[]{ "Name", "Slots", "SlotBytes" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.RingStatus), global::C2R.V1.RingStatus.Parser, new[]{ "Attached", "Reason" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SlotsReleased), global::C2R.V1.SlotsReleased.Parser, new[]{ "Slots" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionConfig), global::C2R.V1.SessionConfig.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName", "Prompt", "NegativePrompt", "Model", "Quality", "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "Buffers", "ResultEncoding", "Resolution", "PreviewEvery", "Lora", "GuidanceMode", "ControlScale", "InputFps", "Transport", "Chaining", "AnchorEvery" }, new[]{ "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "ControlScale", "InputFps" }, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionConfig), global::C2R.V1.SessionConfig.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName", "Prompt", "NegativePrompt", "Model", "Quality", "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "Buffers", "ResultEncoding", "Resolution", "PreviewEvery", "Lora", "GuidanceMode", "ControlScale", "InputFps", "Transport", "Batches", "Chaining", "AnchorEvery" }, new[]{ "Steps", "Guidance", "Seed", "Window", "Overlap", "Strength", "ControlScale", "InputFps" }, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.EndOfStream), global::C2R.V1.EndOfStream.Parser, null, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Cancel), global::C2R.V1.Cancel.Parser, null, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ClientMessage), global::C2R.V1.ClientMessage.Parser, new[]{ "Config", "Frame", "End", "Cancel", "Ring" }, new[]{ "Kind" }, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ClientMessage), global::C2R.V1.ClientMessage.Parser, new[]{ "Config", "Frame", "End", "Cancel", "Ring", "Frames" }, new[]{ "Kind" }, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.SessionStarted), global::C2R.V1.SessionStarted.Parser, new[]{ "SessionId", "Effective", "Warnings" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Progress), global::C2R.V1.Progress.Parser, new[]{ "Kind", "Window", "Step", "NumSteps", "FirstFrame", "EndFrame", "EtaSeconds", "QueuePosition", "FramesReceived", "FramesReturned" }, null, new[]{ typeof(global::C2R.V1.Progress.Types.Kind) }, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ResultFrame), global::C2R.V1.ResultFrame.Parser, new[]{ "Index", "Color", "Png", "Preview" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ResultBatch), global::C2R.V1.ResultBatch.Parser, new[]{ "Frames" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Warning), global::C2R.V1.Warning.Parser, new[]{ "Message" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Done), global::C2R.V1.Done.Parser, new[]{ "FramesReceived", "FramesReturned", "Seconds" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ServerMessage), global::C2R.V1.ServerMessage.Parser, new[]{ "Started", "Progress", "Result", "Warning", "Done", "Ring", "Released" }, new[]{ "Kind" }, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.ServerMessage), global::C2R.V1.ServerMessage.Parser, new[]{ "Started", "Progress", "Result", "Warning", "Done", "Ring", "Released", "Results" }, new[]{ "Kind" }, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.InfoRequest), global::C2R.V1.InfoRequest.Parser, new[]{ "ProtocolMajor", "ProtocolMinor", "ClientName" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Gpu), global::C2R.V1.Gpu.Parser, new[]{ "Index", "Name", "TotalBytes", "FreeBytes" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Capabilities), global::C2R.V1.Capabilities.Parser, new[]{ "ProgressivePreview", "Jobs", "ExrOutput", "CausalRef", "PngResults", "SharedMemory" }, null, null, null, null),
-            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Limits), global::C2R.V1.Limits.Parser, new[]{ "MaxFrameWidth", "MaxFrameHeight", "MaxWindow", "MaxSeed", "MaxRingBytes" }, null, null, null, null),
+            new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.Limits), global::C2R.V1.Limits.Parser, new[]{ "MaxFrameWidth", "MaxFrameHeight", "MaxWindow", "MaxSeed", "MaxRingBytes", "MaxBatchFrames", "MaxBatchBytes" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.InfoReply), global::C2R.V1.InfoReply.Parser, new[]{ "DaemonVersion", "ProtocolMajor", "ProtocolMinor", "Gpus", "LoadedModel", "Models", "Qualities", "Capabilities", "MaxMessageBytes", "Warnings", "PreviewAddress", "OutputRoot", "Device", "Limits" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.PlanRequest), global::C2R.V1.PlanRequest.Parser, new[]{ "Config", "Width", "Height", "Frames" }, null, null, null, null),
             new pbr::GeneratedClrTypeInfo(typeof(global::C2R.V1.PlanReply), global::C2R.V1.PlanReply.Parser, new[]{ "Fits", "Model", "Device", "GpuName", "GpuMemoryBytes", "Offload", "PeakGib", "UsableGib", "GpusPerWindow", "SecondsPerWindow", "Windows", "TotalSeconds", "Basis", "Summary", "Advice", "Notes" }, null, null, null, null),
@@ -222,9 +230,9 @@ namespace C2R.V1 {
     [pbr::OriginalName("PROTOCOL_VERSION_UNSPECIFIED")] Unspecified = 0,
     [pbr::OriginalName("PROTOCOL_MAJOR")] ProtocolMajor = 1,
     /// <summary>
-    /// 1: Plan
+    /// 1: Plan; 2: FrameBatch, ResultBatch (SessionConfig.batches), Limits.max_batch_*
     /// </summary>
-    [pbr::OriginalName("PROTOCOL_MINOR", PreferredAlias = false)] ProtocolMinor = 1,
+    [pbr::OriginalName("PROTOCOL_MINOR")] ProtocolMinor = 2,
   }
 
   public enum DType {
@@ -1144,6 +1152,195 @@ namespace C2R.V1 {
 
   }
 
+  /// <summary>
+  /// Several consecutive frames in one message (since 1.2; any 1.2 daemon reads it, whatever SessionConfig.batches
+  /// says). Each is checked and accepted as if it came alone, in order: a bad one ends the session with the error its
+  /// single message would get, prefixed with its place in the batch; the frames before it (in this batch and before)
+  /// are accepted and their results come back first. More than Limits.max_batch_frames frames: refused, none of them
+  /// accepted. Shared-memory frames batch the same way (each names its slot).
+  /// </summary>
+  public sealed partial class FrameBatch : pb::IMessage<FrameBatch>
+  #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      , pb::IBufferMessage
+  #endif
+  {
+    private static readonly pb::MessageParser<FrameBatch> _parser = new pb::MessageParser<FrameBatch>(() => new FrameBatch());
+    private pb::UnknownFieldSet _unknownFields;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pb::MessageParser<FrameBatch> Parser { get { return _parser; } }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pbr::MessageDescriptor Descriptor {
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[2]; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    pbr::MessageDescriptor pb::IMessage.Descriptor {
+      get { return Descriptor; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public FrameBatch() {
+      OnConstruction();
+    }
+
+    partial void OnConstruction();
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public FrameBatch(FrameBatch other) : this() {
+      frames_ = other.frames_.Clone();
+      _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public FrameBatch Clone() {
+      return new FrameBatch(this);
+    }
+
+    /// <summary>Field number for the "frames" field.</summary>
+    public const int FramesFieldNumber = 2;
+    private static readonly pb::FieldCodec<global::C2R.V1.Frame> _repeated_frames_codec
+        = pb::FieldCodec.ForMessage(18, global::C2R.V1.Frame.Parser);
+    private readonly pbc::RepeatedField<global::C2R.V1.Frame> frames_ = new pbc::RepeatedField<global::C2R.V1.Frame>();
+    /// <summary>
+    /// Field 2, as ClientMessage.frame: a batch's body is its frames' single-frame ClientMessages back to back, so a
+    /// sender can join frames it encoded one by one, and a reader can split them the same way.
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public pbc::RepeatedField<global::C2R.V1.Frame> Frames {
+      get { return frames_; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override bool Equals(object other) {
+      return Equals(other as FrameBatch);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Equals(FrameBatch other) {
+      if (ReferenceEquals(other, null)) {
+        return false;
+      }
+      if (ReferenceEquals(other, this)) {
+        return true;
+      }
+      if(!frames_.Equals(other.frames_)) return false;
+      return Equals(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override int GetHashCode() {
+      int hash = 1;
+      hash ^= frames_.GetHashCode();
+      if (_unknownFields != null) {
+        hash ^= _unknownFields.GetHashCode();
+      }
+      return hash;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override string ToString() {
+      return pb::JsonFormatter.ToDiagnosticString(this);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void WriteTo(pb::CodedOutputStream output) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      output.WriteRawMessage(this);
+    #else
+      frames_.WriteTo(output, _repeated_frames_codec);
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(output);
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalWriteTo(ref pb::WriteContext output) {
+      frames_.WriteTo(ref output, _repeated_frames_codec);
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(ref output);
+      }
+    }
+    #endif
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public int CalculateSize() {
+      int size = 0;
+      size += frames_.CalculateSize(_repeated_frames_codec);
+      if (_unknownFields != null) {
+        size += _unknownFields.CalculateSize();
+      }
+      return size;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(FrameBatch other) {
+      if (other == null) {
+        return;
+      }
+      frames_.Add(other.frames_);
+      _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(pb::CodedInputStream input) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      input.ReadRawMessage(this);
+    #else
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, input);
+            break;
+          case 18: {
+            frames_.AddEntriesFrom(input, _repeated_frames_codec);
+            break;
+          }
+        }
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalMergeFrom(ref pb::ParseContext input) {
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, ref input);
+            break;
+          case 18: {
+            frames_.AddEntriesFrom(ref input, _repeated_frames_codec);
+            break;
+          }
+        }
+      }
+    }
+    #endif
+
+  }
+
   public sealed partial class SharedRing : pb::IMessage<SharedRing>
   #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
       , pb::IBufferMessage
@@ -1158,7 +1355,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[2]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[3]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -1430,7 +1627,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[3]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[4]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -1659,7 +1856,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[4]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[5]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -1843,7 +2040,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[5]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[6]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -1886,6 +2083,7 @@ namespace C2R.V1 {
       controlScale_ = other.controlScale_;
       inputFps_ = other.inputFps_;
       transport_ = other.transport_;
+      batches_ = other.batches_;
       chaining_ = other.chaining_;
       anchorEvery_ = other.anchorEvery_;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
@@ -2273,9 +2471,27 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "batches" field.</summary>
+    public const int BatchesFieldNumber = 23;
+    private bool batches_;
+    /// <summary>
+    /// 1.2: this client reads ResultBatch (results, previews several to a message); the
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Batches {
+      get { return batches_; }
+      set {
+        batches_ = value;
+      }
+    }
+
     /// <summary>Field number for the "chaining" field.</summary>
     public const int ChainingFieldNumber = 30;
     private string chaining_ = "";
+    /// <summary>
+    /// effective config says whether granted (never to a client of minor &lt; 2)
+    /// </summary>
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public string Chaining {
@@ -2334,6 +2550,7 @@ namespace C2R.V1 {
       if (!pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.Equals(ControlScale, other.ControlScale)) return false;
       if (!pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.Equals(InputFps, other.InputFps)) return false;
       if (Transport != other.Transport) return false;
+      if (Batches != other.Batches) return false;
       if (Chaining != other.Chaining) return false;
       if (AnchorEvery != other.AnchorEvery) return false;
       return Equals(_unknownFields, other._unknownFields);
@@ -2365,6 +2582,7 @@ namespace C2R.V1 {
       if (HasControlScale) hash ^= pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.GetHashCode(ControlScale);
       if (HasInputFps) hash ^= pbc::ProtobufEqualityComparers.BitwiseSingleEqualityComparer.GetHashCode(InputFps);
       if (Transport != global::C2R.V1.Transport.Unspecified) hash ^= Transport.GetHashCode();
+      if (Batches != false) hash ^= Batches.GetHashCode();
       if (Chaining.Length != 0) hash ^= Chaining.GetHashCode();
       if (AnchorEvery != 0) hash ^= AnchorEvery.GetHashCode();
       if (_unknownFields != null) {
@@ -2470,6 +2688,10 @@ namespace C2R.V1 {
         output.WriteRawTag(176, 1);
         output.WriteEnum((int) Transport);
       }
+      if (Batches != false) {
+        output.WriteRawTag(184, 1);
+        output.WriteBool(Batches);
+      }
       if (Chaining.Length != 0) {
         output.WriteRawTag(242, 1);
         output.WriteString(Chaining);
@@ -2573,6 +2795,10 @@ namespace C2R.V1 {
         output.WriteRawTag(176, 1);
         output.WriteEnum((int) Transport);
       }
+      if (Batches != false) {
+        output.WriteRawTag(184, 1);
+        output.WriteBool(Batches);
+      }
       if (Chaining.Length != 0) {
         output.WriteRawTag(242, 1);
         output.WriteString(Chaining);
@@ -2655,6 +2881,9 @@ namespace C2R.V1 {
       if (Transport != global::C2R.V1.Transport.Unspecified) {
         size += 2 + pb::CodedOutputStream.ComputeEnumSize((int) Transport);
       }
+      if (Batches != false) {
+        size += 2 + 1;
+      }
       if (Chaining.Length != 0) {
         size += 2 + pb::CodedOutputStream.ComputeStringSize(Chaining);
       }
@@ -2736,6 +2965,9 @@ namespace C2R.V1 {
       }
       if (other.Transport != global::C2R.V1.Transport.Unspecified) {
         Transport = other.Transport;
+      }
+      if (other.Batches != false) {
+        Batches = other.Batches;
       }
       if (other.Chaining.Length != 0) {
         Chaining = other.Chaining;
@@ -2845,6 +3077,10 @@ namespace C2R.V1 {
           }
           case 176: {
             Transport = (global::C2R.V1.Transport) input.ReadEnum();
+            break;
+          }
+          case 184: {
+            Batches = input.ReadBool();
             break;
           }
           case 242: {
@@ -2959,6 +3195,10 @@ namespace C2R.V1 {
             Transport = (global::C2R.V1.Transport) input.ReadEnum();
             break;
           }
+          case 184: {
+            Batches = input.ReadBool();
+            break;
+          }
           case 242: {
             Chaining = input.ReadString();
             break;
@@ -2988,7 +3228,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[6]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[7]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -3140,7 +3380,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[7]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[8]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -3292,7 +3532,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[8]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[9]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -3327,6 +3567,9 @@ namespace C2R.V1 {
           break;
         case KindOneofCase.Ring:
           Ring = other.Ring.Clone();
+          break;
+        case KindOneofCase.Frames:
+          Frames = other.Frames.Clone();
           break;
       }
 
@@ -3402,6 +3645,21 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "frames" field.</summary>
+    public const int FramesFieldNumber = 6;
+    /// <summary>
+    /// since 1.2: several frames, in index order
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public global::C2R.V1.FrameBatch Frames {
+      get { return kindCase_ == KindOneofCase.Frames ? (global::C2R.V1.FrameBatch) kind_ : null; }
+      set {
+        kind_ = value;
+        kindCase_ = value == null ? KindOneofCase.None : KindOneofCase.Frames;
+      }
+    }
+
     private object kind_;
     /// <summary>Enum of possible cases for the "kind" oneof.</summary>
     public enum KindOneofCase {
@@ -3411,6 +3669,7 @@ namespace C2R.V1 {
       End = 3,
       Cancel = 4,
       Ring = 5,
+      Frames = 6,
     }
     private KindOneofCase kindCase_ = KindOneofCase.None;
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -3446,6 +3705,7 @@ namespace C2R.V1 {
       if (!object.Equals(End, other.End)) return false;
       if (!object.Equals(Cancel, other.Cancel)) return false;
       if (!object.Equals(Ring, other.Ring)) return false;
+      if (!object.Equals(Frames, other.Frames)) return false;
       if (KindCase != other.KindCase) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
@@ -3459,6 +3719,7 @@ namespace C2R.V1 {
       if (kindCase_ == KindOneofCase.End) hash ^= End.GetHashCode();
       if (kindCase_ == KindOneofCase.Cancel) hash ^= Cancel.GetHashCode();
       if (kindCase_ == KindOneofCase.Ring) hash ^= Ring.GetHashCode();
+      if (kindCase_ == KindOneofCase.Frames) hash ^= Frames.GetHashCode();
       hash ^= (int) kindCase_;
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
@@ -3498,6 +3759,10 @@ namespace C2R.V1 {
         output.WriteRawTag(42);
         output.WriteMessage(Ring);
       }
+      if (kindCase_ == KindOneofCase.Frames) {
+        output.WriteRawTag(50);
+        output.WriteMessage(Frames);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -3528,6 +3793,10 @@ namespace C2R.V1 {
         output.WriteRawTag(42);
         output.WriteMessage(Ring);
       }
+      if (kindCase_ == KindOneofCase.Frames) {
+        output.WriteRawTag(50);
+        output.WriteMessage(Frames);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -3552,6 +3821,9 @@ namespace C2R.V1 {
       }
       if (kindCase_ == KindOneofCase.Ring) {
         size += 1 + pb::CodedOutputStream.ComputeMessageSize(Ring);
+      }
+      if (kindCase_ == KindOneofCase.Frames) {
+        size += 1 + pb::CodedOutputStream.ComputeMessageSize(Frames);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -3595,6 +3867,12 @@ namespace C2R.V1 {
             Ring = new global::C2R.V1.SharedRing();
           }
           Ring.MergeFrom(other.Ring);
+          break;
+        case KindOneofCase.Frames:
+          if (Frames == null) {
+            Frames = new global::C2R.V1.FrameBatch();
+          }
+          Frames.MergeFrom(other.Frames);
           break;
       }
 
@@ -3658,6 +3936,15 @@ namespace C2R.V1 {
             Ring = subBuilder;
             break;
           }
+          case 50: {
+            global::C2R.V1.FrameBatch subBuilder = new global::C2R.V1.FrameBatch();
+            if (kindCase_ == KindOneofCase.Frames) {
+              subBuilder.MergeFrom(Frames);
+            }
+            input.ReadMessage(subBuilder);
+            Frames = subBuilder;
+            break;
+          }
         }
       }
     #endif
@@ -3718,6 +4005,15 @@ namespace C2R.V1 {
             Ring = subBuilder;
             break;
           }
+          case 50: {
+            global::C2R.V1.FrameBatch subBuilder = new global::C2R.V1.FrameBatch();
+            if (kindCase_ == KindOneofCase.Frames) {
+              subBuilder.MergeFrom(Frames);
+            }
+            input.ReadMessage(subBuilder);
+            Frames = subBuilder;
+            break;
+          }
         }
       }
     }
@@ -3739,7 +4035,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[9]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[10]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -4006,7 +4302,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[10]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[11]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -4562,7 +4858,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[11]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[12]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -4869,6 +5165,192 @@ namespace C2R.V1 {
 
   }
 
+  /// <summary>
+  /// Several results in one message (since 1.2, only to a session whose effective config has batches): a window's
+  /// final frames in index order, or one estimate's previews. A result counts as delivered (for backpressure) when
+  /// the message holding it has been written to the client.
+  /// </summary>
+  public sealed partial class ResultBatch : pb::IMessage<ResultBatch>
+  #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      , pb::IBufferMessage
+  #endif
+  {
+    private static readonly pb::MessageParser<ResultBatch> _parser = new pb::MessageParser<ResultBatch>(() => new ResultBatch());
+    private pb::UnknownFieldSet _unknownFields;
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pb::MessageParser<ResultBatch> Parser { get { return _parser; } }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public static pbr::MessageDescriptor Descriptor {
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[13]; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    pbr::MessageDescriptor pb::IMessage.Descriptor {
+      get { return Descriptor; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public ResultBatch() {
+      OnConstruction();
+    }
+
+    partial void OnConstruction();
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public ResultBatch(ResultBatch other) : this() {
+      frames_ = other.frames_.Clone();
+      _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public ResultBatch Clone() {
+      return new ResultBatch(this);
+    }
+
+    /// <summary>Field number for the "frames" field.</summary>
+    public const int FramesFieldNumber = 3;
+    private static readonly pb::FieldCodec<global::C2R.V1.ResultFrame> _repeated_frames_codec
+        = pb::FieldCodec.ForMessage(26, global::C2R.V1.ResultFrame.Parser);
+    private readonly pbc::RepeatedField<global::C2R.V1.ResultFrame> frames_ = new pbc::RepeatedField<global::C2R.V1.ResultFrame>();
+    /// <summary>
+    /// Field 3, as ServerMessage.result: a batch's body is its frames' single-result ServerMessages back to back.
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public pbc::RepeatedField<global::C2R.V1.ResultFrame> Frames {
+      get { return frames_; }
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override bool Equals(object other) {
+      return Equals(other as ResultBatch);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public bool Equals(ResultBatch other) {
+      if (ReferenceEquals(other, null)) {
+        return false;
+      }
+      if (ReferenceEquals(other, this)) {
+        return true;
+      }
+      if(!frames_.Equals(other.frames_)) return false;
+      return Equals(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override int GetHashCode() {
+      int hash = 1;
+      hash ^= frames_.GetHashCode();
+      if (_unknownFields != null) {
+        hash ^= _unknownFields.GetHashCode();
+      }
+      return hash;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public override string ToString() {
+      return pb::JsonFormatter.ToDiagnosticString(this);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void WriteTo(pb::CodedOutputStream output) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      output.WriteRawMessage(this);
+    #else
+      frames_.WriteTo(output, _repeated_frames_codec);
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(output);
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalWriteTo(ref pb::WriteContext output) {
+      frames_.WriteTo(ref output, _repeated_frames_codec);
+      if (_unknownFields != null) {
+        _unknownFields.WriteTo(ref output);
+      }
+    }
+    #endif
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public int CalculateSize() {
+      int size = 0;
+      size += frames_.CalculateSize(_repeated_frames_codec);
+      if (_unknownFields != null) {
+        size += _unknownFields.CalculateSize();
+      }
+      return size;
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(ResultBatch other) {
+      if (other == null) {
+        return;
+      }
+      frames_.Add(other.frames_);
+      _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
+    }
+
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public void MergeFrom(pb::CodedInputStream input) {
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+      input.ReadRawMessage(this);
+    #else
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, input);
+            break;
+          case 26: {
+            frames_.AddEntriesFrom(input, _repeated_frames_codec);
+            break;
+          }
+        }
+      }
+    #endif
+    }
+
+    #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    void pb::IBufferMessage.InternalMergeFrom(ref pb::ParseContext input) {
+      uint tag;
+      while ((tag = input.ReadTag()) != 0) {
+        switch(tag) {
+          default:
+            _unknownFields = pb::UnknownFieldSet.MergeFieldFrom(_unknownFields, ref input);
+            break;
+          case 26: {
+            frames_.AddEntriesFrom(ref input, _repeated_frames_codec);
+            break;
+          }
+        }
+      }
+    }
+    #endif
+
+  }
+
   public sealed partial class Warning : pb::IMessage<Warning>
   #if !GOOGLE_PROTOBUF_REFSTRUCT_COMPATIBILITY_MODE
       , pb::IBufferMessage
@@ -4883,7 +5365,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[12]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[14]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -5072,7 +5554,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[13]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[15]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -5335,7 +5817,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[14]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[16]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -5376,6 +5858,9 @@ namespace C2R.V1 {
           break;
         case KindOneofCase.Released:
           Released = other.Released.Clone();
+          break;
+        case KindOneofCase.Results:
+          Results = other.Results.Clone();
           break;
       }
 
@@ -5478,6 +5963,21 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "results" field.</summary>
+    public const int ResultsFieldNumber = 8;
+    /// <summary>
+    /// since 1.2, when SessionConfig.batches was granted: several results
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public global::C2R.V1.ResultBatch Results {
+      get { return kindCase_ == KindOneofCase.Results ? (global::C2R.V1.ResultBatch) kind_ : null; }
+      set {
+        kind_ = value;
+        kindCase_ = value == null ? KindOneofCase.None : KindOneofCase.Results;
+      }
+    }
+
     private object kind_;
     /// <summary>Enum of possible cases for the "kind" oneof.</summary>
     public enum KindOneofCase {
@@ -5489,6 +5989,7 @@ namespace C2R.V1 {
       Done = 5,
       Ring = 6,
       Released = 7,
+      Results = 8,
     }
     private KindOneofCase kindCase_ = KindOneofCase.None;
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -5526,6 +6027,7 @@ namespace C2R.V1 {
       if (!object.Equals(Done, other.Done)) return false;
       if (!object.Equals(Ring, other.Ring)) return false;
       if (!object.Equals(Released, other.Released)) return false;
+      if (!object.Equals(Results, other.Results)) return false;
       if (KindCase != other.KindCase) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
@@ -5541,6 +6043,7 @@ namespace C2R.V1 {
       if (kindCase_ == KindOneofCase.Done) hash ^= Done.GetHashCode();
       if (kindCase_ == KindOneofCase.Ring) hash ^= Ring.GetHashCode();
       if (kindCase_ == KindOneofCase.Released) hash ^= Released.GetHashCode();
+      if (kindCase_ == KindOneofCase.Results) hash ^= Results.GetHashCode();
       hash ^= (int) kindCase_;
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
@@ -5588,6 +6091,10 @@ namespace C2R.V1 {
         output.WriteRawTag(58);
         output.WriteMessage(Released);
       }
+      if (kindCase_ == KindOneofCase.Results) {
+        output.WriteRawTag(66);
+        output.WriteMessage(Results);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -5626,6 +6133,10 @@ namespace C2R.V1 {
         output.WriteRawTag(58);
         output.WriteMessage(Released);
       }
+      if (kindCase_ == KindOneofCase.Results) {
+        output.WriteRawTag(66);
+        output.WriteMessage(Results);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -5656,6 +6167,9 @@ namespace C2R.V1 {
       }
       if (kindCase_ == KindOneofCase.Released) {
         size += 1 + pb::CodedOutputStream.ComputeMessageSize(Released);
+      }
+      if (kindCase_ == KindOneofCase.Results) {
+        size += 1 + pb::CodedOutputStream.ComputeMessageSize(Results);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -5711,6 +6225,12 @@ namespace C2R.V1 {
             Released = new global::C2R.V1.SlotsReleased();
           }
           Released.MergeFrom(other.Released);
+          break;
+        case KindOneofCase.Results:
+          if (Results == null) {
+            Results = new global::C2R.V1.ResultBatch();
+          }
+          Results.MergeFrom(other.Results);
           break;
       }
 
@@ -5792,6 +6312,15 @@ namespace C2R.V1 {
             Released = subBuilder;
             break;
           }
+          case 66: {
+            global::C2R.V1.ResultBatch subBuilder = new global::C2R.V1.ResultBatch();
+            if (kindCase_ == KindOneofCase.Results) {
+              subBuilder.MergeFrom(Results);
+            }
+            input.ReadMessage(subBuilder);
+            Results = subBuilder;
+            break;
+          }
         }
       }
     #endif
@@ -5870,6 +6399,15 @@ namespace C2R.V1 {
             Released = subBuilder;
             break;
           }
+          case 66: {
+            global::C2R.V1.ResultBatch subBuilder = new global::C2R.V1.ResultBatch();
+            if (kindCase_ == KindOneofCase.Results) {
+              subBuilder.MergeFrom(Results);
+            }
+            input.ReadMessage(subBuilder);
+            Results = subBuilder;
+            break;
+          }
         }
       }
     }
@@ -5891,7 +6429,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[15]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[17]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -6154,7 +6692,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[16]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[18]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -6454,7 +6992,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[17]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[19]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -6834,7 +7372,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[18]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[20]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -6859,6 +7397,8 @@ namespace C2R.V1 {
       maxWindow_ = other.maxWindow_;
       maxSeed_ = other.maxSeed_;
       maxRingBytes_ = other.maxRingBytes_;
+      maxBatchFrames_ = other.maxBatchFrames_;
+      maxBatchBytes_ = other.maxBatchBytes_;
       _unknownFields = pb::UnknownFieldSet.Clone(other._unknownFields);
     }
 
@@ -6937,6 +7477,36 @@ namespace C2R.V1 {
       }
     }
 
+    /// <summary>Field number for the "max_batch_frames" field.</summary>
+    public const int MaxBatchFramesFieldNumber = 6;
+    private uint maxBatchFrames_;
+    /// <summary>
+    /// since 1.2: frames per FrameBatch / ResultBatch (0: an older daemon, no batches)
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public uint MaxBatchFrames {
+      get { return maxBatchFrames_; }
+      set {
+        maxBatchFrames_ = value;
+      }
+    }
+
+    /// <summary>Field number for the "max_batch_bytes" field.</summary>
+    public const int MaxBatchBytesFieldNumber = 7;
+    private ulong maxBatchBytes_;
+    /// <summary>
+    /// since 1.2: what a batch message stays under (a single frame may be bigger)
+    /// </summary>
+    [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
+    [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
+    public ulong MaxBatchBytes {
+      get { return maxBatchBytes_; }
+      set {
+        maxBatchBytes_ = value;
+      }
+    }
+
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public override bool Equals(object other) {
@@ -6957,6 +7527,8 @@ namespace C2R.V1 {
       if (MaxWindow != other.MaxWindow) return false;
       if (MaxSeed != other.MaxSeed) return false;
       if (MaxRingBytes != other.MaxRingBytes) return false;
+      if (MaxBatchFrames != other.MaxBatchFrames) return false;
+      if (MaxBatchBytes != other.MaxBatchBytes) return false;
       return Equals(_unknownFields, other._unknownFields);
     }
 
@@ -6969,6 +7541,8 @@ namespace C2R.V1 {
       if (MaxWindow != 0) hash ^= MaxWindow.GetHashCode();
       if (MaxSeed != 0UL) hash ^= MaxSeed.GetHashCode();
       if (MaxRingBytes != 0UL) hash ^= MaxRingBytes.GetHashCode();
+      if (MaxBatchFrames != 0) hash ^= MaxBatchFrames.GetHashCode();
+      if (MaxBatchBytes != 0UL) hash ^= MaxBatchBytes.GetHashCode();
       if (_unknownFields != null) {
         hash ^= _unknownFields.GetHashCode();
       }
@@ -7007,6 +7581,14 @@ namespace C2R.V1 {
         output.WriteRawTag(40);
         output.WriteUInt64(MaxRingBytes);
       }
+      if (MaxBatchFrames != 0) {
+        output.WriteRawTag(48);
+        output.WriteUInt32(MaxBatchFrames);
+      }
+      if (MaxBatchBytes != 0UL) {
+        output.WriteRawTag(56);
+        output.WriteUInt64(MaxBatchBytes);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(output);
       }
@@ -7037,6 +7619,14 @@ namespace C2R.V1 {
         output.WriteRawTag(40);
         output.WriteUInt64(MaxRingBytes);
       }
+      if (MaxBatchFrames != 0) {
+        output.WriteRawTag(48);
+        output.WriteUInt32(MaxBatchFrames);
+      }
+      if (MaxBatchBytes != 0UL) {
+        output.WriteRawTag(56);
+        output.WriteUInt64(MaxBatchBytes);
+      }
       if (_unknownFields != null) {
         _unknownFields.WriteTo(ref output);
       }
@@ -7061,6 +7651,12 @@ namespace C2R.V1 {
       }
       if (MaxRingBytes != 0UL) {
         size += 1 + pb::CodedOutputStream.ComputeUInt64Size(MaxRingBytes);
+      }
+      if (MaxBatchFrames != 0) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt32Size(MaxBatchFrames);
+      }
+      if (MaxBatchBytes != 0UL) {
+        size += 1 + pb::CodedOutputStream.ComputeUInt64Size(MaxBatchBytes);
       }
       if (_unknownFields != null) {
         size += _unknownFields.CalculateSize();
@@ -7088,6 +7684,12 @@ namespace C2R.V1 {
       }
       if (other.MaxRingBytes != 0UL) {
         MaxRingBytes = other.MaxRingBytes;
+      }
+      if (other.MaxBatchFrames != 0) {
+        MaxBatchFrames = other.MaxBatchFrames;
+      }
+      if (other.MaxBatchBytes != 0UL) {
+        MaxBatchBytes = other.MaxBatchBytes;
       }
       _unknownFields = pb::UnknownFieldSet.MergeFrom(_unknownFields, other._unknownFields);
     }
@@ -7122,6 +7724,14 @@ namespace C2R.V1 {
           }
           case 40: {
             MaxRingBytes = input.ReadUInt64();
+            break;
+          }
+          case 48: {
+            MaxBatchFrames = input.ReadUInt32();
+            break;
+          }
+          case 56: {
+            MaxBatchBytes = input.ReadUInt64();
             break;
           }
         }
@@ -7159,6 +7769,14 @@ namespace C2R.V1 {
             MaxRingBytes = input.ReadUInt64();
             break;
           }
+          case 48: {
+            MaxBatchFrames = input.ReadUInt32();
+            break;
+          }
+          case 56: {
+            MaxBatchBytes = input.ReadUInt64();
+            break;
+          }
         }
       }
     }
@@ -7180,7 +7798,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[19]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[21]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -7851,7 +8469,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[20]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[22]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -8169,7 +8787,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[21]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[23]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -8947,7 +9565,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[22]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[24]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -9382,7 +10000,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[23]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[25]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -9882,7 +10500,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[24]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[26]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -10071,7 +10689,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[25]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[27]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -10315,7 +10933,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[26]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[28]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
@@ -10467,7 +11085,7 @@ namespace C2R.V1 {
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
     [global::System.CodeDom.Compiler.GeneratedCode("protoc", null)]
     public static pbr::MessageDescriptor Descriptor {
-      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[27]; }
+      get { return global::C2R.V1.Coarse2RealReflection.Descriptor.MessageTypes[29]; }
     }
 
     [global::System.Diagnostics.DebuggerNonUserCodeAttribute]
