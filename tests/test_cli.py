@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from c2r.client import media
+from c2r.client.config import PROTOCOL_MINOR
 from c2r.cli.main import main
 
 FAST = ["--model", "tiny", "--quality", "preview", "--steps", "1", "--window", "5", "--overlap", "1", "--resolution", "native"]
@@ -63,7 +64,7 @@ def test_realify_refuses_depth_of_another_size_before_connecting(daemon, coarse_
 def test_info_prints_versions_and_models(daemon, capsys):
     assert main(["info", "--address", daemon.address] + (["--token", daemon.token] if daemon.token else [])) == 0
     out = capsys.readouterr().out
-    assert "protocol 1.1" in out and "tiny" in out and "preview" in out
+    assert f"protocol 1.{PROTOCOL_MINOR}" in out and "tiny" in out and "preview" in out
 
 
 def test_jobs_submit_watch_and_list(daemon, coarse_clip, capsys):
