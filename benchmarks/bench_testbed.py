@@ -284,20 +284,25 @@ def run_benchmark(mode: str = "quick", seed: int = 0, workdir: Path | None = Non
     return {"budget": budget.__dict__, "facts": facts, "results": results, "samples": samples}
 
 
-def run_rows_preset(budget: Budget, seed: int, samples: dict) -> dict:
+def backend_rows(name: str, backend, config: RealifyConfig, budget: Budget, seed: int, samples: dict) -> dict:
+    """One row: ``backend``'s default stitching over the held-out sequences (mean figures; the first in ``samples``)."""
     dino = standin_dino(seed)
-    backend = ICLoRABackend(tiny_trained.PRESET_NAME)
-    backend.load("cpu")
-    config = RealifyConfig(prompt=PROMPT, steps=budget.sample_steps, guidance=1.0, shift=3.0, window=WINDOW, overlap=OVERLAP,
-                           resolution="native", seed=seed)
     rows = []
     for k in range(budget.sequences):
         clip = render_clip(HELD_OUT_SEEDS + k, budget.sequence_frames)
         out = backend.realify(clip.gbuffers(), config)
-        rows.append(score("tiny-trained preset", clip, out, dino))
+        rows.append(score(name, clip, out, dino))
         if k == 0:
-            samples["tiny-trained preset"] = out
-    return {"tiny-trained preset": {col: float(np.nanmean([r[col] for r in rows])) for col in rows[0]}}
+            samples[name] = out
+    return {name: {col: float(np.nanmean([r[col] for r in rows])) for col in rows[0]}}
+
+
+def run_rows_preset(budget: Budget, seed: int, samples: dict) -> dict:
+    backend = ICLoRABackend(tiny_trained.PRESET_NAME)
+    backend.load("cpu")
+    config = RealifyConfig(prompt=PROMPT, steps=budget.sample_steps, guidance=1.0, shift=3.0, window=WINDOW, overlap=OVERLAP,
+                           resolution="native", seed=seed)
+    return backend_rows("tiny-trained preset", backend, config, budget, seed, samples)
 
 
 # ------------------------------------------------------------------------------ the feature adapter (issue 17)
@@ -314,19 +319,11 @@ def run_rows_adapter(trainer, budget: Budget, seed: int, samples: dict) -> dict:
     """The "feature adapter" row: the C2R backend over the trained adapter's pipeline, on the held-out sequences."""
     from c2r.models.coarse_to_real.backend import C2RBackend
 
-    dino = standin_dino(seed)
     backend = C2RBackend(tiny_trained.C2R_PRESET_NAME)
     backend.pipeline = trainer.pipeline
     config = RealifyConfig(prompt=PROMPT, steps=budget.sample_steps, guidance=1.0, guidance_mode="cfg", shift=3.0,
                            window=WINDOW, overlap=OVERLAP, resolution="native", seed=seed)
-    rows = []
-    for k in range(budget.sequences):
-        clip = render_clip(HELD_OUT_SEEDS + k, budget.sequence_frames)
-        out = backend.realify(clip.gbuffers(), config)
-        rows.append(score("feature adapter", clip, out, dino))
-        if k == 0:
-            samples["feature adapter"] = out
-    return {"feature adapter": {col: float(np.nanmean([r[col] for r in rows])) for col in rows[0]}}
+    return backend_rows("feature adapter", backend, config, budget, seed, samples)
 
 
 COLUMNS = (("psnr", 7, 2), ("err", 7, 2), ("struct_tgt", 11, 4), ("struct_in", 10, 4), ("people", 8, 2), ("flicker", 8, 4),
