@@ -95,19 +95,24 @@ def breakdown(frames: list[FramePlanes], steps: int) -> dict[str, float]:
         results = SharedArrays("r-")
         out = np.zeros((n, *frames[0].color.shape), np.uint8)
 
-        def result_round_trip():
-            shared = results.allocate({"frames": (out.shape, np.uint8)})
-            np.copyto(shared["frames"], out)
+        def result_round_trip(frames=out):
+            shared = results.allocate({"frames": (frames.shape, np.uint8)})
+            np.copyto(shared["frames"], frames)
             parts = pack(WindowResult(1, 1, shared["frames"], 0.0, 0), results)
             results.forget(shared)
             return unpack(parts).frames
+
+        estimates = max(1, steps - 1)  # preview_every 1: an estimate after each step but the last
+        share = out[::estimates]  # what one estimate sends the front end (engine_messages.preview_share)
 
         pieces = {
             "frames in: check + copy into the window buffer + value checks": ingest_ms,
             "window to the engine: RunWindow handle": warm_median_ms(lambda: pack(run, buffers)),
             "results back: shm handle, copied out": warm_median_ms(result_round_trip),
             "results out: RGB8 planes packed": warm_median_ms(lambda: [pack_plane(f) for f in out]),
-            f"previews out: {steps - 1} estimates taking turns, one frame each in all, packed": warm_median_ms(
+            f"previews back: {estimates} estimates' shares (one frame each in all), copied out": estimates * warm_median_ms(
+                lambda: result_round_trip(share)),
+            f"previews out: {estimates} estimates taking turns, one frame each in all, packed": warm_median_ms(
                 lambda: [pack_plane(f) for f in out]),
         }
         store.close()

@@ -257,6 +257,7 @@ def test_previews_never_outnumber_the_results(daemon):
     previews = [r.index for r in results if r.preview]
     assert [r.index for r in results if not r.preview] == list(range(17))
     assert previews and len(previews) == len(set(previews)) <= 17, previews
+    assert set(previews) <= set(range(17)), "a preview names a frame of the clip"
     short = session_config(steps=4, preview_every=1, window=5, overlap=0)  # 2 frames, 3 estimates: one has no turn
     messages, error = collect(daemon.stub().Realify(stream(short, (frame(i) for i in range(2)))))
     assert error is None, error
@@ -268,3 +269,29 @@ def test_png_result_encoding(daemon):
     assert error is None, error
     results = finals(messages)
     assert [r.index for r in results] == [0, 1] and all(r.png.startswith(b"\x89PNG") and not r.color.data for r in results)
+
+
+def test_previews_of_an_overlapping_window_name_the_frames_they_show(daemon):
+    """Window 1 of (9, overlap 1) starts at frame 8 and emits from frame 9: the engine sends the front end only each
+    estimate's share, and both the client's and the relay's previews index the emitted frames from 9 on (the
+    relay once started its window's previews at the window's first frame, one frame early)."""
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.connect(daemon.stub().GetInfo(pb.InfoRequest(protocol_major=1)).preview_address)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    assert sub.poll(10_000) and sub.recv_multipart() == [PREVIEW_WELCOME]
+    config = session_config(steps=4, preview_every=1, window=9, overlap=1)
+    messages, error = collect(daemon.stub().Realify(stream(config, (frame(i) for i in range(17)))))
+    assert error is None, error
+    session_id = messages[0].started.session_id
+    client = [m.result.index for m in messages if m.WhichOneof("kind") == "result" and m.result.preview]
+    relayed = {}
+    while sub.poll(2000 if not relayed else 200):
+        topic, header, _ = sub.recv_multipart()
+        head = json.loads(header)
+        if topic.decode() == session_id and head["preview"]:
+            relayed.setdefault(head["step"], []).append(head["index"])
+    sub.close(0)
+    # the relay sees every estimate whole: per step, window 0's frames 0-8, then window 1's emitted frames 9-16
+    assert relayed and all(sorted(set(v)) == list(range(17)) for v in relayed.values()), relayed
+    # the client sees each estimate's share: the three estimates of window 1 take turns over frames 9-16
+    assert sorted(i for i in client if i >= 9) == list(range(9, 17)), client

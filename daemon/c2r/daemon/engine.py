@@ -38,7 +38,8 @@ from typing import Callable
 import numpy as np
 import zmq
 
-from c2r.daemon.engine_messages import CancelWindow, Fatal, Heartbeat, Hello, Loaded, RunWindow, Stop, WindowError, WindowEvent, WindowResult
+from c2r.daemon.engine_messages import (CancelWindow, Fatal, Heartbeat, Hello, Loaded, RunWindow, Stop, WindowError, WindowEvent,
+                                        WindowResult, preview_share)
 from c2r.daemon.ipc import Mapped, SharedArrays, pack, unpack
 
 log = logging.getLogger("c2r.engine")
@@ -195,9 +196,14 @@ class Engine:
             if event.preview is None:
                 self.send(WindowEvent(pid, rid, event.kind, event.step, event.num_steps))
                 return
-            self.publish(run.session, window.start, event.preview[window.prefix_length :], True, event.step)
-            self.send_frames(lambda preview: WindowEvent(pid, rid, event.kind, event.step, event.num_steps, preview),
-                             event.preview)
+            emitted = event.preview[window.prefix_length : window.length]  # what this window contributes (no padding)
+            self.publish(run.session, window.emit_start, emitted, True, event.step)
+            if request.config.preview_every <= 0:  # no client previews asked for: the step alone
+                self.send(WindowEvent(pid, rid, event.kind, event.step, event.num_steps))
+                return
+            # only the share the client is shown crosses to the front end (the rest would be copied out and dropped)
+            shown = emitted[preview_share(event.step, event.num_steps, request.config.preview_every)]
+            self.send_frames(lambda preview: WindowEvent(pid, rid, event.kind, event.step, event.num_steps, preview), shown)
 
         started, started_at = time.perf_counter(), time.time()
         if self.device.startswith("cuda"):

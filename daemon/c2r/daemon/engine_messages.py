@@ -17,6 +17,14 @@ import numpy as np
 
 from c2r.models.backend import WindowRequest
 
+
+def preview_share(step: int, num_steps: int, every: int) -> slice:
+    """Which of a window's emitted frames the estimate at ``step`` shows: a window's estimates take turns (every E-th
+    frame, E the estimates a window makes), so all its previews together cost what its results cost. The engine
+    sends only this share to the front end; the session maps it back to frame indices."""
+    estimates = max(1, (num_steps - 1) // every) if num_steps > 0 and every > 0 else 1
+    return slice((max(step // max(every, 1), 1) - 1) % estimates, None, estimates)
+
 # ------------------------------------------------------------------ requests (front end -> engine)
 
 
@@ -80,7 +88,8 @@ class WindowEvent:
     kind: str  # "window_started" | "step" | "preview" (ProgressEvent kinds; the engine sends its own window_started)
     step: int = 0
     num_steps: int = 0
-    preview: np.ndarray | None = field(default=None, repr=False)  # (T, H, W, 3) uint8, "preview" only
+    # "preview" only: (N, H, W, 3) uint8, the estimate's share of the window's emitted frames (``preview_share``), not all T
+    preview: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass

@@ -42,18 +42,12 @@ from .scheduler import WindowScheduler
 from .session_config import ResolvedSession
 from .settings import LIMITS
 from .shared_ring import SessionRing
+from .engine_messages import preview_share
 from .window_loop import PROGRESS_KINDS, run_windows
 
 # what the outbox holds: a message, or a function making one (encoded: bytes) when it is about to be written (PNG: off
 # the event loop) | ClientError | None (finished)
 Item = pb.ServerMessage | Callable[[], bytes] | ClientError | None
-
-
-def preview_share(step: int, num_steps: int, every: int) -> slice:
-    """Which frames of the estimate at ``step`` go out: a window's estimates take turns (every E-th frame, E the
-    estimates a window makes), so all its previews together cost what its results cost, one message per frame."""
-    estimates = max(1, (num_steps - 1) // every) if num_steps > 0 and every > 0 else 1
-    return slice((max(step // max(every, 1), 1) - 1) % estimates, None, estimates)
 
 
 def result_batches(frames: list[tuple[int, np.ndarray]], max_frames: int, max_bytes: int) -> list[list[tuple[int, np.ndarray]]]:
@@ -238,9 +232,10 @@ class Session:
             self._progress(window, PROGRESS_KINDS[kind], step=event.get("step", 0), num_steps=event.get("num_steps", 0),
                            queue_position=event.get("position", 0))
         elif kind == "preview" and self.config.preview_every:
-            frames = event["preview"][window.prefix_length :]
             share = preview_share(event.get("step", 0), event.get("num_steps", 0), self.config.preview_every)
-            shown = [(window.emit_start + i, frames[i]) for i in range(len(frames))[share]]
+            indices = range(window.emit_start, window.emit_start + window.length - window.prefix_length)[share]
+            frames = event["preview"]  # the engine sent only this estimate's share (engine_messages.preview_share)
+            shown = list(zip(indices, frames))
             self.outbox.put_preview(window.index, [self._results(batch, preview=True) for batch in self._batched(shown)])
 
     def _progress(self, window: Window, kind: int, returned: int | None = None, **fields) -> None:
