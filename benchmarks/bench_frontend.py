@@ -68,7 +68,7 @@ def demo_clip() -> list[FramePlanes]:
 
 def breakdown(frames: list[FramePlanes], steps: int) -> dict[str, float]:
     """ms per window of the front end's pieces, timed here on the demo's data."""
-    from c2r.daemon.engine_messages import RunWindow, WindowResult
+    from c2r.daemon.engine_messages import RunWindow, WindowResult, preview_share
     from c2r.daemon.frame_check import FrameChecker
     from c2r.daemon.frame_store import FrameStore
     from c2r.daemon.ipc import SharedArrays, pack, unpack
@@ -102,17 +102,16 @@ def breakdown(frames: list[FramePlanes], steps: int) -> dict[str, float]:
             results.forget(shared)
             return unpack(parts).frames
 
-        estimates = max(1, steps - 1)  # preview_every 1: an estimate after each step but the last
-        share = out[::estimates]  # what one estimate sends the front end (engine_messages.preview_share)
+        estimates = range(1, steps)  # preview_every 1: an estimate after each step but the last, each sending its share
 
         pieces = {
             "frames in: check + copy into the window buffer + value checks": ingest_ms,
             "window to the engine: RunWindow handle": warm_median_ms(lambda: pack(run, buffers)),
             "results back: shm handle, copied out": warm_median_ms(result_round_trip),
             "results out: RGB8 planes packed": warm_median_ms(lambda: [pack_plane(f) for f in out]),
-            f"previews back: {estimates} estimates' shares (one frame each in all), copied out": estimates * warm_median_ms(
-                lambda: result_round_trip(share)),
-            f"previews out: {estimates} estimates taking turns, one frame each in all, packed": warm_median_ms(
+            f"previews back: {len(estimates)} estimates' shares (one frame each in all), copied out": sum(
+                warm_median_ms(lambda: result_round_trip(out[preview_share(step, steps, 1)])) for step in estimates),
+            f"previews out: {len(estimates)} estimates taking turns, one frame each in all, packed": warm_median_ms(
                 lambda: [pack_plane(f) for f in out]),
         }
         store.close()

@@ -198,9 +198,6 @@ class Engine:
                 return
             emitted = event.preview[window.prefix_length : window.length]  # what this window contributes (no padding)
             self.publish(run.session, window.emit_start, emitted, True, event.step)
-            if request.config.preview_every <= 0:  # no client previews asked for: the step alone
-                self.send(WindowEvent(pid, rid, event.kind, event.step, event.num_steps))
-                return
             # only the share the client is shown crosses to the front end (the rest would be copied out and dropped)
             shown = emitted[preview_share(event.step, event.num_steps, request.config.preview_every)]
             self.send_frames(lambda preview: WindowEvent(pid, rid, event.kind, event.step, event.num_steps, preview), shown)

@@ -35,6 +35,7 @@ from c2r.client.png import encode_png
 from c2r.models.windows import Window, window_ready
 from c2r.v1 import coarse2real_pb2 as pb
 
+from .engine_messages import preview_share
 from .errors import ClientError, InvalidInput
 from .frame_check import FrameChecker
 from .frame_store import Allocate, FrameStore, numpy_buffers
@@ -42,7 +43,6 @@ from .scheduler import WindowScheduler
 from .session_config import ResolvedSession
 from .settings import LIMITS
 from .shared_ring import SessionRing
-from .engine_messages import preview_share
 from .window_loop import PROGRESS_KINDS, run_windows
 
 # what the outbox holds: a message, or a function making one (encoded: bytes) when it is about to be written (PNG: off
