@@ -295,3 +295,31 @@ def test_previews_of_an_overlapping_window_name_the_frames_they_show(daemon):
     assert relayed and all(sorted(set(v)) == list(range(17)) for v in relayed.values()), relayed
     # the client sees each estimate's share: the three estimates of window 1 take turns over frames 9-16
     assert sorted(i for i in client if i >= 9) == list(range(9, 17)), client
+
+
+GLIBC_X86 = sys.platform == "linux" and __import__("platform").machine() == "x86_64" and __import__("platform").libc_ver()[0] == "glibc"
+
+
+@pytest.mark.skipif(not GLIBC_X86, reason="glibc's x86 copy tunable exists only on Linux x86-64 with glibc")
+def test_the_daemon_runs_with_streaming_copies_under_its_own_pid(daemon):
+    """`c2r serve` restarts itself once with glibc's non-temporal threshold lowered; the pid stays the one launched."""
+    from c2r.daemon.cli_serve import TUNABLE
+
+    for pid in (daemon.proc.pid, daemon.engine_pid()):
+        environ = dict(e.split("=", 1) for e in open(f"/proc/{pid}/environ").read().split("\0") if "=" in e)
+        assert f"{TUNABLE}=0x100000" in environ.get("GLIBC_TUNABLES", "").split(":"), (pid, environ.get("GLIBC_TUNABLES"))
+    assert open(f"/proc/{daemon.proc.pid}/cmdline").read().split("\0")[1:4] == ["-m", "c2r.cli.main", "serve"]
+
+
+def test_streaming_copies_keep_the_users_tunables_and_can_be_turned_off(monkeypatch):
+    from c2r.daemon import cli_serve
+
+    monkeypatch.setattr(cli_serve.sys, "platform", "linux")
+    monkeypatch.setattr(cli_serve.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(cli_serve.platform, "libc_ver", lambda: ("glibc", "2.39"))
+    env = cli_serve.streaming_copies_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "PATH": "/bin"})
+    assert env == {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.cpu.x86_non_temporal_threshold=0x100000", "PATH": "/bin"}
+    assert cli_serve.streaming_copies_env(env) is None  # already set: no second restart
+    assert cli_serve.streaming_copies_env({"C2R_CACHED_COPIES": "1"}) is None
+    monkeypatch.setattr(cli_serve.platform, "libc_ver", lambda: ("", ""))  # musl: the tunable means nothing
+    assert cli_serve.streaming_copies_env({}) is None
