@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import sys
+import time
 
 import grpc
 import numpy as np
@@ -51,6 +53,36 @@ def test_token_is_required_on_every_call(private):
         messages, error = collect(d.stub().Realify(stream(session_config(), [frame(0)]), metadata=metadata))
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert d.stub().GetInfo(pb.InfoRequest(protocol_major=1), metadata=d.metadata).device == "cpu"
+
+
+def _main_thread_wakeups(pid: int) -> int:
+    status = open(f"/proc/{pid}/task/{pid}/status").read()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("voluntary_ctxt_switches")))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc and relies on pidfd_open, both Linux")
+def test_an_idle_front_end_wakes_about_once_a_second_and_still_restarts_a_killed_engine_at_once(tmp_path):
+    """Default --heartbeat-timeout 30: heartbeats every 2 s and a look every 2 s, not 4 wakeups a second; a killed
+    engine is seen through its pidfd, not at the next look."""
+    d = start_daemon(tmp_path)
+    try:
+        engine = d.engine_pid()
+        args = open(f"/proc/{engine}/cmdline").read().split("\0")
+        assert args[args.index("--heartbeat-interval") + 1] == "2", args
+        time.sleep(1)
+        before = _main_thread_wakeups(d.proc.pid)
+        time.sleep(6)
+        woke = _main_thread_wakeups(d.proc.pid) - before
+        assert woke <= 10, f"the idle front end's event loop woke {woke} times in 6 s (a heartbeat and a look every 2 s: ~6)"
+        os.kill(engine, signal.SIGKILL)
+        killed = time.monotonic()
+        while d.engine_pid() == engine:
+            assert time.monotonic() - killed < 1.5, "the killed engine was not replaced within 1.5 s"
+            time.sleep(0.01)
+        assert time.monotonic() - killed < 0.5, f"replaced after {time.monotonic() - killed:.2f} s: the pidfd was not used"
+        assert "exited with code -9" in d.log()
+    finally:
+        d.stop()
 
 
 @pytest.mark.parametrize("sig, logged", [(signal.SIGKILL, "exited with code -9"), (signal.SIGSTOP, "no heartbeat")])

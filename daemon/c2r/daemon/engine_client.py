@@ -1,10 +1,13 @@
 """The front end's side of the engine: spawn it, feed it windows, watch that it lives.
 
-One reader coroutine owns the event socket and routes the running window's events to its
-caller; a watchdog coroutine looks every WATCH_SECONDS (the reader's socket waits without a
-timeout, so an idle front end wakes only for heartbeats and the watch): an engine process
-that exited (crash, SIGKILL) or sent nothing, not even a heartbeat, for
-``heartbeat_timeout`` seconds (hang, SIGSTOP) is killed and a fresh one started. The window that was running is retried once on the new
+One reader thread owns the event socket: it blocks on it, unpacks what arrives (result frames
+are copied out of shared memory there, off the event loop) and hands the loop whatever it
+read in one call, which routes the running window's events to its caller. An engine that exits
+(crash, SIGKILL) is seen at once where the OS can say so (a pidfd on Linux), else within
+WATCH_SECONDS; one that sends nothing, not even a heartbeat, for ``heartbeat_timeout`` seconds
+(hang, SIGSTOP) is found by a watchdog that looks every heartbeat interval (an eighth of the
+timeout, at most 2 s). Either is killed and a fresh one started. So an idle front end wakes
+about once a second: one heartbeat and one look. The window that was running is retried once on the new
 engine; failing again gives up with UNAVAILABLE. The front end itself never goes down.
 """
 
@@ -17,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +34,8 @@ from .ipc import SharedArrays, pack, sweep_stale_segments, unpack
 from .scheduler import WindowScheduler, WindowTask
 
 log = logging.getLogger("c2r.daemon")
-WATCH_SECONDS = 0.5  # how often the watchdog looks: an engine that exited is restarted within this
+WATCH_SECONDS = 0.5  # without a pidfd (macOS, Windows): how often the watchdog looks, so an exited engine restarts within it
+MAX_HEARTBEAT_SECONDS = 2.0
 MAX_START_FAILURES = 3  # engines in a row that die before saying hello: the engine is broken, stop restarting
 ERROR_CODES = {"invalid": InvalidInput, "oom": OutOfGpuMemory, "cancelled": SessionCancelled, "missing": WeightsMissing,
                "unavailable": EngineUnavailable}
@@ -38,6 +43,11 @@ ERROR_CODES = {"invalid": InvalidInput, "oom": OutOfGpuMemory, "cancelled": Sess
 
 class EngineDied(Exception):
     pass
+
+
+def heartbeat_interval(timeout: float) -> float:
+    """How often the engine says it lives: eight heartbeats per ``timeout``, at most every 2 s."""
+    return min(MAX_HEARTBEAT_SECONDS, timeout / 8)
 
 
 class EngineClient:
@@ -54,7 +64,8 @@ class EngineClient:
         self.requests = self.ctx.socket(zmq.PUSH)
         self.requests.setsockopt(zmq.LINGER, 0)
         self.requests_address = f"tcp://127.0.0.1:{self.requests.bind_to_random_port('tcp://127.0.0.1')}"
-        self.events = self.ctx.socket(zmq.PULL)
+        self.events_ctx = zmq.Context()  # a blocking socket, read by the reader thread only
+        self.events = self.events_ctx.socket(zmq.PULL)
         self.events.setsockopt(zmq.LINGER, 0)
         self.events_address = f"tcp://127.0.0.1:{self.events.bind_to_random_port('tcp://127.0.0.1')}"
         self.proc: subprocess.Popen | None = None
@@ -66,14 +77,20 @@ class EngineClient:
         self._last_seen = 0.0
         self._rids = itertools.count(1)
         self._current: tuple[int, WindowTask, asyncio.Queue] | None = None
-        self._tasks: list[asyncio.Task] = []  # the event reader and the watchdog
+        self._tasks: list[asyncio.Task] = []  # the watchdog
+        self._reader: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pidfd: int | None = None  # readable when the engine process exits (Linux)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> dict:
         """Spawn the engine and wait for its hello (model loaded); raises RuntimeError if it cannot start."""
+        self._loop = asyncio.get_running_loop()
+        self._reader = threading.Thread(target=self._read_events, name=f"engine-{self.index}-events", daemon=True)
+        self._reader.start()
         self._spawn()
-        self._tasks = [asyncio.create_task(self._read_events()), asyncio.create_task(self._watch())]
+        self._tasks = [asyncio.create_task(self._watch())]
         ready = asyncio.create_task(self.ready.wait())
         while not ready.done():
             await asyncio.wait([ready], timeout=0.2)
@@ -85,23 +102,53 @@ class EngineClient:
     def _spawn(self) -> None:
         cmd = [sys.executable, "-m", "c2r.daemon.engine", "--requests", self.requests_address, "--events",
                self.events_address, "--preview", self.preview, "--model", self.model, "--device", self.device_wanted,
-               "--parent", str(os.getpid()), "--ranks", str(self.ranks)] + (["--model-path", str(self.model_path)] if self.model_path else [])
+               "--parent", str(os.getpid()), "--ranks", str(self.ranks),
+               "--heartbeat-interval", f"{heartbeat_interval(self.heartbeat_timeout):g}"] + (["--model-path", str(self.model_path)] if self.model_path else [])
         env = dict(os.environ)
         if self.visible_gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.visible_gpu  # the engine sees its one GPU as cuda:0
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env)
         self._spawned_at = self._last_seen = time.monotonic()
         self.ready.clear()
+        self._watch_exit()
         (self.state_dir / f"engine-{self.index}.pid").write_text(f"{self.proc.pid}\n")
         log.info("engine %d process started (pid %d)", self.index, self.proc.pid)
 
+    def _watch_exit(self) -> None:
+        """Be woken the moment the engine process exits (Linux pidfd); elsewhere the watchdog's look finds it."""
+        self._unwatch_exit()
+        if not hasattr(os, "pidfd_open") or self._loop is None:
+            return
+        try:
+            self._pidfd = os.pidfd_open(self.proc.pid)
+        except OSError:  # an old kernel: the watchdog looks every WATCH_SECONDS instead
+            return
+        proc = self.proc
+        self._loop.add_reader(self._pidfd, self._exited, proc)
+
+    def _unwatch_exit(self) -> None:
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    def _exited(self, proc: subprocess.Popen) -> None:
+        self._unwatch_exit()
+        try:
+            if proc is self.proc and (reason := self._failure()):
+                self._recover(reason)
+        except Exception:  # the loop's callback must not raise
+            log.exception("engine %d: restarting the engine failed", self.index)
+
     def _kill(self) -> None:
+        self._unwatch_exit()
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         if self.proc:
             self.proc.wait()
 
     async def stop(self) -> None:
+        self._unwatch_exit()  # the engine exits now on purpose: not a crash to recover from
         for task in self._tasks:
             task.cancel()
         if self.proc and self.proc.poll() is None:
@@ -110,7 +157,12 @@ class EngineClient:
                 await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 5)
             except asyncio.TimeoutError:
                 self._kill()
+        self._unwatch_exit()
         self.ctx.destroy(linger=0)
+        if self._reader is None:  # never started: nobody else closes the socket
+            self.events.close(linger=0)
+        # term() makes the reader thread's recv raise ContextTerminated; it closes its socket, then term() returns
+        await asyncio.to_thread(self.events_ctx.term)
 
     # ------------------------------------------------------------------ watchdog + routing
 
@@ -127,21 +179,46 @@ class EngineClient:
             return f"the engine did not load the model within {self.startup_timeout:g} s"
         return None
 
-    async def _read_events(self) -> None:
+    def _read_events(self) -> None:
+        """The reader thread: block on the socket, unpack everything waiting, hand it to the loop in one call."""
         while True:
+            messages = []
             try:
-                message = unpack(await self.events.recv_multipart(copy=False))
+                parts = self.events.recv_multipart(copy=False)
+                while parts is not None:
+                    try:
+                        messages.append(unpack(parts))
+                    except Exception:  # the reader must outlive any bad message
+                        log.exception("engine %d: cannot read an engine message", self.index)
+                    try:
+                        parts = self.events.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        parts = None
+            except zmq.ContextTerminated:
+                self.events.close(linger=0)
+                return
+            except zmq.ZMQError:
+                log.exception("engine %d: the event socket failed", self.index)
+                return
+            if messages:
+                try:
+                    self._loop.call_soon_threadsafe(self._deliver, messages)
+                except RuntimeError:  # the loop is closed: the daemon is stopping
+                    return
+
+    def _deliver(self, messages: list) -> None:
+        for message in messages:
+            try:
                 if self.proc is not None and message.pid == self.proc.pid:  # else: a replaced engine's
                     self._last_seen = time.monotonic()
                     self._route(message)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the reader must outlive any bad message
+            except Exception:  # one bad message must not stop the rest
                 log.exception("engine %d: error handling an engine message", self.index)
 
     async def _watch(self) -> None:
+        every = WATCH_SECONDS if self._pidfd is None else heartbeat_interval(self.heartbeat_timeout)
         while True:
-            await asyncio.sleep(WATCH_SECONDS)
+            await asyncio.sleep(every)
             try:
                 if reason := self._failure():
                     self._recover(reason)

@@ -91,7 +91,7 @@ class DaemonSettings:
                 "(clients then send 'authorization: Bearer SECRET'), or bind 127.0.0.1"
             )
         if self.heartbeat_timeout <= 1:
-            raise ValueError(f"--heartbeat-timeout {self.heartbeat_timeout}: use more than 1 second (heartbeats come every 0.5 s)")
+            raise ValueError(f"--heartbeat-timeout {self.heartbeat_timeout}: use more than 1 second (the engine sends a heartbeat every eighth of it, at most every 2 s)")
         if self.session_memory_mb < 0:
             raise ValueError(f"--session-memory-mb {self.session_memory_mb}: use 0 or more (0 spills every frame to disk)")
         if self.engines < 0:
