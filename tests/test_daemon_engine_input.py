@@ -76,3 +76,32 @@ def test_a_cancel_and_a_window_sent_mid_window_are_both_dispatched(monkeypatch):
         assert isinstance(outcomes.get(2), WindowResult), "the window queued behind the cancelled one still ran"
     finally:
         ctx.destroy(linger=0)
+
+
+def test_small_frames_cross_as_a_zeromq_frame_and_large_ones_in_shared_memory():
+    """A preview share of a small clip skips the segment's life; a window's result still crosses as a handle."""
+    from types import SimpleNamespace
+
+    from c2r.daemon.ipc import Mapped, SharedArrays
+
+    ctx = zmq.Context()
+    pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    pull.bind("inproc://frames")
+    push.connect("inproc://frames")
+    engine = SimpleNamespace(results=SharedArrays("r-"), events=push)
+    engine.send = lambda message: engine_module.Engine.send(engine, message)
+    try:
+        small = np.arange(96 * 128 * 3, dtype=np.uint8).reshape(1, 96, 128, 3)  # 36 KiB: one preview frame
+        large = np.full((2, 480, 640, 3), 7, np.uint8)  # 1.8 MiB
+        assert small.nbytes < engine_module.INLINE_BYTES <= large.nbytes
+        for frames, through_shm in ((small, False), (large, True)):
+            engine_module.Engine.send_frames(engine, lambda f: WindowResult(1, 2, f, 0.5, 0), frames)
+            mapped = Mapped(copy_out=True)
+            message = unpack(pull.recv_multipart(copy=False), mapped=mapped)
+            assert bool(mapped.segments) == through_shm, (frames.shape, list(mapped.segments))
+            np.testing.assert_array_equal(message.frames, frames)
+            mapped.close()
+        assert not engine.results.segments, "the engine forgets each result segment once sent"
+    finally:
+        engine.results.close()
+        ctx.destroy(linger=0)

@@ -43,6 +43,7 @@ from c2r.daemon.engine_messages import (CancelWindow, Fatal, Heartbeat, Hello, L
 from c2r.daemon.ipc import Mapped, SharedArrays, pack, unpack
 
 log = logging.getLogger("c2r.engine")
+INLINE_BYTES = 256 * 1024  # frames smaller than this cross as a ZeroMQ frame, larger ones in shared memory
 
 
 def heartbeat(ctx: zmq.Context, events: str, interval: float, parent: int) -> None:
@@ -245,7 +246,12 @@ class Engine:
     def send_frames(self, message: Callable[[np.ndarray], object], frames) -> None:
         """Send ``message(frames)`` with the frames (a result, a preview estimate) in a shared-memory segment of their
         own: the message carries its handle, and the front end copies them out and unlinks it (through a socket,
-        a window's frames cost the front end's ZeroMQ thread a read per 8 KiB)."""
+        a window's frames cost the front end's ZeroMQ thread a read per 8 KiB). Frames under INLINE_BYTES (a preview
+        share of a small clip) go as the message's own ZeroMQ frame instead, never pickled: a segment's life (create,
+        map, fault in, unmap, unlink, on both sides) costs more than those few reads."""
+        if frames.nbytes < INLINE_BYTES:
+            self.send(message(np.ascontiguousarray(frames, np.uint8)))
+            return
         shared = self.results.allocate({"frames": (frames.shape, np.uint8)})
         np.copyto(shared["frames"], frames)
         self.events.send_multipart(pack(message(shared["frames"]), self.results))

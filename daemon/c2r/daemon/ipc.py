@@ -3,7 +3,8 @@
 A window is hundreds of MB of frames. Arrays that live in shared memory the sender owns
 (``SharedArrays``: the front end's window buffers, the engine's results) cross as a handle
 (segment name, offset, shape, dtype) and are mapped on the other side: no pixel is pickled,
-copied into a socket or sent twice (the engine sends its results and preview estimates so).
+copied into a socket or sent twice (the engine sends its results and preview estimates so, but
+frames under ``engine.INLINE_BYTES`` out of band, where a segment would cost more than they do).
 Any other array (small: a prefix) goes out of band as its own ZeroMQ frame without a copy;
 only a small header is pickled.
 
