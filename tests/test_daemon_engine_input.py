@@ -92,7 +92,7 @@ def test_small_frames_cross_as_a_zeromq_frame_and_large_ones_in_shared_memory():
     engine.send = lambda message: engine_module.Engine.send(engine, message)
     try:
         small = np.arange(96 * 128 * 3, dtype=np.uint8).reshape(1, 96, 128, 3)  # 36 KiB: one preview frame
-        large = np.full((2, 480, 640, 3), 7, np.uint8)  # 1.8 MiB
+        large = np.full((4, 480, 640, 3), 7, np.uint8)  # 3.5 MiB
         assert small.nbytes < engine_module.INLINE_BYTES <= large.nbytes
         for frames, through_shm in ((small, False), (large, True)):
             engine_module.Engine.send_frames(engine, lambda f: WindowResult(1, 2, f, 0.5, 0), frames)
