@@ -63,8 +63,9 @@ def streaming_copies_env(environ: dict[str, str]) -> dict[str, str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # glibc reads its tunables once, at process start: restart this same command with them (same pid, same argv).
-    if (env := streaming_copies_env(dict(os.environ))) is not None and len(sys.orig_argv) > 1:
+    # glibc reads its tunables once, at process start: restart this same command with them (same pid, same argv),
+    # only when this process was started as `... serve ...` (a program calling main(["serve"]) in-process is not replaced).
+    if (env := streaming_copies_env(dict(os.environ))) is not None and "serve" in sys.orig_argv[1:]:
         sys.stdout.flush()
         sys.stderr.flush()
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
