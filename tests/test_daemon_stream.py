@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 import threading
@@ -297,7 +298,7 @@ def test_previews_of_an_overlapping_window_name_the_frames_they_show(daemon):
     assert sorted(i for i in client if i >= 9) == list(range(9, 17)), client
 
 
-GLIBC_X86 = sys.platform == "linux" and __import__("platform").machine() == "x86_64" and __import__("platform").libc_ver()[0] == "glibc"
+GLIBC_X86 = sys.platform == "linux" and platform.machine() == "x86_64" and platform.libc_ver()[0] == "glibc"
 
 
 @pytest.mark.skipif(not GLIBC_X86, reason="glibc's x86 copy tunable exists only on Linux x86-64 with glibc")

@@ -53,7 +53,7 @@ TUNABLE = "glibc.cpu.x86_non_temporal_threshold"
 def streaming_copies_env(environ: dict[str, str]) -> dict[str, str] | None:
     """The environment to run the daemon with so large copies are streaming (Linux, glibc, x86-64), or None if
     ``environ`` already has it, it does not apply here, or C2R_CACHED_COPIES=1 asks for glibc's default."""
-    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64") or platform.libc_ver()[0] != "glibc":
+    if sys.platform != "linux" or platform.machine() != "x86_64" or platform.libc_ver()[0] != "glibc":
         return None
     tunables = environ.get("GLIBC_TUNABLES", "")
     if TUNABLE in tunables or environ.get("C2R_CACHED_COPIES") == "1":

@@ -123,8 +123,7 @@ class EngineClient:
             self._pidfd = os.pidfd_open(self.proc.pid)
         except OSError:  # an old kernel: the watchdog looks every WATCH_SECONDS instead
             return
-        proc = self.proc
-        self._loop.add_reader(self._pidfd, self._exited, proc)
+        self._loop.add_reader(self._pidfd, self._exited)
 
     def _unwatch_exit(self) -> None:
         if self._pidfd is not None:
@@ -132,10 +131,11 @@ class EngineClient:
             os.close(self._pidfd)
             self._pidfd = None
 
-    def _exited(self, proc: subprocess.Popen) -> None:
+    def _exited(self) -> None:
+        """The watched engine exited (each spawn replaces the watch, so it is always the current one)."""
         self._unwatch_exit()
         try:
-            if proc is self.proc and (reason := self._failure()):
+            if reason := self._failure():
                 self._recover(reason)
         except Exception:  # the loop's callback must not raise
             log.exception("engine %d: restarting the engine failed", self.index)
@@ -157,7 +157,6 @@ class EngineClient:
                 await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 5)
             except asyncio.TimeoutError:
                 self._kill()
-        self._unwatch_exit()
         self.ctx.destroy(linger=0)
         if self._reader is None:  # never started: nobody else closes the socket
             self.events.close(linger=0)
